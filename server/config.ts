@@ -1,0 +1,110 @@
+import path from 'node:path'
+
+/** Everything Herald reads from the environment, parsed once and frozen. */
+export interface Config {
+  port: number
+  host: string
+  databaseUrl: string | undefined
+  dataDir: string
+  jwtSecret: string | undefined
+  jwtPublicKey: string | undefined
+  jwtPrivateKey: string | undefined
+  apiKey: string | undefined
+  adminPassword: string | undefined
+  mqttPort: number | undefined
+  logLevel: LogLevel
+  shutdownTimeoutMs: number
+  maxInflightPerDevice: number
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+// Defaults, each with its reason.
+export const DEFAULT_PORT = 8080
+export const DEFAULT_DATA_DIR = './data'
+// Long enough that a stuck write cannot keep a deploy waiting, short enough for orchestrators' grace periods (30 s).
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
+// Unacknowledged QoS 1 PUBLISHes per device: enough to fill a mobile link, far below MQTT's 65,535 message ids.
+export const DEFAULT_MAX_INFLIGHT_PER_DEVICE = 100
+// An HS256 secret shorter than this is guessable offline from one token.
+const MIN_JWT_SECRET_LENGTH = 32
+const MIN_API_KEY_LENGTH = 32
+const MIN_ADMIN_PASSWORD_LENGTH = 12
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+/** Parses the environment; reports every problem at once, each with the variable's name. */
+export function parseConfig (env: Env): Readonly<Config> {
+  const problems: string[] = []
+  const text = (name: string): string | undefined => {
+    const value = env[name]
+    return value === undefined || value.trim() === '' ? undefined : value
+  }
+  const int = (name: string, fallback: number | undefined, min: number, max: number): number | undefined => {
+    const raw = text(name)
+    if (raw === undefined) return fallback
+    const value = Number(raw)
+    if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: must be a whole number from ${min} to ${max}`)
+      return fallback
+    }
+    return value
+  }
+  const minLength = (name: string, min: number): string | undefined => {
+    const value = text(name)
+    if (value !== undefined && value.length < min) problems.push(`${name}: must be at least ${min} characters long`)
+    return value
+  }
+  const pem = (name: string): string | undefined => {
+    // a PEM passed through an env file often has its newlines escaped
+    const value = text(name)?.replace(/\\n/g, '\n')
+    if (value !== undefined && !/-----BEGIN [A-Z ]+-----/.test(value)) problems.push(`${name}: must be a PEM key (-----BEGIN …-----)`)
+    return value
+  }
+
+  const databaseUrl = text('DATABASE_URL')
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL')
+  }
+  const logLevel = (text('LOG_LEVEL') ?? 'info') as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be one of ${LOG_LEVELS.join(', ')}`)
+
+  const jwtSecret = minLength('JWT_SECRET', MIN_JWT_SECRET_LENGTH)
+  const jwtPublicKey = pem('JWT_PUBLIC_KEY')
+  const jwtPrivateKey = pem('JWT_PRIVATE_KEY')
+  if (jwtSecret !== undefined && jwtPublicKey !== undefined) {
+    problems.push('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both (device tokens are verified with exactly one algorithm family)')
+  }
+  if (jwtPrivateKey !== undefined && jwtPublicKey === undefined) {
+    problems.push('JWT_PRIVATE_KEY: needs JWT_PUBLIC_KEY, the key devices\' tokens are verified with')
+  }
+
+  const port = int('PORT', DEFAULT_PORT, 0, 65535)!
+  const mqttPort = int('MQTT_PORT', undefined, 0, 65535)
+  if (mqttPort !== undefined && mqttPort !== 0 && mqttPort === port) problems.push(`MQTT_PORT: must differ from PORT (${port})`)
+
+  const config: Config = {
+    port,
+    host: text('HOST') ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: path.resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
+    jwtSecret,
+    jwtPublicKey,
+    jwtPrivateKey,
+    apiKey: minLength('API_KEY', MIN_API_KEY_LENGTH),
+    adminPassword: minLength('ADMIN_PASSWORD', MIN_ADMIN_PASSWORD_LENGTH),
+    mqttPort,
+    logLevel,
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 600_000)!,
+    maxInflightPerDevice: int('MAX_INFLIGHT_PER_DEVICE', DEFAULT_MAX_INFLIGHT_PER_DEVICE, 1, 1000)!
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return Object.freeze(config)
+}

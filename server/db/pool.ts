@@ -1,0 +1,58 @@
+import pg from 'pg'
+
+// bigint columns (seq) come back as strings by default; ours stay far below 2^53
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
+
+/** Longest any single query may take; Herald's slowest take well under a second. Migrations are exempt. */
+export const QUERY_TIMEOUT_MS = 5_000
+
+export interface PoolOptions {
+  connectionString: string
+  max?: number
+  applicationName?: string
+}
+
+export function createPool ({ connectionString, max = 10, applicationName = 'herald' }: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    application_name: applicationName,
+    // fail fast while the database is down, so sends answer 503 instead of hanging
+    connectionTimeoutMillis: 5_000,
+    // a connection whose network path died answers nothing, ever: give up on it instead of
+    // holding a send until TCP notices (minutes); callers then destroy that connection
+    query_timeout: QUERY_TIMEOUT_MS,
+    idleTimeoutMillis: 30_000
+  })
+  // an idle client losing its connection (database restart) must not crash the process
+  pool.on('error', () => {})
+  return pool
+}
+
+export type { Pool, PoolClient } from 'pg'
+
+/**
+ * Runs `work` in a transaction on one connection. On any failure the connection is destroyed,
+ * not returned to the pool: after a timeout its state is unknown.
+ */
+export async function inTransaction<T> (pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let failed: Error | undefined
+  try {
+    await client.query('begin')
+    const result = await work(client)
+    await client.query('commit')
+    return result
+  } catch (err) {
+    failed = err as Error
+    // the server answered with an error: roll back and keep the connection. Otherwise (timeout,
+    // broken connection) a rollback would wait just as long; destroying the connection ends the transaction.
+    if ((err as { code?: unknown }).code !== undefined && typeof (err as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)) {
+      await client.query('rollback').catch(() => {})
+      failed = undefined
+    }
+    throw err
+  } finally {
+    client.release(failed)
+  }
+}
