@@ -1,0 +1,221 @@
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net'
+import type { Server as HttpServer, IncomingMessage } from 'node:http'
+import { Aedes, type Client } from 'aedes'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Logger } from '../log.js'
+import { createHooks, grantedSubscription, identityOf, type HookDeps } from './hooks.js'
+import { BROADCAST_PREFIX } from '../ids.js'
+
+/** A WebSocket frame larger than this closes the connection: no MQTT packet of ours comes near it. */
+export const MAX_WS_FRAME_BYTES = 64 * 1024
+/**
+ * An inbound MQTT packet announcing more than this closes the connection as soon as its header
+ * arrives. MQTT 3.1.1 allows 256 MB and aedes buffers a packet whole, so without it one client
+ * (even before CONNECT, in frames under MAX_WS_FRAME_BYTES or over TCP) holds that much memory.
+ * A device sends CONNECT (its token), SUBSCRIBE and receipts of at most 1 KiB.
+ */
+export const MAX_MQTT_PACKET_BYTES = 64 * 1024
+// aedes' default (23) is MQTT 3.1's; device ids chosen by apps are often UUIDs with a prefix.
+const MAX_CLIENT_ID_LENGTH = 128
+// One stuck device must not hold delivery slots for a minute (aedes' default).
+const DRAIN_TIMEOUT_MS = 10_000
+const CONNECT_TIMEOUT_MS = 10_000
+// Keep-alive above this is refused (CONNACK 6 is MQTT 5; 3.1.1 clients are closed): 20 minutes.
+const KEEPALIVE_LIMIT_S = 1_200
+
+export interface BrokerDeps extends HookDeps {
+  persistence: unknown
+  onReady: (client: Client, userId: string) => void
+  onGone: (client: Client) => void
+}
+
+/**
+ * The embedded MQTT broker: aedes with Herald's hooks and Postgres persistence, served over
+ * WebSocket at /mqtt (and optionally plain TCP).
+ */
+export class Broker {
+  readonly aedes: Aedes
+  private wss: WebSocketServer | undefined
+  private tcp: TcpServer | undefined
+  private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>()
+  /** online clients' broadcast subscriptions, for fan-out to clean sessions (persistent ones are in the persistence) */
+  private readonly broadcastSubscribers = new Map<string, Set<string>>()
+  /** the same index by device: aedes empties client.subscriptions before clientDisconnect */
+  private readonly indexedTopics = new Map<string, Set<string>>()
+  private listening = false
+
+  constructor (private readonly deps: BrokerDeps, private readonly log: Logger) {
+    storeOnlyGrantedSubscriptions(deps.persistence)
+    this.aedes = new Aedes({
+      persistence: deps.persistence,
+      maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+      drainTimeout: DRAIN_TIMEOUT_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepaliveLimit: KEEPALIVE_LIMIT_S,
+      maxTopicLevels: 8,
+      ...createHooks(deps)
+    })
+    const a = this.aedes
+    // without a listener, an error inside aedes would end the process
+    ;(a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
+    a.on('clientError', (client, err) => log.debug({ deviceId: client.id, err: err.message }, 'device connection error'))
+    a.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection refused before CONNECT completed'))
+    a.on('clientReady', client => this.ready(client))
+    a.on('clientDisconnect', client => this.gone(client))
+    a.on('subscribe', (subs, client) => {
+      // the event lists refused topics too, with QoS 128
+      for (const s of subs) if (s.topic.startsWith(BROADCAST_PREFIX) && (s.qos as number) !== 128) this.indexSubscription(s.topic, client.id, true)
+    })
+    a.on('unsubscribe', (topics, client) => {
+      for (const t of topics) this.indexSubscription(t, client.id, false)
+    })
+  }
+
+  async start (): Promise<void> {
+    await this.aedes.listen()
+  }
+
+  /** Serves MQTT over WebSocket on `server` at /mqtt. */
+  attachWebSocket (server: HttpServer): void {
+    this.wss = new WebSocketServer({
+      server,
+      path: '/mqtt',
+      maxPayload: MAX_WS_FRAME_BYTES,
+      // mqtt.js offers "mqtt"; accept it, or no subprotocol for simple clients
+      handleProtocols: protocols => protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false
+    })
+    this.wss.on('connection', (ws, req: IncomingMessage) => {
+      const stream = createWebSocketStream(ws)
+      stream.on('error', err => this.log.debug({ err: err.message }, 'websocket stream error'))
+      limitPacketSize(this.aedes.handle(stream, req))
+    })
+    this.wss.on('error', err => this.log.error({ err }, 'websocket server error'))
+    this.listening = true
+  }
+
+  async listenTcp (port: number, host: string): Promise<number> {
+    this.tcp = createTcpServer(socket => limitPacketSize(this.aedes.handle(socket)))
+    await new Promise<void>((resolve, reject) => {
+      this.tcp!.once('error', reject)
+      this.tcp!.listen(port, host, () => resolve())
+    })
+    const address = this.tcp.address()
+    return typeof address === 'object' && address ? address.port : port
+  }
+
+  get isListening (): boolean {
+    return this.listening && !this.aedes.closed
+  }
+
+  get connectedCount (): number {
+    return Object.keys(clientsOf(this.aedes)).length
+  }
+
+  /** Online devices subscribed to `topic` right now (any QoS, any session kind). */
+  onlineSubscribers (topic: string): string[] {
+    return [...(this.broadcastSubscribers.get(topic) ?? [])]
+  }
+
+  /** Stops accepting connections and closes every device connection. */
+  async close (): Promise<void> {
+    this.listening = false
+    await new Promise<void>(resolve => this.tcp ? this.tcp.close(() => resolve()) : resolve())
+    for (const ws of this.wss?.clients ?? []) ws.terminate()
+    await new Promise<void>(resolve => this.wss ? this.wss.close(() => resolve()) : resolve())
+    await new Promise<void>(resolve => this.aedes.close(() => resolve()))
+  }
+
+  private ready (client: Client): void {
+    // aedes reads the session after CONNACK and only then says "ready": a device that left in
+    // between has already had its clientDisconnect, and must not get a channel now
+    if ((client as unknown as { closed: boolean }).closed || clientsOf(this.aedes)[client.id] !== client) return
+    const identity = identityOf(client)
+    if (!identity) {
+      client.close()
+      return
+    }
+    // aedes checks the token at CONNECT only; the connection ends when the token does
+    const remaining = identity.expiresAt - Date.now()
+    const timer = setTimeout(() => {
+      this.log.info({ deviceId: client.id, userId: identity.userId }, 'device token expired; disconnecting')
+      client.close()
+    }, Math.max(0, Math.min(remaining, 2 ** 31 - 1)))
+    timer.unref()
+    this.expiryTimers.set(client, timer)
+    for (const topic of Object.keys(subscriptionsOf(client))) {
+      if (topic.startsWith(BROADCAST_PREFIX)) this.indexSubscription(topic, client.id, true)
+    }
+    this.log.debug({ deviceId: client.id, userId: identity.userId, clean: client.clean }, 'device connected')
+    this.deps.onReady(client, identity.userId)
+  }
+
+  private gone (client: Client): void {
+    clearTimeout(this.expiryTimers.get(client))
+    // a takeover by the same id registers the new client before the old one is gone
+    const successor = clientsOf(this.aedes)[client.id]
+    const kept = successor && successor !== client ? subscriptionsOf(successor) : {}
+    for (const topic of [...(this.indexedTopics.get(client.id) ?? [])]) {
+      if (!(topic in kept)) this.indexSubscription(topic, client.id, false)
+    }
+    this.deps.onGone(client)
+  }
+
+  private indexSubscription (topic: string, deviceId: string, add: boolean): void {
+    let set = this.broadcastSubscribers.get(topic)
+    let topics = this.indexedTopics.get(deviceId)
+    if (add) {
+      if (!set) this.broadcastSubscribers.set(topic, set = new Set())
+      set.add(deviceId)
+      if (!topics) this.indexedTopics.set(deviceId, topics = new Set())
+      topics.add(topic)
+    } else {
+      if (set) {
+        set.delete(deviceId)
+        if (set.size === 0) this.broadcastSubscribers.delete(topic)
+      }
+      if (topics) {
+        topics.delete(topic)
+        if (topics.size === 0) this.indexedTopics.delete(deviceId)
+      }
+    }
+  }
+}
+
+/**
+ * aedes 1.2 hands the persistence every subscription of a SUBSCRIBE packet once one of them is
+ * allowed, refused ones included and at the requested QoS. Topic fan-out reads the stored
+ * subscriptions, so a refused `topics/#` or `#` in a persistent session would receive every
+ * broadcast: store only what authorizeSubscribe grants.
+ */
+function storeOnlyGrantedSubscriptions (persistence: unknown): void {
+  const p = persistence as { addSubscriptions?: (client: Client, subs: Array<{ topic: string, qos: number }>) => Promise<void> }
+  const add = p.addSubscriptions?.bind(p)
+  if (!add) return
+  p.addSubscriptions = (client, subs) => add(client, subs.flatMap(sub => grantedSubscription(client, sub) ?? []))
+}
+
+/** Refuses an inbound packet whose fixed header announces more than MAX_MQTT_PACKET_BYTES. */
+function limitPacketSize (client: Client): void {
+  // mqtt-packet's parser has no size limit for MQTT 3.1.1: check the length once it is parsed
+  const parser = (client as unknown as { _parser?: MqttParser })._parser
+  if (!parser || typeof parser._parseLength !== 'function') return
+  const parseLength = parser._parseLength
+  parser._parseLength = function (this: MqttParser): boolean {
+    const done = parseLength.call(this)
+    if (done && this.packet.length > MAX_MQTT_PACKET_BYTES) {
+      this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the limit of ${MAX_MQTT_PACKET_BYTES}`))
+      return false
+    }
+    return done
+  }
+}
+
+interface MqttParser {
+  packet: { length: number }
+  _parseLength: () => boolean
+  _emitError: (err: Error) => void
+}
+
+// aedes keeps these on its objects but leaves them out of its type declarations
+const clientsOf = (aedes: Aedes): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> }).clients
+const subscriptionsOf = (client: Client): Record<string, unknown> => (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions

@@ -1,0 +1,143 @@
+import type { AedesOptions, Client } from 'aedes'
+import type { DeviceTokens } from '../auth/deviceTokens.js'
+import { TokenError } from '../auth/deviceTokens.js'
+import { BROADCAST_PREFIX, MAX_ID_LENGTH, inboxTopic, isValidTopicName, receiptsTopic } from '../ids.js'
+import type { Logger } from '../log.js'
+import type { ReceiptEvent } from '../store/deliveries.js'
+
+// CONNACK return codes, MQTT 3.1.1 §3.2.2.3
+const IDENTIFIER_REJECTED = 2
+const SERVER_UNAVAILABLE = 3
+const BAD_USERNAME_OR_PASSWORD = 4
+const NOT_AUTHORIZED = 5
+
+/** What Herald remembers about an authenticated connection. */
+export interface DeviceIdentity {
+  userId: string
+  /** token expiry, ms since the epoch */
+  expiresAt: number
+}
+
+const identities = new WeakMap<Client, DeviceIdentity>()
+export const identityOf = (client: Client): DeviceIdentity | undefined => identities.get(client)
+
+export interface HookDeps {
+  tokens: DeviceTokens
+  log: Logger
+  /** records the device as connected for this user; false when the id belongs to another user */
+  claimDevice: (deviceId: string, userId: string, persistent: boolean) => Promise<{ ok: boolean }>
+  recordReceipt: (receipt: { messageId: string, deviceId: string, event: ReceiptEvent }) => Promise<void>
+  onAuthFailure?: (reason: string) => void
+}
+
+function refuse (returnCode: number, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode })
+}
+
+const RECEIPT_EVENTS = new Set<string>(['displayed', 'opened', 'dismissed'])
+
+/**
+ * The broker's access rules. aedes allows everything by default, so every hook is set:
+ * a device proves its user with a JWT, subscribes only to its inbox and to broadcast
+ * topics, and publishes only receipts.
+ */
+export function createHooks (deps: HookDeps): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward'> {
+  const { tokens, log } = deps
+  const fail = (reason: string): void => deps.onAuthFailure?.(reason)
+
+  return {
+    authenticate (client, _username, password, done) {
+      // username is ignored: the token says who the device belongs to
+      if (client.id.length > MAX_ID_LENGTH) {
+        fail('client-id-too-long')
+        return done(refuse(IDENTIFIER_REJECTED, `client id longer than ${MAX_ID_LENGTH} characters`), false)
+      }
+      if (!password || password.length === 0) {
+        fail('no-token')
+        return done(refuse(BAD_USERNAME_OR_PASSWORD, 'password must be a device token'), false)
+      }
+      let claims
+      try {
+        claims = tokens.verify(password.toString('utf8'))
+      } catch (err) {
+        const reason = err instanceof TokenError ? err.reason : 'malformed'
+        fail(reason)
+        log.info({ deviceId: client.id, reason }, 'device token refused')
+        return done(refuse(BAD_USERNAME_OR_PASSWORD, (err as Error).message), false)
+      }
+      deps.claimDevice(client.id, claims.sub, !client.clean).then(result => {
+        if (!result.ok) {
+          fail('device-owned-by-another-user')
+          log.warn({ deviceId: client.id, userId: claims.sub }, 'device id belongs to another user; refused')
+          return done(refuse(NOT_AUTHORIZED, 'this client id belongs to another user'), false)
+        }
+        identities.set(client, { userId: claims.sub, expiresAt: claims.exp * 1000 })
+        done(null, true)
+      }, err => {
+        fail('database-unavailable')
+        log.error({ err, deviceId: client.id }, 'device registry unavailable')
+        done(refuse(SERVER_UNAVAILABLE, 'server unavailable'), false)
+      })
+    },
+
+    authorizeSubscribe (client, sub, done) {
+      const granted = grantedSubscription(client, sub)
+      if (!granted) {
+        log.info({ deviceId: client.id, userId: identities.get(client)?.userId, topic: sub.topic }, 'subscription refused')
+        return done(null, null) // SUBACK 0x80 for this topic, the others stand
+      }
+      done(null, granted)
+    },
+
+    authorizePublish (client, packet, done) {
+      const identity = client ? identities.get(client) : undefined
+      if (!client || !identity || packet.topic !== receiptsTopic(identity.userId)) {
+        log.info({ deviceId: client?.id, topic: packet.topic }, 'publish refused; disconnecting')
+        return done(new Error(`devices may only publish to ${identity ? receiptsTopic(identity.userId) : 'their receipts topic'}`))
+      }
+      const receipt = parseReceipt(packet.payload)
+      if (!receipt) {
+        // a malformed receipt is the app's bug: acknowledge and drop it rather than cut the push channel
+        log.warn({ deviceId: client.id, userId: identity.userId }, 'malformed receipt ignored; expected {"id": "...", "event": "displayed" | "opened" | "dismissed"}')
+        return done(null)
+      }
+      // nothing a device publishes is kept for later subscribers
+      packet.retain = false
+      // the PUBACK goes out once the receipt is committed
+      deps.recordReceipt({ ...receipt, deviceId: client.id }).then(() => done(null), err => done(err))
+    },
+
+    authorizeForward (client, packet) {
+      // Herald writes pushes itself (delivery/engine.ts); the broker forwards nothing but what a
+      // device may see anyway: its own inbox and broadcast topics.
+      const identity = identities.get(client)
+      if (!identity) return null
+      return packet.topic === inboxTopic(identity.userId) || packet.topic.startsWith(BROADCAST_PREFIX) ? packet : null
+    }
+  }
+}
+
+/**
+ * What a device may subscribe to: its own inbox and broadcast topics, at most at QoS 1 (Herald
+ * sends pushes at QoS 1; QoS 2 would cost a round trip more for nothing). null when refused.
+ */
+export function grantedSubscription<S extends { topic: string, qos: number }> (client: Client, sub: S): S | null {
+  const identity = identities.get(client)
+  const topic = sub.topic
+  const allowed = identity !== undefined && (
+    topic === inboxTopic(identity.userId) ||
+    (topic.startsWith(BROADCAST_PREFIX) && isValidTopicName(topic.slice(BROADCAST_PREFIX.length))))
+  return allowed ? { ...sub, qos: Math.min(sub.qos, 1) } : null
+}
+
+function parseReceipt (payload: Buffer | string): { messageId: string, event: ReceiptEvent } | undefined {
+  if (payload.length > 1024) return undefined
+  try {
+    const value = JSON.parse(payload.toString()) as { id?: unknown, event?: unknown }
+    if (typeof value?.id !== 'string' || !/^[0-9a-f-]{36}$/i.test(value.id)) return undefined
+    if (typeof value.event !== 'string' || !RECEIPT_EVENTS.has(value.event)) return undefined
+    return { messageId: value.id.toLowerCase(), event: value.event as ReceiptEvent }
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,231 @@
+// The parts of PgPersistence that know nothing about SQL: the shapes aedes hands over, the untyped
+// CommonJS helpers it shares with the memory store (qlobber, aedes-packet, broadcastPersistence),
+// how a packet becomes a row and back, and the orderings the store must keep on a connection pool.
+import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
+
+const require = createRequire(import.meta.url)
+
+const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
+
+export interface ClientRef { readonly id: string }
+export interface BrokerRef { id: string }
+
+export interface Subscription {
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+  subscriptionIdentifier?: number
+}
+
+export interface IndexedSubscription {
+  clientId: string
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+}
+
+export interface SubscriptionIndex {
+  subscriptionsCount: number
+  add: (topic: string, sub: IndexedSubscription) => void
+  remove: (topic: string, sub: { clientId: string, topic: string }) => void
+  match: (topic: string) => IndexedSubscription[]
+  clear: () => void
+}
+
+export interface TopicMatcher {
+  add: (pattern: string) => void
+  test: (topic: string) => boolean
+}
+
+export interface SubscriptionBroadcast {
+  brokerSubscribe: () => Promise<void>
+  brokerUnsubscribe: () => Promise<void>
+  addedSubscriptions: (client: ClientRef, subs: Subscription[]) => Promise<unknown>
+  removedSubscriptions: (client: ClientRef, topics: string[]) => Promise<unknown>
+}
+
+// qlobber and broadcastPersistence ship no types; these are the parts of them we use
+const QlobberSub: new (options: typeof QLOBBER_OPTIONS) => SubscriptionIndex = require('qlobber/aedes/qlobber-sub')
+const { QlobberTrue }: { QlobberTrue: new (options: typeof QLOBBER_OPTIONS) => TopicMatcher } = require('qlobber')
+const BroadcastPersistence: new (broker: BrokerRef, index: SubscriptionIndex) => SubscriptionBroadcast =
+  require('aedes-persistence/broadcastPersistence.js')
+
+/** The trie the memory store and aedes-persistence-redis match subscriptions with. */
+export function newSubscriptionIndex (): SubscriptionIndex {
+  return new QlobberSub(QLOBBER_OPTIONS)
+}
+
+export function newTopicMatcher (pattern: string): TopicMatcher {
+  const matcher = new QlobberTrue(QLOBBER_OPTIONS)
+  matcher.add(pattern)
+  return matcher
+}
+
+export function newSubscriptionBroadcast (broker: BrokerRef, index: SubscriptionIndex): SubscriptionBroadcast {
+  return new BroadcastPersistence(broker, index)
+}
+
+/** A packet as aedes hands it over: MQTT fields plus aedes' brokerId/brokerCounter, or anything else. */
+export interface MqttPacket {
+  cmd?: string
+  topic?: string
+  payload?: Buffer | Uint8Array | string
+  qos?: number
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+  [field: string]: unknown
+}
+
+type PacketConstructor = new (original: object, broker?: { id: string, counter: number }) => MqttPacket
+
+/**
+ * aedes' packet wrapper (aedes-packet), reached through aedes-persistence, which is our dependency.
+ * The memory store wraps outgoing and incoming packets in it; we rebuild the same shape on read.
+ */
+export const Packet: PacketConstructor = require('aedes-persistence').Packet
+
+/** The columns a packet is stored in: every field but the payload as JSON, the payload as bytes. */
+export interface PacketColumns {
+  packet: string
+  payload: Buffer | null
+  payloadIsText: boolean
+}
+
+/** The same columns as they come back from pg (jsonb already parsed, bytea as a Buffer). */
+export interface PacketRow {
+  packet: Record<string, unknown>
+  payload: Buffer | null
+  payload_is_text: boolean
+}
+
+// aedes 1.x speaks MQTT 3.1.1 only, so packet fields are JSON-safe scalars; MQTT 5 `properties`
+// (which may hold Buffers) would need a reviver here.
+export function toColumns (packet: MqttPacket, omit?: string): PacketColumns {
+  const fields: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(packet)) {
+    if (key !== 'payload' && key !== omit) fields[key] = value
+  }
+  const payload = packet.payload
+  return {
+    packet: JSON.stringify(fields),
+    payload: payload == null
+      ? null
+      : typeof payload === 'string'
+        ? Buffer.from(payload, 'utf8')
+        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+    payloadIsText: typeof payload === 'string'
+  }
+}
+
+export function fromRow (row: PacketRow): MqttPacket {
+  const packet: MqttPacket = { ...row.packet }
+  if (row.payload !== null) packet.payload = row.payload_is_text ? row.payload.toString('utf8') : row.payload
+  return packet
+}
+
+export function payloadLength (packet: MqttPacket): number {
+  const payload = packet.payload
+  return payload == null ? 0 : typeof payload === 'string' ? payload.length : payload.byteLength
+}
+
+interface Waiting<T> {
+  item: T
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * Writes queued items in batches, one batch at a time, and settles every caller in push order.
+ * Concurrent round trips on a pool finish in any order; aedes drops a packet whose brokerCounter
+ * is below one the client already saw, so the outgoing queue must complete in call order
+ * (aedes#955). Under load the batch grows while the previous one is in flight, so throughput
+ * does not suffer from the serialisation.
+ */
+export class OrderedBatcher<T> {
+  readonly #write: (items: T[]) => Promise<void>
+  readonly #maxBatch: number
+  #queue: Array<Waiting<T>> = []
+  #draining: Promise<void> | undefined
+  #closed = false
+
+  constructor (write: (items: T[]) => Promise<void>, maxBatch = 256) {
+    this.#write = write
+    this.#maxBatch = maxBatch
+  }
+
+  push (item: T): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('persistence destroyed'))
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject })
+      this.#draining ??= this.#drain()
+    })
+  }
+
+  async #drain (): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch)
+      try {
+        await this.#write(batch.map(waiting => waiting.item))
+        for (const waiting of batch) waiting.resolve()
+      } catch (err) {
+        for (const waiting of batch) waiting.reject(err)
+      }
+    }
+    this.#draining = undefined
+  }
+
+  /** Refuses new items and waits for the queued ones to be written. */
+  async close (): Promise<void> {
+    this.#closed = true
+    await this.#draining
+  }
+}
+
+/**
+ * Runs tasks that share a key one after another, in call order; different keys run concurrently.
+ * A table write and the in-memory change that follows it must not interleave with another write
+ * to the same row, or the index and the table disagree.
+ */
+export class KeyedChain {
+  #tails = new Map<string, Promise<void>>()
+
+  run<R> (key: string, task: () => Promise<R>): Promise<R> {
+    const result = (this.#tails.get(key) ?? Promise.resolve()).then(task)
+    const tail = result.then(noop, noop)
+    this.#tails.set(key, tail)
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+    })
+    return result
+  }
+
+  async idle (): Promise<void> {
+    await Promise.all(this.#tails.values())
+  }
+}
+
+function noop (): void {}
+
+export function withMessageId (packet: MqttPacket, messageId: number | null): MqttPacket {
+  if (messageId !== null) packet.messageId = messageId
+  return packet
+}
+
+/** The topic levels before the first wildcard: every topic the pattern matches starts with it. */
+export function literalPrefix (pattern: string): string {
+  const levels = pattern.split('/')
+  const wildcard = levels.findIndex(level => level === '+' || level === '#')
+  return wildcard === -1 ? pattern : levels.slice(0, wildcard).join('/')
+}
+
+// Queried at call time, like the memory store's snapshot; a failure becomes the stream's error.
+export function streamOf (items: Promise<unknown[]>): Readable {
+  items.catch(() => {})
+  return Readable.from((async function * () { yield * await items })())
+}
