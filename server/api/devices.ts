@@ -1,0 +1,30 @@
+import { Router } from 'express'
+import type { Pool } from '../db/pool.js'
+import { isValidUserId } from '../ids.js'
+import { endDeviceSession, listUserDevices } from '../store/devices.js'
+import { ProblemError } from './problem.js'
+import type { DeliveryEngine } from '../delivery/engine.js'
+
+export function devicesRouter (pool: Pool, engine: DeliveryEngine, endSession?: (deviceId: string) => Promise<void>): Router {
+  const router = Router()
+
+  router.get('/users/:user/devices', async (req, res) => {
+    if (!isValidUserId(req.params.user)) throw new ProblemError('invalid-request', 'user: not a valid user id', { errors: [{ field: 'user', message: 'invalid' }] })
+    const devices = await listUserDevices(pool, req.params.user)
+    res.json(devices.map(d => ({
+      deviceId: d.deviceId, persistent: d.persistent, online: d.online, connectedAt: d.connectedAt, lastSeenAt: d.lastSeenAt, pending: d.pending
+    })))
+  })
+
+  router.delete('/devices/:deviceId', async (req, res) => {
+    const deviceId = req.params.deviceId
+    const result = await endDeviceSession(pool, deviceId)
+    if (!result.found) throw new ProblemError('not-found', `no device with id ${JSON.stringify(deviceId)}`)
+    // the session's subscriptions end with it: a later persistent connect starts a new session
+    await endSession?.(deviceId)
+    const disconnected = engine.closeDevice(deviceId)
+    res.json({ deviceId, revoked: result.revoked, disconnected })
+  })
+
+  return router
+}

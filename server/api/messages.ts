@@ -1,0 +1,240 @@
+import { createHash, randomUUID } from 'node:crypto'
+import { Router, type Request } from 'express'
+import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
+import type { Target } from '../store/accept.js'
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
+import type { LogFilter } from '../store/messages.js'
+import { ProblemError } from './problem.js'
+import { Checker, isPlainObject, rejectUnknown, requireUuid, typeName } from './validate.js'
+import type { MessageService } from '../delivery/messageService.js'
+
+/** 28 days: the default and the longest a message waits for a device. */
+export const MAX_TTL = 2_419_200
+export const MAX_USERS_PER_MESSAGE = 1_000
+/** The JSON a device receives may not exceed this (413 beyond). */
+export const MAX_PAYLOAD_BYTES = 4_096
+const MAX_COLLAPSE_KEY_LENGTH = 128
+const MAX_IDEMPOTENCY_KEY_LENGTH = 255
+const DEFAULT_PAGE = 50
+const MAX_PAGE = 200
+
+const SEND_FIELDS = ['to', 'title', 'body', 'data', 'ttl', 'priority', 'collapseKey'] as const
+
+export interface SendInput {
+  to: Target
+  title: string | null
+  body: string | null
+  data: Record<string, unknown> | null
+  ttl: number
+  priority: 'normal' | 'high'
+  collapseKey: string | null
+}
+
+/** Validates a POST /v1/messages body; every problem is reported at once. */
+export function parseSendBody (body: unknown): SendInput {
+  const check = new Checker()
+  if (!isPlainObject(body)) {
+    check.fail('(body)', `must be a JSON object, got ${typeName(body)}`)
+    check.done()
+  }
+  const b = body as Record<string, unknown>
+  rejectUnknown(check, b, SEND_FIELDS)
+  const to = parseTarget(check, b.to)
+  const text = (field: 'title' | 'body'): string | null => {
+    const value = b[field]
+    if (value === undefined || value === null) return null
+    if (typeof value !== 'string') check.fail(field, `must be a string, got ${typeName(value)}`)
+    return typeof value === 'string' ? value : null
+  }
+  const title = text('title')
+  const bodyText = text('body')
+  let data: Record<string, unknown> | null = null
+  if (b.data !== undefined && b.data !== null) {
+    if (isPlainObject(b.data)) data = b.data
+    else check.fail('data', `must be a JSON object, got ${typeName(b.data)}`)
+  }
+  const malformedContent = ['title', 'body', 'data'].some(f => check.errors.some(e => e.field === f))
+  if (title === null && bodyText === null && data === null && !malformedContent) {
+    check.fail('title', 'a message needs at least one of title, body or data')
+  }
+  let ttl = MAX_TTL
+  if (b.ttl !== undefined) {
+    if (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl)) check.fail('ttl', `must be a whole number of seconds, got ${JSON.stringify(b.ttl)}`)
+    else if (b.ttl < 0 || b.ttl > MAX_TTL) check.fail('ttl', `must be from 0 to ${MAX_TTL} seconds (28 days), got ${b.ttl}`)
+    else ttl = b.ttl
+  }
+  let priority: 'normal' | 'high' = 'normal'
+  if (b.priority !== undefined) {
+    if (b.priority === 'normal' || b.priority === 'high') priority = b.priority
+    else check.fail('priority', `must be "normal" or "high", got ${JSON.stringify(b.priority)}`)
+  }
+  let collapseKey: string | null = null
+  if (b.collapseKey !== undefined && b.collapseKey !== null) {
+    if (typeof b.collapseKey !== 'string' || b.collapseKey.length === 0 || b.collapseKey.length > MAX_COLLAPSE_KEY_LENGTH) {
+      check.fail('collapseKey', `must be a string of 1 to ${MAX_COLLAPSE_KEY_LENGTH} characters`)
+    } else collapseKey = b.collapseKey
+  }
+  check.done()
+  return { to: to!, title, body: bodyText, data, ttl, priority, collapseKey }
+}
+
+function parseTarget (check: Checker, to: unknown): Target | undefined {
+  const shapes = '{"user": id}, {"users": [ids]} or {"topic": name}'
+  if (to === undefined) {
+    check.fail('to', `is required: ${shapes}`)
+    return undefined
+  }
+  if (!isPlainObject(to)) {
+    check.fail('to', `must be an object, one of ${shapes}; got ${typeName(to)}`)
+    return undefined
+  }
+  const keys = Object.keys(to)
+  if (keys.length !== 1 || !['user', 'users', 'topic'].includes(keys[0])) {
+    check.fail('to', `must have exactly one of "user", "users", "topic"; got ${keys.length === 0 ? 'none' : keys.map(k => JSON.stringify(k)).join(', ')}`)
+    return undefined
+  }
+  const idRule = `1 to ${MAX_ID_LENGTH} characters, without "/", "+", "#", control characters or a leading "$"`
+  if ('user' in to) {
+    if (!isValidUserId(to.user)) check.fail('to.user', `must be a user id: ${idRule}`)
+    return { user: to.user as string }
+  }
+  if ('topic' in to) {
+    if (!isValidTopicName(to.topic)) check.fail('to.topic', `must be a topic name: ${idRule}`)
+    return { topic: to.topic as string }
+  }
+  const users = to.users
+  if (!Array.isArray(users)) {
+    check.fail('to.users', `must be an array of user ids, got ${typeName(users)}`)
+    return undefined
+  }
+  if (users.length === 0 || users.length > MAX_USERS_PER_MESSAGE) {
+    check.fail('to.users', `must hold 1 to ${MAX_USERS_PER_MESSAGE} user ids, got ${users.length}`)
+    return undefined
+  }
+  users.forEach((u, i) => { if (!isValidUserId(u)) check.fail(`to.users[${i}]`, `must be a user id: ${idRule}`) })
+  return { users: [...new Set(users as string[])] }
+}
+
+/** The exact JSON a device receives. */
+export function devicePayload (id: string, input: SendInput, acceptedAt: Date, expiresAt: Date): Buffer {
+  return Buffer.from(JSON.stringify({
+    id,
+    title: input.title ?? undefined,
+    body: input.body ?? undefined,
+    data: input.data ?? undefined,
+    priority: input.priority,
+    collapseKey: input.collapseKey ?? undefined,
+    sentAt: acceptedAt.toISOString(),
+    expiresAt: expiresAt.toISOString(),
+    topic: 'topic' in input.to ? input.to.topic : undefined
+  }))
+}
+
+function idempotencyOf (req: Request): { key: string, requestHash: string } | undefined {
+  const key = req.get('idempotency-key')
+  if (key === undefined) return undefined
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+    throw new ProblemError('invalid-request', `Idempotency-Key header must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces`,
+      { errors: [{ field: 'Idempotency-Key', message: 'invalid' }] })
+  }
+  // key order does not make two requests different
+  const requestHash = createHash('sha256').update(canonicalJson(req.body)).digest('hex')
+  return { key, requestHash }
+}
+
+function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (isPlainObject(value)) {
+    return `{${Object.keys(value).sort().map(k => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+function encodeCursor (seq: number): string {
+  return Buffer.from(`d:${seq}`).toString('base64url')
+}
+
+function decodeCursor (check: Checker, cursor: string): number | undefined {
+  const match = /^d:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString())
+  if (!match) check.fail('cursor', 'is not a cursor this server returned (use nextCursor from the previous page)')
+  return match ? Number(match[1]) : undefined
+}
+
+function parseLogQuery (query: Request['query']): LogFilter {
+  const check = new Checker()
+  const single = (name: string): string | undefined => {
+    const value = query[name]
+    if (value === undefined) return undefined
+    if (typeof value !== 'string') {
+      check.fail(name, 'must be given once, as a plain value')
+      return undefined
+    }
+    return value
+  }
+  rejectUnknown(check, query as Record<string, unknown>, ['user', 'device', 'status', 'since', 'until', 'limit', 'cursor'])
+  const date = (name: string): Date | undefined => {
+    const value = single(name)
+    if (value === undefined) return undefined
+    const parsed = new Date(value)
+    if (Number.isNaN(parsed.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) check.fail(name, `must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)}`)
+    return parsed
+  }
+  const filter: LogFilter = { limit: DEFAULT_PAGE }
+  filter.user = single('user')
+  filter.device = single('device')
+  const status = single('status')
+  if (status !== undefined) {
+    if ((DELIVERY_STATUSES as readonly string[]).includes(status)) filter.status = status as DeliveryStatus
+    else check.fail('status', `must be one of ${DELIVERY_STATUSES.join(', ')}`)
+  }
+  filter.since = date('since')
+  filter.until = date('until')
+  const limit = single('limit')
+  if (limit !== undefined) {
+    const n = Number(limit)
+    if (!/^\d+$/.test(limit) || n < 1 || n > MAX_PAGE) check.fail('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
+    else filter.limit = n
+  }
+  const cursor = single('cursor')
+  if (cursor !== undefined) filter.beforeSeq = decodeCursor(check, cursor)
+  check.done()
+  return filter
+}
+
+export function messagesRouter (service: MessageService): Router {
+  const router = Router()
+
+  router.post('/', async (req, res) => {
+    const idempotency = idempotencyOf(req)
+    const input = parseSendBody(req.body)
+    const result = await service.send(input, res.locals.apiKey!.id, idempotency)
+    res.status(result.status).location(`/v1/messages/${(result.body as { id: string }).id}`).json(result.body)
+  })
+
+  router.get('/', async (req, res) => {
+    const filter = parseLogQuery(req.query)
+    // one row more than asked says whether there is a next page
+    const rows = await service.log({ ...filter, limit: filter.limit + 1 })
+    const page = rows.slice(0, filter.limit)
+    const items = page.map(({ seq: _seq, ...row }) => row)
+    const last = page.at(-1)
+    res.json({ items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last.seq) : null })
+  })
+
+  router.get('/:id', async (req, res) => {
+    const message = await service.get(requireUuid(req.params.id, 'message'))
+    if (!message) throw new ProblemError('not-found', `no message with id ${req.params.id}`)
+    res.json(message)
+  })
+
+  router.delete('/:id', async (req, res) => {
+    const id = requireUuid(req.params.id, 'message')
+    const result = await service.revoke(id)
+    if (!result) throw new ProblemError('not-found', `no message with id ${id}`)
+    res.json({ id, revoked: result.revoked })
+  })
+
+  return router
+}
+
+export { randomUUID as newMessageId }

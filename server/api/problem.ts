@@ -1,0 +1,74 @@
+import type { ErrorRequestHandler, Response } from 'express'
+import type { Logger } from '../log.js'
+
+/**
+ * The catalogue of errors a client can get. `code` is stable: clients branch on it. Each
+ * becomes an RFC 9457 application/problem+json body with `type` pointing at the code.
+ */
+export const PROBLEMS = {
+  'invalid-json': { status: 400, title: 'Request body is not valid JSON' },
+  'invalid-request': { status: 400, title: 'Request is invalid' },
+  'unauthorized': { status: 401, title: 'Missing or invalid credentials' },
+  'forbidden': { status: 403, title: 'Not allowed' },
+  'not-found': { status: 404, title: 'Not found' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'unsupported-media-type': { status: 415, title: 'Request body must be application/json' },
+  'payload-too-large': { status: 413, title: 'Payload too large' },
+  'idempotency-key-reused': { status: 422, title: 'Idempotency-Key was used for a different request' },
+  'token-signing-unavailable': { status: 501, title: 'This server cannot sign device tokens' },
+  'too-many-requests': { status: 429, title: 'Too many requests' },
+  'database-unavailable': { status: 503, title: 'Database unavailable' },
+  'shutting-down': { status: 503, title: 'Server is shutting down' },
+  'internal': { status: 500, title: 'Internal server error' }
+} as const
+
+export type ProblemCode = keyof typeof PROBLEMS
+
+export const PROBLEM_TYPE_BASE = 'https://herald.dev/problems/'
+
+export class ProblemError extends Error {
+  constructor (readonly code: ProblemCode, readonly detail: string, readonly extra: Record<string, unknown> = {}) {
+    super(detail)
+  }
+
+  get status (): number {
+    return PROBLEMS[this.code].status
+  }
+}
+
+export function sendProblem (res: Response, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): void {
+  const { status, title } = PROBLEMS[code]
+  res.status(status).type('application/problem+json').json({
+    type: PROBLEM_TYPE_BASE + code, code, title, status, detail, ...extra
+  })
+}
+
+// node-postgres' connection failures, and Postgres' own "cannot connect now" class (57P03 …)
+const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'])
+
+export function isDatabaseUnavailable (err: unknown): boolean {
+  const e = err as { code?: string, message?: string } | undefined
+  if (!e) return false
+  if (e.code && DATABASE_DOWN_CODES.has(e.code)) return true
+  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/.test(e.message ?? '')
+}
+
+/** Turns anything thrown in a route into a problem response; unexpected errors are logged, never shown. */
+export function problemHandler (log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    if (res.headersSent) return
+    if (err instanceof ProblemError) return sendProblem(res, err.code, err.detail, err.extra)
+    const e = err as { type?: string, status?: number, limit?: number, length?: number }
+    // errors raised by express.json()
+    if (e.type === 'entity.too.large') return sendProblem(res, 'payload-too-large', `request body is larger than ${e.limit} bytes`)
+    if (e.type === 'entity.parse.failed') return sendProblem(res, 'invalid-json', `request body is not valid JSON: ${(err as Error).message}`)
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return sendProblem(res, 'unsupported-media-type', (err as Error).message)
+    if (isDatabaseUnavailable(err)) {
+      log.warn({ err: (err as Error).message, path: req.path }, 'database unavailable')
+      res.setHeader('Retry-After', '5')
+      return sendProblem(res, 'database-unavailable', 'the database is unreachable; the request was not completed. Retry later (a send with an Idempotency-Key is safe to retry)')
+    }
+    log.error({ err, method: req.method, path: req.path }, 'unexpected error')
+    sendProblem(res, 'internal', 'an unexpected error occurred; it was logged')
+  }
+}

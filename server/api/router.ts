@@ -1,0 +1,70 @@
+import express, { type Express, type RequestHandler } from 'express'
+import type { Pool } from '../db/pool.js'
+import type { Logger } from '../log.js'
+import type { DeviceTokens } from '../auth/deviceTokens.js'
+import type { DeliveryEngine } from '../delivery/engine.js'
+import type { MessageService } from '../delivery/messageService.js'
+import type { Admin } from '../admin/index.js'
+import { requireAdmin, requireApiKey, type AuthDeps } from './auth.js'
+import { apiKeysRouter } from './apiKeys.js'
+import { devicesRouter } from './devices.js'
+import { healthRouter, type Readiness } from './health.js'
+import { messagesRouter } from './messages.js'
+import { ProblemError, problemHandler } from './problem.js'
+import { tokensRouter } from './tokens.js'
+
+// 1,000 user ids of 128 characters plus a 4 KiB message fit; anything larger is refused unparsed.
+export const MAX_BODY_BYTES = 256 * 1024
+
+export interface ApiDeps {
+  pool: Pool
+  log: Logger
+  auth: AuthDeps
+  tokens: DeviceTokens
+  engine: DeliveryEngine
+  /** forgets a device's MQTT session state (its subscriptions) when an admin ends the session */
+  endSession?: (deviceId: string) => Promise<void>
+  messages: MessageService
+  readiness: () => Promise<Readiness>
+  onApiKeyRevoked: (id: string) => void
+  /** false while shutting down: new sends are refused with 503 */
+  accepting: () => boolean
+  /** the admin UI (server/admin/): its pages and /admin/api, and its session accepted on /v1/api-keys */
+  adminUi?: Pick<Admin, 'router' | 'orSession'>
+}
+
+/**
+ * The HTTP surface. Each route's guard is visible here: `apiKey` for backends, `admin` for
+ * managing keys, none for health.
+ */
+export function createApi (deps: ApiDeps): Express {
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('trust proxy', false)
+  const apiKey = requireApiKey(deps.auth)
+  const admin = deps.adminUi ? deps.adminUi.orSession(requireAdmin(deps.auth)) : requireAdmin(deps.auth)
+  // only request bodies of writes are read; strict: false so a bare `3` gets "must be an object", not a parse error
+  const json = express.json({ limit: MAX_BODY_BYTES, strict: false, type: (req) => req.method === 'POST' })
+  const onlyJson: RequestHandler = (req, _res, next) => {
+    if (req.method === 'GET' || req.method === 'DELETE' || req.method === 'HEAD') return next()
+    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined
+    if (hasBody && !req.is('application/json')) return next(new ProblemError('unsupported-media-type', `Content-Type must be application/json, got ${req.get('content-type') ?? 'none'}`))
+    next()
+  }
+  const accepting: RequestHandler = (_req, res, next) => {
+    if (deps.accepting()) return next()
+    res.setHeader('Retry-After', '5')
+    next(new ProblemError('shutting-down', 'this server is shutting down; retry on another instance or in a few seconds'))
+  }
+
+  app.use(healthRouter(deps.readiness))
+  if (deps.adminUi) app.use(deps.adminUi.router)
+  app.use('/v1/messages', apiKey, onlyJson, json, accepting, messagesRouter(deps.messages))
+  app.use('/v1/tokens', apiKey, onlyJson, json, tokensRouter(deps.tokens))
+  app.use('/v1/api-keys', admin, onlyJson, json, apiKeysRouter(deps.pool, deps.onApiKeyRevoked))
+  app.use(['/v1/users', '/v1/devices'], apiKey)
+  app.use('/v1', devicesRouter(deps.pool, deps.engine, deps.endSession))
+  app.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path}${req.path.startsWith('/v1') ? '; see openapi.yaml' : ''}`)))
+  app.use(problemHandler(deps.log))
+  return app
+}

@@ -1,0 +1,38 @@
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { promisify } from 'node:util'
+
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
+
+export const API_KEY_PREFIX = 'hk_'
+
+/** A new API key: long and random, so a fast hash is enough to store it. */
+export function generateApiKey (): string {
+  return API_KEY_PREFIX + randomBytes(32).toString('base64url')
+}
+
+export function hashApiKey (key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+export function generatePassword (): string {
+  return randomBytes(18).toString('base64url')
+}
+
+export function generateJwtSecret (): string {
+  return randomBytes(48).toString('base64url')
+}
+
+/** Passwords are chosen by people, so they get a slow, salted hash. Format: scrypt$salt$hash. */
+export async function hashPassword (password: string): Promise<string> {
+  const salt = randomBytes(16)
+  const hash = await scryptAsync(password, salt, 32)
+  return `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`
+}
+
+export async function verifyPassword (password: string, stored: string): Promise<boolean> {
+  const [scheme, salt, hash] = stored.split('$')
+  if (scheme !== 'scrypt' || salt === undefined || hash === undefined) return false
+  const expected = Buffer.from(hash, 'base64')
+  const actual = await scryptAsync(password, Buffer.from(salt, 'base64'), expected.length)
+  return timingSafeEqual(actual, expected)
+}

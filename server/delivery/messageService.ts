@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto'
+import type { Pool } from '../db/pool.js'
+import { broadcastTopic } from '../ids.js'
+import { ProblemError } from '../api/problem.js'
+import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../api/messages.js'
+import type { AcceptOutcome, NewMessage } from '../store/accept.js'
+import { revokeMessage } from '../store/deliveries.js'
+import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
+import type { Acceptor } from './acceptor.js'
+import type { DeliveryEngine, DispatchItem } from './engine.js'
+
+export interface SendResult { status: number, body: unknown }
+
+/**
+ * Sending, reading and revoking messages: the REST layer's one door to delivery. A send
+ * resolves only after its message and every per-device queue row are committed.
+ */
+export class MessageService {
+  constructor (
+    private readonly pool: Pool,
+    private readonly acceptor: Acceptor,
+    private readonly engine: DeliveryEngine,
+    /** devices subscribed to a broadcast topic right now */
+    private readonly topicSubscribers: (topic: string) => Promise<string[]>,
+    private readonly onAccepted: (count: number) => void = () => {}
+  ) {}
+
+  async send (input: SendInput, apiKeyId: string, idempotency?: { key: string, requestHash: string }): Promise<SendResult> {
+    const id = randomUUID()
+    const acceptedAt = new Date()
+    const expiresAt = new Date(acceptedAt.getTime() + input.ttl * 1000)
+    const payload = devicePayload(id, input, acceptedAt, expiresAt)
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      throw new ProblemError('payload-too-large',
+        `the message a device receives would be ${payload.length} bytes; the limit is ${MAX_PAYLOAD_BYTES} (title, body, data and metadata together)`,
+        { size: payload.length, limit: MAX_PAYLOAD_BYTES })
+    }
+    const message: NewMessage = {
+      id,
+      target: input.to,
+      title: input.title,
+      body: input.body,
+      data: input.data,
+      priority: input.priority,
+      collapseKey: input.collapseKey,
+      ttl: input.ttl,
+      acceptedAt,
+      expiresAt,
+      payload,
+      apiKeyId,
+      topicSubscribers: 'topic' in input.to ? await this.topicSubscribers(broadcastTopic(input.to.topic)) : undefined,
+      idempotency
+    }
+    const outcome = await this.acceptor.accept(message)
+    switch (outcome.kind) {
+      case 'accepted':
+        return { status: 202, body: { id: outcome.id, recipients: outcome.recipients } }
+      case 'replay':
+        return { status: outcome.status, body: outcome.response }
+      case 'idempotency-conflict':
+        throw new ProblemError('idempotency-key-reused',
+          'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
+    }
+  }
+
+  /** After a commit: hand the new deliveries to connected devices, withdraw what was replaced. */
+  dispatchAccepted (messages: NewMessage[], outcomes: AcceptOutcome[]): void {
+    const items: DispatchItem[] = []
+    let accepted = 0
+    outcomes.forEach((outcome, i) => {
+      if (outcome.kind !== 'accepted') return
+      accepted++
+      const m = messages[i]
+      for (const r of outcome.replaced) this.engine.withdraw(r.messageId, [r.deviceId])
+      for (const d of outcome.deliveries) {
+        items.push({
+          seq: d.seq,
+          messageId: m.id,
+          deviceId: d.deviceId,
+          userId: d.userId,
+          topic: 'topic' in m.target ? m.target.topic : null,
+          payload: m.payload,
+          expiresAt: m.expiresAt,
+          liveOnly: m.ttl === 0
+        })
+      }
+    })
+    this.engine.dispatch(items)
+    if (accepted > 0) this.onAccepted(accepted)
+  }
+
+  async get (id: string): Promise<unknown> {
+    const m = await getMessage(this.pool, id)
+    if (!m) return undefined
+    return {
+      id: m.id,
+      to: m.to,
+      title: m.title,
+      body: m.body,
+      data: m.data,
+      priority: m.priority,
+      collapseKey: m.collapseKey,
+      ttl: m.ttl,
+      sentAt: m.acceptedAt,
+      expiresAt: m.expiresAt,
+      revokedAt: m.revokedAt,
+      recipients: m.recipients,
+      apiKey: m.apiKeyName,
+      deliveries: m.deliveries
+    }
+  }
+
+  log (filter: LogFilter): Promise<LogRow[]> {
+    return listDeliveries(this.pool, filter)
+  }
+
+  async revoke (id: string): Promise<{ revoked: number } | undefined> {
+    const result = await revokeMessage(this.pool, id)
+    if (!result) return undefined
+    this.engine.withdraw(id, result.revoked.map(r => r.deviceId))
+    return { revoked: result.revoked.length }
+  }
+}

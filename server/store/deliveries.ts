@@ -1,0 +1,118 @@
+import { inTransaction, type Pool } from '../db/pool.js'
+
+export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
+export type ReceiptEvent = 'displayed' | 'opened' | 'dismissed'
+
+/** A queued delivery with what is needed to send it. */
+export interface PendingDelivery {
+  seq: number
+  messageId: string
+  userId: string
+  topic: string | null
+  expiresAt: Date
+  payload: Buffer
+}
+
+/** A device's undelivered, unexpired queue, in accept order, after `afterSeq`. */
+export async function pendingForDevice (pool: Pool, deviceId: string, limit: number, afterSeq = 0): Promise<PendingDelivery[]> {
+  const { rows } = await pool.query<PendingDelivery>(
+    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic, d.expires_at as "expiresAt", m.payload
+     from deliveries d join messages m on m.id = d.message_id
+     where d.device_id = $1 and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > $2
+     order by d.seq limit $3`, [deviceId, afterSeq, limit])
+  return rows
+}
+
+/**
+ * Delivery progress, collected by the engine and written in one statement per batch. A later
+ * state never goes back: `sent` only moves a queued row, `delivered` only a queued or sent one.
+ */
+export interface DeliveryUpdates {
+  sent: Array<{ seq: number, at: Date }>
+  delivered: Array<{ seq: number, at: Date }>
+  expired: number[]
+}
+
+export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Promise<void> {
+  if (u.sent.length > 0) {
+    await pool.query(
+      `update deliveries d set status = 'sent', sent_at = coalesce(d.sent_at, t.at)
+       from unnest($1::bigint[], $2::timestamptz[]) as t(seq, at)
+       where d.seq = t.seq and d.status = 'queued'`,
+      [u.sent.map(s => s.seq), u.sent.map(s => s.at)])
+  }
+  if (u.delivered.length > 0) {
+    await pool.query(
+      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, t.at), delivered_at = t.at
+       from unnest($1::bigint[], $2::timestamptz[]) as t(seq, at)
+       where d.seq = t.seq and d.status in ('queued', 'sent')`,
+      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at)])
+  }
+  if (u.expired.length > 0) {
+    await pool.query(
+      "update deliveries set status = 'expired' where seq = any($1::bigint[]) and status in ('queued', 'sent')", [u.expired])
+  }
+}
+
+/**
+ * Records receipts from devices. A receipt also proves delivery, so a delivery whose PUBACK
+ * was lost is marked delivered too. Returns how many receipts matched a delivery of that device.
+ */
+export async function recordReceipts (pool: Pool, receipts: Array<{ messageId: string, deviceId: string, event: ReceiptEvent, at: Date }>): Promise<number> {
+  if (receipts.length === 0) return 0
+  const { rowCount } = await pool.query(
+    `update deliveries d set
+       displayed_at = case when t.event = 'displayed' then coalesce(d.displayed_at, t.at) else d.displayed_at end,
+       opened_at = case when t.event = 'opened' then coalesce(d.opened_at, t.at) else d.opened_at end,
+       dismissed_at = case when t.event = 'dismissed' then coalesce(d.dismissed_at, t.at) else d.dismissed_at end,
+       delivered_at = coalesce(d.delivered_at, t.at),
+       sent_at = coalesce(d.sent_at, t.at),
+       status = case when d.status in ('queued', 'sent') then 'delivered' else d.status end
+     from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as t(message_id, device_id, event, at)
+     where d.message_id::text = t.message_id and d.device_id = t.device_id`,
+    [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event), receipts.map(r => r.at)])
+  return rowCount ?? 0
+}
+
+/**
+ * Expires deliveries whose message lived out its TTL. `graceSeconds` leaves a ttl-0 message
+ * that is on its way to an online device time to be acknowledged.
+ */
+export async function expireDue (pool: Pool, graceSeconds: number, limit: number): Promise<number> {
+  const { rowCount } = await pool.query(
+    `update deliveries set status = 'expired'
+     where seq in (select seq from deliveries
+                   where status in ('queued', 'sent') and expires_at < now() - make_interval(secs => $1)
+                   order by expires_at limit $2)`, [graceSeconds, limit])
+  return rowCount ?? 0
+}
+
+export async function deleteOldIdempotencyKeys (pool: Pool, hours: number): Promise<number> {
+  const { rowCount } = await pool.query(
+    'delete from idempotency_keys where created_at < now() - make_interval(hours => $1)', [hours])
+  return rowCount ?? 0
+}
+
+/** Revokes a message on every device that has not received it. Undefined when there is no such message. */
+export async function revokeMessage (pool: Pool, messageId: string): Promise<{ revoked: Array<{ deviceId: string }> } | undefined> {
+  return inTransaction(pool, async client => {
+    const message = await client.query('update messages set revoked_at = coalesce(revoked_at, now()) where id = $1 returning 1', [messageId])
+    if (message.rowCount === 0) return undefined
+    const { rows } = await client.query<{ deviceId: string }>(
+      `update deliveries set status = 'revoked' where message_id = $1 and status in ('queued', 'sent')
+       returning device_id as "deviceId"`, [messageId])
+    return { revoked: rows }
+  })
+}
+
+/**
+ * A clean connect starts with an empty session [MQTT-3.1.2-6]: what an earlier session left
+ * queued (up to `uptoSeq`, the last seq committed before the connect) is ended, `revoked` when a
+ * persistent session was discarded, `expired` when an earlier clean connection ended without it.
+ */
+export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq: number, status: 'revoked' | 'expired'): Promise<number> {
+  const { rowCount } = await pool.query(
+    "update deliveries set status = $3 where device_id = $1 and seq <= $2 and status in ('queued', 'sent')", [deviceId, uptoSeq, status])
+  return rowCount ?? 0
+}

@@ -1,0 +1,100 @@
+import net from 'node:net'
+
+/**
+ * A TCP proxy on 127.0.0.1 (port 0) to `target`, for simulating a database outage:
+ * `cut()` destroys every open connection and refuses new ones (each is closed at once) until
+ * `restore()`. `blackhole()` is a network partition instead: connections stay open but nothing
+ * passes either way, and new ones are accepted and never answered, until `restore()` lets the
+ * held bytes through.
+ */
+export interface TcpProxy {
+  port: number
+  /** connections open through the proxy right now */
+  readonly connections: number
+  cut: () => void
+  blackhole: () => void
+  restore: () => void
+  close: () => Promise<void>
+}
+
+export async function startTcpProxy (target: { host: string, port: number }): Promise<TcpProxy> {
+  const pairs = new Set<{ client: net.Socket, upstream: net.Socket }>()
+  let isCut = false
+  let isHole = false
+  const held = new Set<net.Socket>()
+  const server = net.createServer(client => {
+    if (isCut) {
+      client.destroy()
+      return
+    }
+    if (isHole) {
+      client.pause()
+      client.on('error', () => {})
+      held.add(client)
+      return
+    }
+    const upstream = net.connect(target.port, target.host)
+    const pair = { client, upstream }
+    pairs.add(pair)
+    const drop = (): void => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', drop)
+    upstream.on('error', drop)
+    client.on('close', drop)
+    upstream.on('close', drop)
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  const pauseAll = (pause: boolean): void => {
+    for (const { client, upstream } of pairs) {
+      if (pause) {
+        client.unpipe(upstream); upstream.unpipe(client); client.pause(); upstream.pause()
+      } else {
+        client.pipe(upstream); upstream.pipe(client)
+      }
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const port = (server.address() as net.AddressInfo).port
+  const destroyAll = (): void => {
+    for (const { client, upstream } of [...pairs]) {
+      client.destroy()
+      upstream.destroy()
+    }
+    pairs.clear()
+  }
+  return {
+    port,
+    get connections () { return pairs.size },
+    cut: () => {
+      isCut = true
+      destroyAll()
+    },
+    blackhole: () => {
+      isHole = true
+      pauseAll(true)
+    },
+    restore: () => {
+      isCut = false
+      if (isHole) {
+        isHole = false
+        pauseAll(false)
+        // connections opened during the partition were never answered: their peers gave up
+        for (const s of held) s.destroy()
+        held.clear()
+      }
+    },
+    close: async () => {
+      for (const s of held) s.destroy()
+      held.clear()
+      destroyAll()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
