@@ -145,6 +145,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     return { ready: Object.values(checks).every(c => c.ok), checks }
   }
 
+  const endSession = (deviceId: string): Promise<void> => persistence.cleanSubscriptions({ id: deviceId })
   const adminUi = createAdmin({
     pool,
     log: nodeLog,
@@ -153,6 +154,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     engine: deliveryEngine,
     messages: messageService,
     onApiKeyRevoked: () => apiKeyCache.clear(),
+    endSession,
     accepting: () => accepting
   })
   const api = createApi({
@@ -161,7 +163,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     log: nodeLog,
     tokens,
     engine: deliveryEngine,
-    endSession: deviceId => persistence.cleanSubscriptions({ id: deviceId }),
+    endSession,
     messages: messageService,
     readiness,
     accepting: () => accepting,

@@ -1,0 +1,263 @@
+import type { Pool } from '../db/pool.js'
+import type { DeliveryStatus } from './deliveries.js'
+
+/**
+ * The admin's delivery log: one row per message, newest first, keyset-paginated on
+ * (accepted_at, id). Deliveries copy a message's accepted_at as queued_at, so the log can be
+ * read from messages or from the deliveries of one user / device / status in the same order,
+ * each through an index of migration 0003 that seeks straight to the cursor.
+ */
+export interface AdminLogFilter {
+  messageId?: string
+  user?: string
+  device?: string
+  status?: DeliveryStatus
+  since?: Date
+  until?: Date
+  /** case-insensitive substring of the title */
+  text?: string
+}
+
+/** Position after the last row of a page: its accepted_at in microseconds since the epoch (exact), and its id. */
+export interface LogKey { at: bigint, id: string }
+
+export interface AdminLogRow {
+  id: string
+  title: string | null
+  priority: string
+  acceptedAt: Date
+  expiresAt: Date
+  revokedAt: Date | null
+  sender: string | null
+  target: { kind: 'user' | 'users' | 'topic', user?: string, topic?: string, users?: string[], userCount?: number }
+  recipients: number
+  /** devices that acknowledged it (PUBACK or a receipt) */
+  delivered: number
+  counts: Record<DeliveryStatus, number>
+  /** the delivered device that took longest from accept to PUBACK */
+  slowest: { deviceId: string, ms: number } | null
+}
+
+const HIGHEST_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
+const LOWEST_UUID = '00000000-0000-0000-0000-000000000000'
+// far beyond any accepted_at: the key of "from the newest"
+const NO_KEY: LogKey = { at: 2n ** 62n, id: HIGHEST_UUID }
+// epoch microseconds <-> timestamptz, exact (no floating point on the way)
+const AT = (param: string): string => `(timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond')`
+const MICROS = (column: string): string => `(extract(epoch from ${column}) * 1000000)::bigint::text`
+/** Users of a multi-user target shown in a log row. */
+const TARGET_USERS_SHOWN = 3
+
+function likePattern (text: string): string {
+  return '%' + text.replace(/[\\%_]/g, c => '\\' + c) + '%'
+}
+
+export async function listMessageLog (pool: Pool, f: AdminLogFilter, after: LogKey | undefined, limit: number): Promise<{ rows: AdminLogRow[], next: LogKey | undefined }> {
+  const params: unknown[] = []
+  const p = (value: unknown): string => {
+    params.push(value)
+    return `$${params.length}`
+  }
+  // start below the cursor and below `until`: the key (until, lowest id) excludes until itself,
+  // so one row comparison bounds the index scan
+  let start = after ?? NO_KEY
+  if (f.until !== undefined) {
+    const until = BigInt(f.until.getTime()) * 1000n
+    if (until <= start.at) start = { at: until, id: LOWEST_UUID }
+  }
+  const byDeliveries = f.user !== undefined || f.device !== undefined || f.status !== undefined
+
+  let ids: Array<{ id: string, at: string }>
+  if (f.messageId !== undefined) {
+    ids = await pageOfOne(pool, f)
+  } else if (byDeliveries) {
+    const cond: string[] = []
+    if (f.user !== undefined) cond.push(`d.user_id = ${p(f.user)}`)
+    if (f.device !== undefined) cond.push(`d.device_id = ${p(f.device)}`)
+    if (f.status !== undefined) cond.push(`d.status = ${p(f.status)}`)
+    if (f.since !== undefined) cond.push(`d.queued_at >= ${p(f.since)}`)
+    if (f.text !== undefined) cond.push(`exists (select 1 from messages t where t.id = d.message_id and t.title ilike ${p(likePattern(f.text))})`)
+    const where = cond.join(' and ')
+    const startAt = AT(p(start.at.toString()))
+    const startId = p(start.id)
+    const max = p(limit + 1)
+    // A loose index scan: each step seeks to the next older message with a matching delivery,
+    // skipping the other matching deliveries of the message it just found.
+    const { rows } = await pool.query<{ id: string, at: string }>(
+      `with recursive walk (at, id, n) as (
+         (select d.queued_at, d.message_id, 1 from deliveries d
+          where ${where} and (d.queued_at, d.message_id) < (${startAt}, ${startId}::uuid)
+          order by d.queued_at desc, d.message_id desc limit 1)
+         union all
+         (select x.queued_at, x.message_id, w.n + 1 from walk w cross join lateral (
+            select d.queued_at, d.message_id from deliveries d
+            where ${where} and (d.queued_at, d.message_id) < (w.at, w.id)
+            order by d.queued_at desc, d.message_id desc limit 1) x
+          where w.n < ${max})
+       )
+       select id::text, ${MICROS('at')} as at from walk order by n`, params)
+    ids = rows
+  } else {
+    const cond: string[] = []
+    if (f.since !== undefined) cond.push(`m.accepted_at >= ${p(f.since)}`)
+    if (f.text !== undefined) cond.push(`m.title ilike ${p(likePattern(f.text))}`)
+    cond.push(`(m.accepted_at, m.id) < (${AT(p(start.at.toString()))}, ${p(start.id)}::uuid)`)
+    const { rows } = await pool.query<{ id: string, at: string }>(
+      `select m.id::text, ${MICROS('m.accepted_at')} as at from messages m
+       where ${cond.join(' and ')}
+       order by m.accepted_at desc, m.id desc limit ${p(limit + 1)}`, params)
+    ids = rows
+  }
+  const page = ids.slice(0, limit)
+  const last = page[page.length - 1]
+  const next = ids.length > limit ? { at: BigInt(last.at), id: last.id } : undefined
+  return { rows: await describeMessages(pool, page.map(r => r.id)), next }
+}
+
+async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<Array<{ id: string, at: string }>> {
+  const params: unknown[] = [f.messageId]
+  const p = (value: unknown): string => {
+    params.push(value)
+    return `$${params.length}`
+  }
+  const cond = ['m.id = $1']
+  const dcond: string[] = []
+  if (f.user !== undefined) dcond.push(`d.user_id = ${p(f.user)}`)
+  if (f.device !== undefined) dcond.push(`d.device_id = ${p(f.device)}`)
+  if (f.status !== undefined) dcond.push(`d.status = ${p(f.status)}`)
+  if (dcond.length > 0) cond.push(`exists (select 1 from deliveries d where d.message_id = m.id and ${dcond.join(' and ')})`)
+  if (f.since !== undefined) cond.push(`m.accepted_at >= ${p(f.since)}`)
+  if (f.until !== undefined) cond.push(`m.accepted_at < ${p(f.until)}`)
+  if (f.text !== undefined) cond.push(`m.title ilike ${p(likePattern(f.text))}`)
+  const { rows } = await pool.query<{ id: string, at: string }>(
+    `select m.id::text, ${MICROS('m.accepted_at')} as at from messages m where ${cond.join(' and ')}`, params)
+  return rows
+}
+
+const NO_COUNTS: Record<DeliveryStatus, number> = { queued: 0, sent: 0, delivered: 0, expired: 0, replaced: 0, revoked: 0 }
+
+/** Log rows for these messages, in the given order: the message, its target and its deliveries summed up. */
+export async function describeMessages (pool: Pool, ids: string[]): Promise<AdminLogRow[]> {
+  if (ids.length === 0) return []
+  const { rows } = await pool.query<AdminLogRow & { targetKind: 'user' | 'users' | 'topic', targetUser: string | null, targetTopic: string | null, targetUsers: string[] | null, targetUserCount: number | null }>(
+    `select m.id, m.title, m.priority, m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt",
+            k.name as sender, m.recipients, m.target_kind as "targetKind",
+            m.target->>'user' as "targetUser", m.target->>'topic' as "targetTopic",
+            jsonb_path_query_array(m.target, ('$.users[0 to ' || ($2::int - 1) || ']')::jsonpath) as "targetUsers",
+            jsonb_array_length(case when m.target_kind = 'users' then m.target->'users' else '[]'::jsonb end) as "targetUserCount",
+            coalesce(a.delivered, 0) as delivered, coalesce(a.counts, '{}') as counts, s.slowest
+     from unnest($1::uuid[]) with ordinality as page(id, n)
+     join messages m on m.id = page.id
+     left join api_keys k on k.id = m.api_key_id
+     -- one pass over the message's deliveries (counts per status, the longest accept -> PUBACK),
+     -- then the device that took that long
+     left join lateral (
+       select sum(c.delivered)::int as delivered, jsonb_object_agg(c.status, c.n) as counts, max(c.slowest) as slowest_ms
+       from (select d.status, count(*)::int as n, count(d.delivered_at) as delivered, max(d.delivered_at - d.queued_at) as slowest
+             from deliveries d where d.message_id = m.id group by d.status) c
+     ) a on true
+     left join lateral (
+       select jsonb_build_object('deviceId', d.device_id, 'ms', round(extract(epoch from a.slowest_ms) * 1000)) as slowest
+       from deliveries d where d.message_id = m.id and d.delivered_at - d.queued_at = a.slowest_ms limit 1
+     ) s on true
+     order by page.n`, [ids, TARGET_USERS_SHOWN])
+  return rows.map(({ targetKind, targetUser, targetTopic, targetUsers, targetUserCount, counts, ...r }) => ({
+    ...r,
+    counts: { ...NO_COUNTS, ...counts },
+    target: targetKind === 'user'
+      ? { kind: 'user', user: targetUser ?? undefined }
+      : targetKind === 'topic'
+        ? { kind: 'topic', topic: targetTopic ?? undefined }
+        : { kind: 'users', users: targetUsers ?? [], userCount: targetUserCount ?? 0 }
+  }))
+}
+
+export interface DeliveryTimeline {
+  deviceId: string
+  userId: string
+  status: DeliveryStatus
+  queuedAt: Date
+  sentAt: Date | null
+  deliveredAt: Date | null
+  displayedAt: Date | null
+  openedAt: Date | null
+  dismissedAt: Date | null
+  expiresAt: Date
+}
+
+export interface AdminMessageDetail {
+  id: string
+  target: unknown
+  title: string | null
+  body: string | null
+  data: Record<string, unknown> | null
+  priority: string
+  collapseKey: string | null
+  ttl: number
+  acceptedAt: Date
+  expiresAt: Date
+  revokedAt: Date | null
+  recipients: number
+  /** the API key's name; null when sent from the admin UI */
+  sender: string | null
+  senderKeyRevoked: boolean
+  counts: Record<DeliveryStatus, number>
+  /** at most `limit` devices: undelivered ones first, then by user and device */
+  deliveries: DeliveryTimeline[]
+  /** how many deliveries there are in all */
+  total: number
+}
+
+export async function getMessageDetail (pool: Pool, id: string, limit: number): Promise<AdminMessageDetail | undefined> {
+  const message = await pool.query<Omit<AdminMessageDetail, 'deliveries' | 'counts' | 'total'>>(
+    `select m.id, m.target, m.title, m.body, m.data, m.priority, m.collapse_key as "collapseKey", m.ttl,
+            m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt", m.recipients,
+            k.name as sender, k.revoked_at is not null as "senderKeyRevoked"
+     from messages m left join api_keys k on k.id = m.api_key_id where m.id = $1`, [id])
+  if (!message.rows[0]) return undefined
+  const [deliveries, counts] = await Promise.all([
+    pool.query<DeliveryTimeline>(
+      `select d.device_id as "deviceId", d.user_id as "userId", d.status, d.queued_at as "queuedAt", d.sent_at as "sentAt",
+              d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt", d.opened_at as "openedAt",
+              d.dismissed_at as "dismissedAt", d.expires_at as "expiresAt"
+       from deliveries d where d.message_id = $1
+       order by d.status in ('queued', 'sent') desc, d.user_id, d.device_id limit $2`, [id, limit]),
+    pool.query<{ status: DeliveryStatus, n: number }>(
+      'select status, count(*)::int as n from deliveries where message_id = $1 group by status', [id])
+  ])
+  const byStatus: Record<DeliveryStatus, number> = { ...NO_COUNTS }
+  let total = 0
+  for (const r of counts.rows) {
+    byStatus[r.status] = r.n
+    total += r.n
+  }
+  return { ...message.rows[0], counts: byStatus, deliveries: deliveries.rows, total }
+}
+
+/**
+ * A cheap fingerprint of a message's delivery state, so a watcher re-reads the detail only when
+ * something changed. Undefined when there is no such message.
+ */
+export async function messageFingerprint (pool: Pool, id: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ f: string | null }>(
+    `select (select coalesce(revoked_at::text, '') from messages where id = $1) || '|' || count(*) || '|' ||
+            coalesce(max(greatest(sent_at, delivered_at, displayed_at, opened_at, dismissed_at))::text, '') || '|' ||
+            string_agg(distinct status, ',') || '|' || count(*) filter (where status in ('queued', 'sent')) as f
+     from deliveries where message_id = $1`, [id])
+  const f = rows[0]?.f
+  if (f === null || f === undefined) {
+    const exists = await pool.query('select 1 from messages where id = $1', [id])
+    return exists.rowCount === 0 ? undefined : 'no-deliveries'
+  }
+  return f
+}
+
+/** User ids starting with `prefix` (devices known to the server), for the admin's user search. */
+export async function searchUsers (pool: Pool, prefix: string, limit: number): Promise<Array<{ userId: string, devices: number, online: number, lastSeenAt: Date | null }>> {
+  const { rows } = await pool.query(
+    `select user_id as "userId", count(*)::int as devices, count(connected_node)::int as online, max(last_seen_at) as "lastSeenAt"
+     from devices where user_id like $1
+     group by user_id order by max(last_seen_at) desc nulls last, user_id limit $2`,
+    [prefix.replace(/[\\%_]/g, c => '\\' + c) + '%', limit])
+  return rows
+}

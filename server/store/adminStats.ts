@@ -1,0 +1,80 @@
+import type { Pool } from '../db/pool.js'
+
+/** Per-minute figures of the last hour, oldest first; every minute is present, quiet ones as 0. */
+export interface MinuteSeries {
+  /** unix seconds of each minute's start */
+  minutes: number[]
+  accepted: number[]
+  delivered: number[]
+  /** accept -> PUBACK in ms of the deliveries acknowledged in that minute; null when none */
+  p50: Array<number | null>
+  p95: Array<number | null>
+}
+
+export interface Overview {
+  at: Date
+  devicesOnline: number
+  /** per-device queue entries still waiting for their device (queued or sent, not expired) */
+  waiting: number
+  expiredLastDay: number
+  latency: { windowMinutes: number, p50: number | null, p95: number | null, samples: number }
+  lastHour: MinuteSeries
+}
+
+/** Minutes the headline latency is measured over. */
+export const LATENCY_WINDOW_MINUTES = 5
+const SERIES_MINUTES = 60
+
+/**
+ * The overview's figures, each read from an index: devices online (devices_online), waiting
+ * (deliveries_expiring), expired (deliveries_expired), accepted per minute (messages_accepted),
+ * delivered and latency (deliveries_delivered_at).
+ */
+export async function readOverview (pool: Pool): Promise<Overview> {
+  const [counts, latency, accepted, delivered] = await Promise.all([
+    pool.query<{ at: Date, devicesOnline: number, waiting: number, expiredLastDay: number }>(
+      `select now() as at,
+              (select count(*)::int from devices where connected_node is not null) as "devicesOnline",
+              (select count(*)::int from deliveries where status in ('queued', 'sent') and expires_at > now()) as waiting,
+              (select count(*)::int from deliveries where status = 'expired' and expires_at > now() - interval '1 day') as "expiredLastDay"`),
+    pool.query<{ p50: number | null, p95: number | null, samples: number }>(
+      `select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.95) within group (order by ms) as p95,
+              count(*)::int as samples
+       from (select extract(epoch from delivered_at - queued_at) * 1000 as ms from deliveries
+             where delivered_at is not null and delivered_at > now() - make_interval(mins => $1)) t`, [LATENCY_WINDOW_MINUTES]),
+    pool.query<{ minute: number, n: number }>(
+      `select extract(epoch from date_trunc('minute', accepted_at))::bigint as minute, count(*)::int as n
+       from messages where accepted_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+       group by 1`, [SERIES_MINUTES]),
+    pool.query<{ minute: number, n: number, p50: number | null, p95: number | null }>(
+      `select extract(epoch from date_trunc('minute', delivered_at))::bigint as minute, count(*)::int as n,
+              percentile_cont(0.5) within group (order by extract(epoch from delivered_at - queued_at) * 1000) as p50,
+              percentile_cont(0.95) within group (order by extract(epoch from delivered_at - queued_at) * 1000) as p95
+       from deliveries
+       where delivered_at is not null and delivered_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+       group by 1`, [SERIES_MINUTES])
+  ])
+  const c = counts.rows[0]
+  const firstMinute = Math.floor(c.at.getTime() / 60_000) * 60 - (SERIES_MINUTES - 1) * 60
+  const series: MinuteSeries = { minutes: [], accepted: [], delivered: [], p50: [], p95: [] }
+  const acceptedBy = new Map(accepted.rows.map(r => [Number(r.minute), r.n]))
+  const deliveredBy = new Map(delivered.rows.map(r => [Number(r.minute), r]))
+  for (let i = 0; i < SERIES_MINUTES; i++) {
+    const minute = firstMinute + i * 60
+    const d = deliveredBy.get(minute)
+    series.minutes.push(minute)
+    series.accepted.push(acceptedBy.get(minute) ?? 0)
+    series.delivered.push(d?.n ?? 0)
+    series.p50.push(d?.p50 ?? null)
+    series.p95.push(d?.p95 ?? null)
+  }
+  const l = latency.rows[0]
+  return {
+    at: c.at,
+    devicesOnline: c.devicesOnline,
+    waiting: c.waiting,
+    expiredLastDay: c.expiredLastDay,
+    latency: { windowMinutes: LATENCY_WINDOW_MINUTES, p50: l.p50, p95: l.p95, samples: l.samples },
+    lastHour: series
+  }
+}

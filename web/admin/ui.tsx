@@ -1,0 +1,90 @@
+import { useEffect, useRef, useState, type ReactNode } from 'react'
+import uPlot from 'uplot'
+import { duration, exactTime, relativeTime } from '../shared/time'
+
+/** Re-renders every `ms`, so relative times stay true. */
+export function useNow (ms = 10_000): number {
+  const [now, setNow] = useState(Date.now())
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), ms)
+    return () => clearInterval(t)
+  }, [ms])
+  return now
+}
+
+/** A time shown relative ("3 min ago"), exact on hover. */
+export function Time ({ at, empty = '—' }: { at: string | null | undefined, empty?: string }) {
+  const now = useNow()
+  if (!at) return <span className='muted'>{empty}</span>
+  return <time dateTime={at} title={exactTime(at)}>{relativeTime(at, now)}</time>
+}
+
+export function Badge ({ kind, children, title }: { kind: string, children: ReactNode, title?: string }) {
+  return <span className={`badge b-${kind}`} title={title}>{children}</span>
+}
+
+export function Empty ({ title, children }: { title: string, children?: ReactNode }) {
+  return <div className='empty'><strong>{title}</strong>{children}</div>
+}
+
+export function ErrorBox ({ error }: { error: unknown }) {
+  if (!error) return null
+  return <div className='error' role='alert'>{error instanceof Error ? error.message : String(error)}</div>
+}
+
+export function Ms ({ ms }: { ms: number | null | undefined }) {
+  if (ms === null || ms === undefined) return <span className='muted'>—</span>
+  return <span title={`${Math.round(ms)} ms`}>{duration(ms)}</span>
+}
+
+export interface Series { label: string, values: Array<number | null>, color: string }
+
+/**
+ * A small uPlot line chart of per-minute values. uPlot draws on a canvas and is created once;
+ * new data goes in with setData, and the chart follows its container's width.
+ */
+export function Chart ({ minutes, series, unit, height = 200, label }: { minutes: number[], series: Series[], unit?: string, height?: number, label: string }) {
+  const box = useRef<HTMLDivElement>(null)
+  const plot = useRef<uPlot | undefined>(undefined)
+  const key = series.map(s => s.label).join('|')
+  useEffect(() => {
+    const el = box.current!
+    const opts: uPlot.Options = {
+      width: el.clientWidth || 600,
+      height,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: '#98a2b3', grid: { stroke: 'rgba(152,162,179,.15)' }, ticks: { stroke: 'rgba(152,162,179,.3)' } },
+        { stroke: '#98a2b3', grid: { stroke: 'rgba(152,162,179,.15)' }, ticks: { stroke: 'rgba(152,162,179,.3)' }, size: unit === 'ms' ? 68 : 54, values: (_u, vals) => vals.map(v => unit === 'ms' ? duration(v) : String(v)) }
+      ],
+      series: [
+        { value: (_u, v) => v === null ? '—' : new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) },
+        // latency has gaps (quiet minutes): dots, so a lone minute still shows
+        ...series.map(s => ({ label: s.label, stroke: s.color, width: 2, fill: unit === 'ms' ? undefined : s.color + '18', points: unit === 'ms' ? { show: true, size: 6 } : undefined, value: (_u: uPlot, v: number | null) => v === null ? '—' : unit === 'ms' ? duration(v) : String(v) }))
+      ]
+    }
+    plot.current = new uPlot(opts, [minutes, ...series.map(s => s.values)] as uPlot.AlignedData, el)
+    const resize = new ResizeObserver(() => plot.current?.setSize({ width: el.clientWidth, height }))
+    resize.observe(el)
+    return () => {
+      resize.disconnect()
+      plot.current?.destroy()
+      plot.current = undefined
+    }
+  }, [key, height, unit])
+  useEffect(() => {
+    plot.current?.setData([minutes, ...series.map(s => s.values)] as uPlot.AlignedData)
+  }, [minutes, series])
+  return <div className='chart' ref={box} role='img' aria-label={label} />
+}
+
+/** A value copied to the clipboard on click. */
+export function CopyButton ({ text }: { text: string }) {
+  const [done, setDone] = useState(false)
+  return (
+    <button type='button' onClick={() => { void navigator.clipboard?.writeText(text).then(() => setDone(true)) }}>
+      {done ? 'Copied' : 'Copy'}
+    </button>
+  )
+}
