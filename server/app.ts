@@ -22,6 +22,10 @@ import { createApi } from './api/router.js'
 import { createAdmin } from './admin/index.js'
 import { KEY_PREFIX_LENGTH } from './api/apiKeys.js'
 import type { Readiness } from './api/health.js'
+import { metricsRouter } from './api/metrics.js'
+import { Metrics } from './metrics.js'
+import { countPendingDeliveries } from './store/deliveries.js'
+import express from 'express'
 
 /** Secrets generated on this start; shown once by the entry file, never stored in clear. */
 export interface FirstStart {
@@ -33,6 +37,8 @@ export interface Herald {
   readonly http: Server
   readonly url: string
   readonly mqttTcpPort: number | undefined
+  /** the separate /metrics port, when METRICS_PORT is set */
+  readonly metricsPort: number | undefined
   readonly firstStart: FirstStart
   readonly nodeId: string
   /** Stops accepting, closes the broker, flushes delivery state, closes the pool. */
@@ -78,10 +84,16 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const released = await releaseDeadNodes(pool, 60)
   if (released > 0) nodeLog.info({ devices: released }, 'marked devices of stopped servers offline')
 
-  const writer = new DeliveryStateWriter(pool, nodeLog)
+  const metrics = new Metrics()
+  const writer = new DeliveryStateWriter(pool, nodeLog, metrics)
   let engine: DeliveryEngine | undefined
   const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine?.ack(client, messageId) })
-  engine = new DeliveryEngine(pool, writer, nodeLog, config.maxInflightPerDevice)
+  engine = new DeliveryEngine(pool, writer, nodeLog, config.maxInflightPerDevice, {
+    delivered: latencyMs => {
+      metrics.deliveries.inc({ status: 'delivered' })
+      metrics.deliveryLatency.observe(latencyMs / 1000)
+    }
+  })
   const deliveryEngine = engine
 
   const disconnects = new Batch<string>(ids => markDisconnected(pool, ids, nodeId), nodeLog, 'marking devices offline')
@@ -98,19 +110,25 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       return result
     },
     recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
-    onReady: (client, userId) => deliveryEngine.attach(client, userId),
+    onAuthFailure: reason => metrics.authFailures.inc({ reason }),
+    onReady: (client, userId) => {
+      metrics.connects.inc()
+      deliveryEngine.attach(client, userId)
+    },
     onGone: client => {
+      metrics.disconnects.inc()
       deliveryEngine.detach(client)
       disconnects.add(client.id)
     }
   }, nodeLog)
   await broker.start()
 
-  const acceptor = new Acceptor(pool, nodeLog, (messages, outcomes) => messageService.dispatchAccepted(messages, outcomes))
+  const acceptor = new Acceptor(pool, nodeLog, (messages, outcomes) => messageService.dispatchAccepted(messages, outcomes), metrics)
   const messageService = new MessageService(pool, acceptor, deliveryEngine, async topic => {
     const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
     return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
-  })
+  }, metrics)
+  metrics.observe({ connectedDevices: () => broker.connectedCount, pool, pendingDeliveries: () => countPendingDeliveries(pool) })
 
   const apiKeyCache = new Map<string, { key: { id: string, name: string } | undefined, at: number }>()
   const usedKeys = new Set<string>()
@@ -167,6 +185,8 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     messages: messageService,
     readiness,
     accepting: () => accepting,
+    metrics,
+    metricsToken: config.metricsToken,
     onApiKeyRevoked: () => apiKeyCache.clear(),
     auth: {
       adminPasswordHash,
@@ -196,7 +216,8 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const port = (http.address() as AddressInfo).port
   const mqttTcpPort = config.mqttPort !== undefined ? await broker.listenTcp(config.mqttPort, config.host) : undefined
 
-  const maintenance = new Maintenance(pool, nodeLog, nodeId)
+  const metricsHttp = config.metricsPort !== undefined ? await serveMetrics(metrics, config.metricsPort, config.host) : undefined
+  const maintenance = new Maintenance(pool, nodeLog, nodeId, expired => metrics.deliveries.inc({ status: 'expired' }, expired))
   maintenance.start()
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
@@ -225,6 +246,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       http.closeAllConnections()
       await closeHttp
       clearInterval(idleSweep)
+      metricsHttp?.close()
       maintenance.stop()
       clearInterval(lastUsed)
       await writer.close()
@@ -237,7 +259,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     return stopping
   }
 
-  return { http, url, mqttTcpPort, firstStart, nodeId, stop }
+  return { http, url, mqttTcpPort, metricsPort: metricsHttp ? (metricsHttp.address() as AddressInfo).port : undefined, firstStart, nodeId, stop }
 }
 
 async function deviceTokens (config: Readonly<Config>, pool: Pool): Promise<DeviceTokens> {
@@ -293,4 +315,17 @@ class Batch<T> {
     await this.running
     this.running = undefined
   }
+}
+
+/** METRICS_PORT: /metrics alone, without credentials, for a scraper on a private network. */
+async function serveMetrics (metrics: Metrics, port: number, host: string): Promise<Server> {
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(metricsRouter(metrics, (_req, _res, next) => next()))
+  const server = createServer(app)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  return server
 }

@@ -15,6 +15,10 @@ export interface Config {
   logLevel: LogLevel
   shutdownTimeoutMs: number
   maxInflightPerDevice: number
+  /** bearer token for GET /metrics (the admin credentials work too) */
+  metricsToken: string | undefined
+  /** serve /metrics, without credentials, on this separate port (keep it off the public network) */
+  metricsPort: number | undefined
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -31,6 +35,7 @@ export const DEFAULT_MAX_INFLIGHT_PER_DEVICE = 100
 const MIN_JWT_SECRET_LENGTH = 32
 const MIN_API_KEY_LENGTH = 32
 const MIN_ADMIN_PASSWORD_LENGTH = 12
+const MIN_METRICS_TOKEN_LENGTH = 16
 
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
@@ -89,6 +94,8 @@ export function parseConfig (env: Env): Readonly<Config> {
   const port = int('PORT', DEFAULT_PORT, 0, 65535)!
   const mqttPort = int('MQTT_PORT', undefined, 0, 65535)
   if (mqttPort !== undefined && mqttPort !== 0 && mqttPort === port) problems.push(`MQTT_PORT: must differ from PORT (${port})`)
+  const metricsPort = int('METRICS_PORT', undefined, 0, 65535)
+  if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === port || metricsPort === mqttPort)) problems.push('METRICS_PORT: must differ from PORT and MQTT_PORT')
 
   const config: Config = {
     port,
@@ -103,7 +110,9 @@ export function parseConfig (env: Env): Readonly<Config> {
     mqttPort,
     logLevel,
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 600_000)!,
-    maxInflightPerDevice: int('MAX_INFLIGHT_PER_DEVICE', DEFAULT_MAX_INFLIGHT_PER_DEVICE, 1, 1000)!
+    maxInflightPerDevice: int('MAX_INFLIGHT_PER_DEVICE', DEFAULT_MAX_INFLIGHT_PER_DEVICE, 1, 1000)!,
+    metricsToken: minLength('METRICS_TOKEN', MIN_METRICS_TOKEN_LENGTH),
+    metricsPort
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

@@ -12,6 +12,7 @@ export function printWelcome (herald: Herald, opts: { embedded: boolean, dataDir
     `  Herald is running at ${url}`,
     `  Devices connect over MQTT on WebSocket: ${url.replace(/^http/, 'ws')}/mqtt`,
     herald.mqttTcpPort !== undefined ? `  Plain MQTT (TCP) on port ${herald.mqttTcpPort}` : '',
+    `  Admin UI: ${url}/admin    Demo device (a phone in a browser tab): ${url}/demo`,
     opts.embedded ? `  Database: embedded Postgres, data in ${opts.dataDir}` : '  Database: DATABASE_URL',
     ''
   ]
@@ -28,6 +29,8 @@ export function printWelcome (herald: Herald, opts: { embedded: boolean, dataDir
     '  Send alice a push:',
     `    curl -s -X POST ${url}/v1/messages -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\`,
     `      -d '{"to":{"user":"alice"},"title":"Hello","body":"Your first push"}'`,
+    '',
+    `  To watch it arrive, open ${url}/demo first, connect as alice, then send.`,
     '',
     '  Docs: README.md (REST and MQTT reference), openapi.yaml',
     ''

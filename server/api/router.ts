@@ -10,6 +10,8 @@ import { apiKeysRouter } from './apiKeys.js'
 import { devicesRouter } from './devices.js'
 import { healthRouter, type Readiness } from './health.js'
 import { messagesRouter } from './messages.js'
+import { metricsRouter, metricsTokenOr } from './metrics.js'
+import type { Metrics } from '../metrics.js'
 import { ProblemError, problemHandler } from './problem.js'
 import { tokensRouter } from './tokens.js'
 
@@ -29,6 +31,8 @@ export interface ApiDeps {
   onApiKeyRevoked: (id: string) => void
   /** false while shutting down: new sends are refused with 503 */
   accepting: () => boolean
+  metrics: Metrics
+  metricsToken?: string
   /** the admin UI (server/admin/): its pages and /admin/api, and its session accepted on /v1/api-keys */
   adminUi?: Pick<Admin, 'router' | 'orSession'>
 }
@@ -58,6 +62,7 @@ export function createApi (deps: ApiDeps): Express {
   }
 
   app.use(healthRouter(deps.readiness))
+  app.use(metricsRouter(deps.metrics, metricsTokenOr(deps.metricsToken, admin)))
   if (deps.adminUi) app.use(deps.adminUi.router)
   app.use('/v1/messages', apiKey, onlyJson, json, accepting, messagesRouter(deps.messages))
   app.use('/v1/tokens', apiKey, onlyJson, json, tokensRouter(deps.tokens))

@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
 import { acceptBatch, type AcceptOutcome, type NewMessage } from '../store/accept.js'
 
 /** Most messages committed in one transaction. */
@@ -22,7 +23,7 @@ export class Acceptor {
   private queue: Waiting[] = []
   private running: Promise<void> | undefined
 
-  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly onAccepted: AcceptedListener) {}
+  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly onAccepted: AcceptedListener, private readonly metrics?: Metrics) {}
 
   accept (message: NewMessage): Promise<AcceptOutcome> {
     return new Promise((resolve, reject) => {
@@ -43,7 +44,7 @@ export class Acceptor {
         const messages = batch.map(w => w.message)
         let outcomes: AcceptOutcome[]
         try {
-          outcomes = await acceptBatch(this.pool, messages)
+          outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages.length, () => acceptBatch(this.pool, messages)) : acceptBatch(this.pool, messages))
         } catch (err) {
           this.log.error({ err, messages: messages.length }, 'accept transaction failed')
           for (const w of batch) w.reject(err as Error)

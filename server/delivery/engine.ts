@@ -15,6 +15,8 @@ interface Entry {
   topic: string
   payload: Buffer
   expiresAt: number
+  /** when the message was accepted, ms since the epoch (for the accept→PUBACK latency) */
+  acceptedAt: number
   /** ttl 0: only for this connection; never read back from the queue */
   liveOnly: boolean
 }
@@ -27,12 +29,15 @@ export interface DispatchItem {
   topic: string | null
   payload: Buffer
   expiresAt: Date
+  acceptedAt: Date
   liveOnly: boolean
 }
 
 export interface DeliveryObserver {
-  /** a device acknowledged a message; `acceptedAt` is when the message was accepted */
-  delivered?: (deviceId: string, messageId: string) => void
+  /** a device acknowledged a message `latencyMs` after it was accepted */
+  delivered?: (latencyMs: number) => void
+  /** the engine found deliveries expired on their way out */
+  expired?: (count: number) => void
 }
 
 function topicFor (userId: string, topic: string | null): string {
@@ -88,6 +93,7 @@ export class DeliveryEngine {
         topic: topicFor(item.userId, item.topic),
         payload: item.payload,
         expiresAt: item.expiresAt.getTime(),
+        acceptedAt: item.acceptedAt.getTime(),
         liveOnly: item.liveOnly
       })
     }
@@ -178,7 +184,7 @@ class DeviceChannel {
     this.inflight.delete(messageId)
     const { writer, observer } = this.engine.internals
     writer.delivered(entry.seq)
-    observer.delivered?.(this.client.id, entry.messageId)
+    observer.delivered?.(Date.now() - entry.acceptedAt)
     this.pump()
     return { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId }
   }
@@ -224,6 +230,7 @@ class DeviceChannel {
         topic: topicFor(row.userId, row.topic),
         payload: row.payload,
         expiresAt: row.expiresAt.getTime(),
+        acceptedAt: row.queuedAt.getTime(),
         liveOnly: false
       })
       this.lastSeq = row.seq

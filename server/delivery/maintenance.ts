@@ -22,7 +22,7 @@ export class Maintenance {
   private timers: NodeJS.Timeout[] = []
   private readonly running = new Set<string>()
 
-  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly nodeId: string) {}
+  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly nodeId: string, private readonly onExpired: (count: number) => void = () => {}) {}
 
   start (): void {
     this.every('heartbeat', HEARTBEAT_MS, async () => {
@@ -34,7 +34,10 @@ export class Maintenance {
       let expired: number
       do {
         expired = await expireDue(this.pool, EXPIRY_GRACE_SECONDS, EXPIRY_BATCH)
-        if (expired > 0) this.log.debug({ expired }, 'deliveries expired')
+        if (expired > 0) {
+          this.log.debug({ expired }, 'deliveries expired')
+          this.onExpired(expired)
+        }
       } while (expired === EXPIRY_BATCH)
     })
     this.every('idempotency', IDEMPOTENCY_SWEEP_MS, async () => {

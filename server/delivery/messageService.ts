@@ -6,6 +6,7 @@ import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../api/message
 import type { AcceptOutcome, NewMessage } from '../store/accept.js'
 import { revokeMessage } from '../store/deliveries.js'
 import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
+import type { Metrics } from '../metrics.js'
 import type { Acceptor } from './acceptor.js'
 import type { DeliveryEngine, DispatchItem } from './engine.js'
 
@@ -22,7 +23,7 @@ export class MessageService {
     private readonly engine: DeliveryEngine,
     /** devices subscribed to a broadcast topic right now */
     private readonly topicSubscribers: (topic: string) => Promise<string[]>,
-    private readonly onAccepted: (count: number) => void = () => {}
+    private readonly metrics?: Metrics
   ) {}
 
   async send (input: SendInput, apiKeyId: string, idempotency?: { key: string, requestHash: string }): Promise<SendResult> {
@@ -67,9 +68,11 @@ export class MessageService {
   dispatchAccepted (messages: NewMessage[], outcomes: AcceptOutcome[]): void {
     const items: DispatchItem[] = []
     let accepted = 0
+    let replaced = 0
     outcomes.forEach((outcome, i) => {
       if (outcome.kind !== 'accepted') return
       accepted++
+      replaced += outcome.replaced.length
       const m = messages[i]
       for (const r of outcome.replaced) this.engine.withdraw(r.messageId, [r.deviceId])
       for (const d of outcome.deliveries) {
@@ -81,12 +84,15 @@ export class MessageService {
           topic: 'topic' in m.target ? m.target.topic : null,
           payload: m.payload,
           expiresAt: m.expiresAt,
+          acceptedAt: m.acceptedAt,
           liveOnly: m.ttl === 0
         })
       }
     })
     this.engine.dispatch(items)
-    if (accepted > 0) this.onAccepted(accepted)
+    this.metrics?.messagesAccepted.inc(accepted)
+    this.metrics?.deliveriesQueued.inc(items.length)
+    this.metrics?.deliveries.inc({ status: 'replaced' }, replaced)
   }
 
   async get (id: string): Promise<unknown> {
@@ -118,6 +124,7 @@ export class MessageService {
     const result = await revokeMessage(this.pool, id)
     if (!result) return undefined
     this.engine.withdraw(id, result.revoked.map(r => r.deviceId))
+    this.metrics?.deliveries.inc({ status: 'revoked' }, result.revoked.length)
     return { revoked: result.revoked.length }
   }
 }

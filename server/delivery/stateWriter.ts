@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
 import { applyDeliveryUpdates, recordReceipts, type DeliveryUpdates, type ReceiptEvent } from '../store/deliveries.js'
 
 /** Upper bound on how long a state change waits to be grouped with others. */
@@ -22,7 +23,7 @@ export class DeliveryStateWriter {
   private flushing: Promise<void> | undefined
   private closed = false
 
-  constructor (private readonly pool: Pool, private readonly log: Logger) {}
+  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly metrics?: Metrics) {}
 
   sent (seq: number): void {
     this.pending.sent.push({ seq, at: new Date() })
@@ -69,8 +70,13 @@ export class DeliveryStateWriter {
     this.receiptWaiters = []
     this.flushing = (async () => {
       try {
-        await applyDeliveryUpdates(this.pool, batch)
-        await recordReceipts(this.pool, receipts)
+        const rows = batch.sent.length + batch.delivered.length + batch.expired.length
+        const write = async (): Promise<void> => {
+          await applyDeliveryUpdates(this.pool, batch)
+          await recordReceipts(this.pool, receipts)
+        }
+        await (this.metrics ? this.metrics.timeBatch('delivery_state', rows + receipts.length, write) : write())
+        this.metrics?.deliveries.inc({ status: 'expired' }, batch.expired.length)
         for (const w of waiters) w.resolve()
       } catch (err) {
         this.log.warn({ err, rows: batch.sent.length + batch.delivered.length + batch.expired.length, receipts: receipts.length },

@@ -11,13 +11,14 @@ export interface PendingDelivery {
   userId: string
   topic: string | null
   expiresAt: Date
+  queuedAt: Date
   payload: Buffer
 }
 
 /** A device's undelivered, unexpired queue, in accept order, after `afterSeq`. */
 export async function pendingForDevice (pool: Pool, deviceId: string, limit: number, afterSeq = 0): Promise<PendingDelivery[]> {
   const { rows } = await pool.query<PendingDelivery>(
-    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic, d.expires_at as "expiresAt", m.payload
+    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic, d.expires_at as "expiresAt", d.queued_at as "queuedAt", m.payload
      from deliveries d join messages m on m.id = d.message_id
      where d.device_id = $1 and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > $2
      order by d.seq limit $3`, [deviceId, afterSeq, limit])
@@ -115,4 +116,10 @@ export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq:
   const { rowCount } = await pool.query(
     "update deliveries set status = $3 where device_id = $1 and seq <= $2 and status in ('queued', 'sent')", [deviceId, uptoSeq, status])
   return rowCount ?? 0
+}
+
+/** Deliveries not yet delivered or ended, in the whole database (index-only on deliveries_pending). */
+export async function countPendingDeliveries (pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>("select count(*)::int as n from deliveries where status in ('queued', 'sent')")
+  return rows[0].n
 }

@@ -1,0 +1,24 @@
+import { timingSafeEqual, createHash } from 'node:crypto'
+import { Router, type RequestHandler } from 'express'
+import type { Metrics } from '../metrics.js'
+
+/** GET /metrics in Prometheus' text format. */
+export function metricsRouter (metrics: Metrics, guard: RequestHandler): Router {
+  const router = Router()
+  router.get('/metrics', guard, async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+  return router
+}
+
+/** `Authorization: Bearer <METRICS_TOKEN>` passes; anything else goes on to `otherwise` (admin credentials). */
+export function metricsTokenOr (token: string | undefined, otherwise: RequestHandler): RequestHandler {
+  const expected = token === undefined ? undefined : digest(token)
+  return (req, res, next) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')
+    if (expected && match && timingSafeEqual(digest(match[1]), expected)) return next()
+    otherwise(req, res, next)
+  }
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
