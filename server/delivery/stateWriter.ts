@@ -16,7 +16,9 @@ interface Receipt { messageId: string, deviceId: string, event: ReceiptEvent, at
  * a failed flush keeps its rows and retries, so a database outage delays records, never drops them.
  */
 export class DeliveryStateWriter {
-  private pending: DeliveryUpdates = { sent: [], delivered: [], expired: [] }
+  /** sent, not yet written: a PUBACK arriving before the flush folds it into its own row update */
+  private sentAt = new Map<number, Date>()
+  private pending: Omit<DeliveryUpdates, 'sent'> = { delivered: [], expired: [] }
   private receipts: Receipt[] = []
   private receiptWaiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
   private timer: NodeJS.Timeout | undefined
@@ -26,12 +28,14 @@ export class DeliveryStateWriter {
   constructor (private readonly pool: Pool, private readonly log: Logger, private readonly metrics?: Metrics) {}
 
   sent (seq: number): void {
-    this.pending.sent.push({ seq, at: new Date() })
+    this.sentAt.set(seq, new Date())
     this.schedule()
   }
 
   delivered (seq: number): void {
-    this.pending.delivered.push({ seq, at: new Date() })
+    const sentAt = this.sentAt.get(seq)
+    if (sentAt !== undefined) this.sentAt.delete(seq)
+    this.pending.delivered.push({ seq, at: new Date(), sentAt })
     this.schedule()
   }
 
@@ -49,7 +53,7 @@ export class DeliveryStateWriter {
   }
 
   get backlog (): number {
-    return this.pending.sent.length + this.pending.delivered.length + this.pending.expired.length + this.receipts.length
+    return this.sentAt.size + this.pending.delivered.length + this.pending.expired.length + this.receipts.length
   }
 
   private schedule (): void {
@@ -62,10 +66,11 @@ export class DeliveryStateWriter {
   async flush (): Promise<void> {
     while (this.flushing !== undefined) await this.flushing
     if (this.backlog === 0) return
-    const batch = this.pending
+    const batch: DeliveryUpdates = { sent: [...this.sentAt].map(([seq, at]) => ({ seq, at })), ...this.pending }
     const receipts = this.receipts
     const waiters = this.receiptWaiters
-    this.pending = { sent: [], delivered: [], expired: [] }
+    this.sentAt = new Map()
+    this.pending = { delivered: [], expired: [] }
     this.receipts = []
     this.receiptWaiters = []
     this.flushing = (async () => {
@@ -82,7 +87,9 @@ export class DeliveryStateWriter {
         this.log.warn({ err, rows: batch.sent.length + batch.delivered.length + batch.expired.length, receipts: receipts.length },
           'delivery state write failed; keeping the rows and retrying')
         // put them back in front, in order, and try again later
-        this.pending.sent.unshift(...batch.sent)
+        // a PUBACK since then already carries its own sent time
+        const deliveredSince = new Set(this.pending.delivered.map(d => d.seq))
+        for (const { seq, at } of batch.sent) if (!deliveredSince.has(seq)) this.sentAt.set(seq, at)
         this.pending.delivered.unshift(...batch.delivered)
         this.pending.expired.unshift(...batch.expired)
         this.receipts.unshift(...receipts)

@@ -45,103 +45,210 @@ export type AcceptOutcome =
   | { kind: 'replay', status: number, response: unknown }
   | { kind: 'idempotency-conflict' }
 
-interface Resolved { deviceId: string, userId: string }
+interface Target_ { n: number, deviceId: string, userId: string }
+
+const key = (apiKeyId: string | null, idempotencyKey: string): string => `${apiKeyId}\u0000${idempotencyKey}`
 
 /**
  * Commits a batch of messages with their deliveries in one transaction and returns one
  * outcome per message, in order. Nothing is visible (or sent) before the commit.
+ *
+ * The batch costs a fixed number of statements whatever its size: idempotency look-up,
+ * target resolution, one insert of messages, one of deliveries, one collapse update, one
+ * insert of idempotency keys. Messages keep their batch order in seq.
  */
 export async function acceptBatch (pool: Pool, messages: NewMessage[]): Promise<AcceptOutcome[]> {
   return inTransaction(pool, async client => {
     await client.query('select pg_advisory_xact_lock($1)', [ACCEPT_LOCK])
-    const outcomes: AcceptOutcome[] = []
-    const seenKeys = new Map<string, { hash: string, outcome: AcceptOutcome }>()
-    for (const message of messages) {
-      const replay = await checkIdempotency(client, message, seenKeys)
-      if (replay) {
-        outcomes.push(replay)
-        continue
-      }
-      const outcome = await acceptOne(client, message)
-      if (message.idempotency) {
-        const response = { id: outcome.id, recipients: outcome.recipients }
-        await client.query(
-          'insert into idempotency_keys (api_key_id, key, request_hash, status, response) values ($1, $2, $3, 202, $4)',
-          [message.apiKeyId, message.idempotency.key, message.idempotency.requestHash, response])
-        seenKeys.set(`${message.apiKeyId}\u0000${message.idempotency.key}`, { hash: message.idempotency.requestHash, outcome: { kind: 'replay', status: 202, response } })
-      }
-      outcomes.push(outcome)
+    const outcomes: Array<AcceptOutcome | undefined> = await checkIdempotency(client, messages)
+    const fresh = messages.map((m, n) => ({ m, n })).filter(({ n }) => outcomes[n] === undefined)
+    if (fresh.length === 0) return outcomes as AcceptOutcome[]
+
+    const targets = await resolveTargets(client, fresh)
+    const byMessage = new Map<number, Target_[]>()
+    for (const t of targets) {
+      const list = byMessage.get(t.n)
+      if (list) list.push(t)
+      else byMessage.set(t.n, [t])
     }
-    return outcomes
+    await insertMessages(client, fresh.map(({ m, n }) => ({ m, recipients: byMessage.get(n)?.length ?? 0 })))
+    const deliveries = await insertDeliveries(client, fresh.map(({ m, n }) => ({ m, targets: byMessage.get(n) ?? [] })))
+    const replaced = await collapse(client, fresh.map(f => f.m), deliveries)
+
+    const deliveriesOf = new Map<string, NewDelivery[]>()
+    for (const d of deliveries) {
+      const list = deliveriesOf.get(d.messageId)
+      if (list) list.push(d)
+      else deliveriesOf.set(d.messageId, [d])
+    }
+    const replacedBy = new Map<string, Array<{ messageId: string, deviceId: string }>>()
+    for (const r of replaced) {
+      const list = replacedBy.get(r.byMessageId)
+      const entry = { messageId: r.messageId, deviceId: r.deviceId }
+      if (list) list.push(entry)
+      else replacedBy.set(r.byMessageId, [entry])
+    }
+    for (const { m, n } of fresh) {
+      const own = deliveriesOf.get(m.id) ?? []
+      outcomes[n] = { kind: 'accepted', id: m.id, recipients: own.length, deliveries: own, replaced: replacedBy.get(m.id) ?? [] }
+    }
+
+    // a repeat of an Idempotency-Key inside this batch answers like the first
+    const firstOfKey = new Map<string, { n: number, hash: string }>()
+    for (const { m, n } of fresh) if (m.idempotency && m.apiKeyId) firstOfKey.set(key(m.apiKeyId, m.idempotency.key), { n, hash: m.idempotency.requestHash })
+    messages.forEach((m, n) => {
+      const outcome = outcomes[n]
+      if (outcome?.kind !== 'replay' || !m.idempotency || (outcome.response as unknown) !== PENDING_IN_BATCH) return
+      const first = firstOfKey.get(key(m.apiKeyId, m.idempotency.key))!
+      const accepted = outcomes[first.n] as AcceptOutcome & { kind: 'accepted' }
+      outcomes[n] = first.hash === m.idempotency.requestHash
+        ? { kind: 'replay', status: 202, response: { id: accepted.id, recipients: accepted.recipients } }
+        : { kind: 'idempotency-conflict' }
+    })
+    const keyed = fresh.filter(({ m }) => m.idempotency && m.apiKeyId)
+    if (keyed.length > 0) {
+      await client.query(
+        `insert into idempotency_keys (api_key_id, key, request_hash, status, response)
+         select k, i, h, 202, r from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) as t(k, i, h, r)`,
+        [keyed.map(({ m }) => m.apiKeyId), keyed.map(({ m }) => m.idempotency!.key), keyed.map(({ m }) => m.idempotency!.requestHash),
+          keyed.map(({ n }) => { const o = outcomes[n] as AcceptOutcome & { kind: 'accepted' }; return JSON.stringify({ id: o.id, recipients: o.recipients }) })])
+    }
+    return outcomes as AcceptOutcome[]
   })
 }
 
-async function checkIdempotency (client: PoolClient, message: NewMessage, seen: Map<string, { hash: string, outcome: AcceptOutcome }>): Promise<AcceptOutcome | undefined> {
-  if (!message.idempotency || !message.apiKeyId) return undefined
-  const { key, requestHash } = message.idempotency
-  const inBatch = seen.get(`${message.apiKeyId}\u0000${key}`)
-  if (inBatch) return inBatch.hash === requestHash ? inBatch.outcome : { kind: 'idempotency-conflict' }
-  const { rows } = await client.query<{ request_hash: string, status: number, response: unknown }>(
-    `select request_hash, status, response from idempotency_keys
-     where api_key_id = $1 and key = $2 and created_at > now() - make_interval(hours => $3)`,
-    [message.apiKeyId, key, IDEMPOTENCY_WINDOW_HOURS])
-  const row = rows[0]
-  if (!row) {
-    // an expired key may still be stored until the sweep: the new request takes it over
-    await client.query('delete from idempotency_keys where api_key_id = $1 and key = $2', [message.apiKeyId, key])
-    return undefined
+/** Marks a later message of the batch that repeats a key of an earlier one, to be answered after the insert. */
+const PENDING_IN_BATCH = Symbol('pending in batch')
+
+async function checkIdempotency (client: PoolClient, messages: NewMessage[]): Promise<Array<AcceptOutcome | undefined>> {
+  const outcomes: Array<AcceptOutcome | undefined> = messages.map(() => undefined)
+  const keyed = messages.map((m, n) => ({ m, n })).filter(({ m }) => m.idempotency && m.apiKeyId)
+  if (keyed.length === 0) return outcomes
+  const apiKeyIds = keyed.map(({ m }) => m.apiKeyId)
+  const keys = keyed.map(({ m }) => m.idempotency!.key)
+  // a key past its window may still be stored until the sweep: the new request takes it over
+  await client.query(
+    `delete from idempotency_keys i using unnest($1::uuid[], $2::text[]) as t(k, i)
+     where i.api_key_id = t.k and i.key = t.i and i.created_at <= now() - make_interval(hours => $3)`,
+    [apiKeyIds, keys, IDEMPOTENCY_WINDOW_HOURS])
+  const { rows } = await client.query<{ api_key_id: string, key: string, request_hash: string, status: number, response: unknown }>(
+    `select i.api_key_id, i.key, i.request_hash, i.status, i.response
+     from idempotency_keys i join unnest($1::uuid[], $2::text[]) as t(k, i) on i.api_key_id = t.k and i.key = t.i`,
+    [apiKeyIds, keys])
+  const stored = new Map(rows.map(r => [key(r.api_key_id, r.key), r]))
+  const seenInBatch = new Set<string>()
+  for (const { m, n } of keyed) {
+    const k = key(m.apiKeyId, m.idempotency!.key)
+    const row = stored.get(k)
+    if (row) {
+      outcomes[n] = row.request_hash === m.idempotency!.requestHash ? { kind: 'replay', status: row.status, response: row.response } : { kind: 'idempotency-conflict' }
+    } else if (seenInBatch.has(k)) {
+      outcomes[n] = { kind: 'replay', status: 202, response: PENDING_IN_BATCH }
+    } else {
+      seenInBatch.add(k)
+    }
   }
-  return row.request_hash === requestHash ? { kind: 'replay', status: row.status, response: row.response } : { kind: 'idempotency-conflict' }
+  return outcomes
 }
 
-async function resolveTargets (client: PoolClient, message: NewMessage): Promise<Resolved[]> {
-  // ttl 0: only devices online now. Otherwise every persistent session, plus online clean ones.
-  const liveOnly = message.ttl === 0
-  if ('topic' in message.target) {
-    const ids = message.topicSubscribers ?? []
-    if (ids.length === 0) return []
-    const { rows } = await client.query<Resolved>(
-      `select device_id as "deviceId", user_id as "userId" from devices
-       where device_id = any($1::text[]) and (connected_node is not null or (persistent and not $2))
-       order by device_id`, [ids, liveOnly])
-    return rows
+/**
+ * The devices each message goes to, in one query for the whole batch. ttl 0: only devices
+ * online now; otherwise every persistent session, plus clean sessions online now.
+ */
+async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage, n: number }>): Promise<Target_[]> {
+  const users: string[] = []
+  const userN: number[] = []
+  const userLive: boolean[] = []
+  const subs: string[] = []
+  const subN: number[] = []
+  const subLive: boolean[] = []
+  for (const { m, n } of fresh) {
+    const live = m.ttl === 0
+    if ('topic' in m.target) {
+      for (const id of m.topicSubscribers ?? []) { subs.push(id); subN.push(n); subLive.push(live) }
+    } else {
+      for (const u of 'user' in m.target ? [m.target.user] : m.target.users) { users.push(u); userN.push(n); userLive.push(live) }
+    }
   }
-  const users = 'user' in message.target ? [message.target.user] : message.target.users
-  const { rows } = await client.query<Resolved>(
-    `select device_id as "deviceId", user_id as "userId" from devices
-     where user_id = any($1::text[]) and (connected_node is not null or (persistent and not $2))
-     order by user_id, device_id`, [users, liveOnly])
+  const { rows } = await client.query<Target_>(
+    `select t.n, d.device_id as "deviceId", d.user_id as "userId"
+       from unnest($1::text[], $2::int[], $3::bool[]) as t(user_id, n, live_only)
+       join devices d on d.user_id = t.user_id
+      where d.connected_node is not null or (d.persistent and not t.live_only)
+     union all
+     select t.n, d.device_id, d.user_id
+       from unnest($4::text[], $5::int[], $6::bool[]) as t(device_id, n, live_only)
+       join devices d on d.device_id = t.device_id
+      where d.connected_node is not null or (d.persistent and not t.live_only)
+     order by 1, 3, 2`,
+    [users, userN, userLive, subs, subN, subLive])
   return rows
 }
 
-async function acceptOne (client: PoolClient, m: NewMessage): Promise<AcceptOutcome & { kind: 'accepted' }> {
-  const targets = await resolveTargets(client, m)
-  const kind = 'user' in m.target ? 'user' : 'users' in m.target ? 'users' : 'topic'
+async function insertMessages (client: PoolClient, items: Array<{ m: NewMessage, recipients: number }>): Promise<void> {
+  const col = <T>(f: (m: NewMessage, recipients: number) => T): T[] => items.map(({ m, recipients }) => f(m, recipients))
   await client.query(
     `insert into messages (id, target_kind, target, topic, title, body, data, priority, collapse_key, ttl,
                            accepted_at, expires_at, payload, api_key_id, recipients)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-    [m.id, kind, m.target, 'topic' in m.target ? m.target.topic : null, m.title, m.body, m.data, m.priority,
-      m.collapseKey, m.ttl, m.acceptedAt, m.expiresAt, m.payload, m.apiKeyId, targets.length])
-  if (targets.length === 0) return { kind: 'accepted', id: m.id, recipients: 0, deliveries: [], replaced: [] }
+     select * from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[],
+                          $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::uuid[], $15::int[])`,
+    [col(m => m.id), col(m => 'user' in m.target ? 'user' : 'users' in m.target ? 'users' : 'topic'), col(m => JSON.stringify(m.target)),
+      col(m => 'topic' in m.target ? m.target.topic : null), col(m => m.title), col(m => m.body),
+      col(m => m.data === null ? null : JSON.stringify(m.data)), col(m => m.priority), col(m => m.collapseKey), col(m => m.ttl),
+      col(m => m.acceptedAt), col(m => m.expiresAt), col(m => m.payload), col(m => m.apiKeyId), col((_m, r) => r)])
+}
 
-  const deviceIds = targets.map(t => t.deviceId)
+async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessage, targets: Target_[] }>): Promise<NewDelivery[]> {
+  const messageIds: string[] = []
+  const deviceIds: string[] = []
+  const userIds: string[] = []
+  const collapseKeys: Array<string | null> = []
+  const expiresAt: Date[] = []
+  const queuedAt: Date[] = []
+  for (const { m, targets } of items) {
+    for (const t of targets) {
+      messageIds.push(m.id)
+      deviceIds.push(t.deviceId)
+      userIds.push(t.userId)
+      collapseKeys.push(m.collapseKey)
+      expiresAt.push(m.expiresAt)
+      queuedAt.push(m.acceptedAt)
+    }
+  }
+  if (messageIds.length === 0) return []
   const { rows } = await client.query<NewDelivery>(
     `insert into deliveries (message_id, device_id, user_id, status, collapse_key, expires_at, queued_at)
-     select $1, t.device_id, t.user_id, 'queued', $2, $3, $4
-     from unnest($5::text[], $6::text[]) with ordinality as t(device_id, user_id, n)
+     select t.message_id, t.device_id, t.user_id, 'queued', t.collapse_key, t.expires_at, t.queued_at
+     from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+          with ordinality as t(message_id, device_id, user_id, collapse_key, expires_at, queued_at, n)
      order by t.n
      returning seq, message_id as "messageId", device_id as "deviceId", user_id as "userId"`,
-    [m.id, m.collapseKey, m.expiresAt, m.acceptedAt, deviceIds, targets.map(t => t.userId)])
+    [messageIds, deviceIds, userIds, collapseKeys, expiresAt, queuedAt])
+  return rows
+}
 
-  let replaced: Array<{ messageId: string, deviceId: string }> = []
-  if (m.collapseKey !== null) {
-    const result = await client.query<{ messageId: string, deviceId: string }>(
-      `update deliveries set status = 'replaced'
-       where device_id = any($1::text[]) and collapse_key = $2 and status in ('queued', 'sent') and message_id <> $3
-       returning message_id as "messageId", device_id as "deviceId"`,
-      [deviceIds, m.collapseKey, m.id])
-    replaced = result.rows
+/**
+ * A device holds at most one undelivered message per collapse key: for each (device, key) in
+ * this batch, every older queued or sent row is replaced by the newest one.
+ */
+async function collapse (client: PoolClient, messages: NewMessage[], deliveries: NewDelivery[]): Promise<Array<{ messageId: string, deviceId: string, byMessageId: string }>> {
+  const keyOf = new Map(messages.filter(m => m.collapseKey !== null).map(m => [m.id, m.collapseKey!]))
+  if (keyOf.size === 0) return []
+  const newest = new Map<string, NewDelivery & { collapseKey: string }>()
+  for (const d of deliveries) {
+    const collapseKey = keyOf.get(d.messageId)
+    if (collapseKey === undefined) continue
+    const k = `${d.deviceId}\u0000${collapseKey}`
+    const current = newest.get(k)
+    if (!current || current.seq < d.seq) newest.set(k, { ...d, collapseKey })
   }
-  return { kind: 'accepted', id: m.id, recipients: rows.length, deliveries: rows, replaced }
+  if (newest.size === 0) return []
+  const latest = [...newest.values()]
+  const { rows } = await client.query<{ messageId: string, deviceId: string, byMessageId: string }>(
+    `update deliveries d set status = 'replaced'
+     from unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[]) as t(device_id, collapse_key, seq, message_id)
+     where d.device_id = t.device_id and d.collapse_key = t.collapse_key and d.status in ('queued', 'sent') and d.seq < t.seq
+     returning d.message_id as "messageId", d.device_id as "deviceId", t.message_id as "byMessageId"`,
+    [latest.map(d => d.deviceId), latest.map(d => d.collapseKey), latest.map(d => d.seq), latest.map(d => d.messageId)])
+  return rows
 }

@@ -31,7 +31,8 @@ export async function pendingForDevice (pool: Pool, deviceId: string, limit: num
  */
 export interface DeliveryUpdates {
   sent: Array<{ seq: number, at: Date }>
-  delivered: Array<{ seq: number, at: Date }>
+  /** `sentAt` when the write of `sent` was folded into this one */
+  delivered: Array<{ seq: number, at: Date, sentAt?: Date }>
   expired: number[]
 }
 
@@ -45,10 +46,10 @@ export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Pro
   }
   if (u.delivered.length > 0) {
     await pool.query(
-      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, t.at), delivered_at = t.at
-       from unnest($1::bigint[], $2::timestamptz[]) as t(seq, at)
+      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, t.sent_at, t.at), delivered_at = t.at
+       from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) as t(seq, at, sent_at)
        where d.seq = t.seq and d.status in ('queued', 'sent')`,
-      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at)])
+      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at), u.delivered.map(s => s.sentAt ?? null)])
   }
   if (u.expired.length > 0) {
     await pool.query(
