@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js'
 import { generateApiKey, hashApiKey } from '../auth/secrets.js'
 import { insertApiKey, listApiKeys, revokeApiKey } from '../store/apiKeys.js'
 import { ProblemError } from './problem.js'
-import { Checker, isPlainObject, rejectUnknown, requireUuid, typeName } from './validate.js'
+import { Checker, objectBody, requireUuid } from './validate.js'
 
 const MAX_NAME_LENGTH = 100
 /** Characters of a key shown in listings: enough to tell keys apart, useless to an attacker. */
@@ -14,13 +14,7 @@ export function apiKeysRouter (pool: Pool, onRevoked: (id: string) => void): Rou
 
   router.post('/', async (req, res) => {
     const check = new Checker()
-    const body = req.body as unknown
-    if (!isPlainObject(body)) {
-      check.fail('(body)', `must be a JSON object, got ${typeName(body)}`)
-      check.done()
-    }
-    const b = body as Record<string, unknown>
-    rejectUnknown(check, b, ['name'])
+    const b = objectBody(check, req.body, ['name'])
     if (typeof b.name !== 'string' || b.name.trim().length === 0 || b.name.length > MAX_NAME_LENGTH) {
       check.fail('name', `is required: a string of 1 to ${MAX_NAME_LENGTH} characters that says who uses the key`)
     }

@@ -2,10 +2,9 @@ import { createHash, randomUUID } from 'node:crypto'
 import { Router, type Request } from 'express'
 import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
 import type { Target } from '../store/accept.js'
-import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
 import type { LogFilter } from '../store/messages.js'
 import { ProblemError } from './problem.js'
-import { Checker, isPlainObject, rejectUnknown, requireUuid, typeName } from './validate.js'
+import { Checker, QueryReader, isPlainObject, objectBody, requireUuid, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
@@ -33,12 +32,7 @@ export interface SendInput {
 /** Validates a POST /v1/messages body; every problem is reported at once. */
 export function parseSendBody (body: unknown): SendInput {
   const check = new Checker()
-  if (!isPlainObject(body)) {
-    check.fail('(body)', `must be a JSON object, got ${typeName(body)}`)
-    check.done()
-  }
-  const b = body as Record<string, unknown>
-  rejectUnknown(check, b, SEND_FIELDS)
+  const b = objectBody(check, body, SEND_FIELDS)
   const to = parseTarget(check, b.to)
   const text = (field: 'title' | 'body'): string | null => {
     const value = b[field]
@@ -162,41 +156,17 @@ function decodeCursor (check: Checker, cursor: string): number | undefined {
 
 function parseLogQuery (query: Request['query']): LogFilter {
   const check = new Checker()
-  const single = (name: string): string | undefined => {
-    const value = query[name]
-    if (value === undefined) return undefined
-    if (typeof value !== 'string') {
-      check.fail(name, 'must be given once, as a plain value')
-      return undefined
-    }
-    return value
+  const q = new QueryReader(check, query, ['user', 'device', 'status', 'since', 'until', 'limit', 'cursor'])
+  const cursor = q.text('cursor')
+  const filter: LogFilter = {
+    user: q.text('user'),
+    device: q.text('device'),
+    status: q.status('status'),
+    since: q.date('since'),
+    until: q.date('until'),
+    limit: q.whole('limit', DEFAULT_PAGE, 1, MAX_PAGE),
+    beforeSeq: cursor === undefined ? undefined : decodeCursor(check, cursor)
   }
-  rejectUnknown(check, query as Record<string, unknown>, ['user', 'device', 'status', 'since', 'until', 'limit', 'cursor'])
-  const date = (name: string): Date | undefined => {
-    const value = single(name)
-    if (value === undefined) return undefined
-    const parsed = new Date(value)
-    if (Number.isNaN(parsed.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) check.fail(name, `must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)}`)
-    return parsed
-  }
-  const filter: LogFilter = { limit: DEFAULT_PAGE }
-  filter.user = single('user')
-  filter.device = single('device')
-  const status = single('status')
-  if (status !== undefined) {
-    if ((DELIVERY_STATUSES as readonly string[]).includes(status)) filter.status = status as DeliveryStatus
-    else check.fail('status', `must be one of ${DELIVERY_STATUSES.join(', ')}`)
-  }
-  filter.since = date('since')
-  filter.until = date('until')
-  const limit = single('limit')
-  if (limit !== undefined) {
-    const n = Number(limit)
-    if (!/^\d+$/.test(limit) || n < 1 || n > MAX_PAGE) check.fail('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
-    else filter.limit = n
-  }
-  const cursor = single('cursor')
-  if (cursor !== undefined) filter.beforeSeq = decodeCursor(check, cursor)
   check.done()
   return filter
 }

@@ -2,19 +2,13 @@ import { Router } from 'express'
 import { DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, type DeviceTokens } from '../auth/deviceTokens.js'
 import { isValidUserId } from '../ids.js'
 import { ProblemError } from './problem.js'
-import { Checker, isPlainObject, rejectUnknown, typeName } from './validate.js'
+import { Checker, objectBody } from './validate.js'
 
 export function tokensRouter (tokens: DeviceTokens): Router {
   const router = Router()
   router.post('/', (req, res) => {
     const check = new Checker()
-    const body = req.body as unknown
-    if (!isPlainObject(body)) {
-      check.fail('(body)', `must be a JSON object, got ${typeName(body)}`)
-      check.done()
-    }
-    const b = body as Record<string, unknown>
-    rejectUnknown(check, b, ['user', 'ttl'])
+    const b = objectBody(check, req.body, ['user', 'ttl'])
     if (!isValidUserId(b.user)) check.fail('user', 'is required: a user id of 1 to 128 characters without "/", "+", "#" or a leading "$"')
     let ttl = DEFAULT_TOKEN_TTL
     if (b.ttl !== undefined) {

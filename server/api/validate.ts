@@ -1,4 +1,6 @@
+import type { Request } from 'express'
 import { ProblemError } from './problem.js'
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
 
 /** One field that is wrong, named by its JSON path (`to.users[3]`). */
 export interface FieldError {
@@ -47,4 +49,65 @@ export const isUuid = (value: string): boolean => UUID.test(value)
 export function requireUuid (value: string, what: string): string {
   if (!isUuid(value)) throw new ProblemError('not-found', `no ${what} with id ${JSON.stringify(value.slice(0, 64))} (ids are UUIDs)`)
   return value.toLowerCase()
+}
+
+/** A JSON request body that must be an object with only the `allowed` fields. */
+export function objectBody (check: Checker, body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (!isPlainObject(body)) {
+    check.fail('(body)', `must be a JSON object, got ${typeName(body)}`)
+    check.done()
+  }
+  const b = body as Record<string, unknown>
+  rejectUnknown(check, b, allowed)
+  return b
+}
+
+/**
+ * Reads a query string's parameters, each given at most once; problems go to `check`. With
+ * `emptyIsAbsent` (a form's blank field), `status=` means no filter; otherwise it is a value.
+ */
+export class QueryReader {
+  constructor (private readonly check: Checker, private readonly query: Request['query'], allowed: readonly string[], private readonly emptyIsAbsent = false) {
+    rejectUnknown(check, query as Record<string, unknown>, allowed)
+  }
+
+  text (name: string): string | undefined {
+    const value = this.query[name]
+    if (value === undefined || (value === '' && this.emptyIsAbsent)) return undefined
+    if (typeof value !== 'string') {
+      this.check.fail(name, 'must be given once, as a plain value')
+      return undefined
+    }
+    return value
+  }
+
+  date (name: string): Date | undefined {
+    const value = this.text(name)
+    if (value === undefined) return undefined
+    const parsed = new Date(value)
+    if (Number.isNaN(parsed.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+      this.check.fail(name, `must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)}`)
+      return undefined
+    }
+    return parsed
+  }
+
+  status (name: string): DeliveryStatus | undefined {
+    const value = this.text(name)
+    if (value === undefined) return undefined
+    if ((DELIVERY_STATUSES as readonly string[]).includes(value)) return value as DeliveryStatus
+    this.check.fail(name, `must be one of ${DELIVERY_STATUSES.join(', ')}`)
+    return undefined
+  }
+
+  whole (name: string, fallback: number, min: number, max: number): number {
+    const value = this.text(name)
+    if (value === undefined) return fallback
+    const n = Number(value)
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      this.check.fail(name, `must be a whole number from ${min} to ${max}`)
+      return fallback
+    }
+    return n
+  }
 }
