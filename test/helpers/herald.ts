@@ -14,7 +14,7 @@ export interface TestHerald {
   url: string
   wsUrl: string
   /** fetch against the server with the API key */
-  api: (path: string, init?: { method?: string, body?: unknown, headers?: Record<string, string> }) => Promise<{ status: number, body: any, headers: Headers }>
+  api: ApiCall
   /** a device token for `user`, signed by the server */
   token: (user: string, ttl?: number) => Promise<string>
   stop: () => Promise<void>
@@ -32,10 +32,29 @@ export async function startTestHerald ({ env = {}, db }: { env?: Record<string, 
   })
   const herald = await startHerald(config, { log: createLogger(config.logLevel) })
   const url = herald.url
-  const api: TestHerald['api'] = async (path, init = {}) => {
-    const res = await fetch(url + path, {
+  const { api, token } = apiClient(() => url)
+  return {
+    herald, db: database, url, wsUrl: url.replace(/^http/, 'ws') + '/mqtt', api, token,
+    stop: async () => {
+      await herald.stop()
+      if (!db) await database.drop()
+    }
+  }
+}
+
+export interface ApiRequest { method?: string, body?: unknown, headers?: Record<string, string>, apiKey?: string }
+export type ApiCall = (path: string, init?: ApiRequest) => Promise<{ status: number, body: any, headers: Headers }>
+
+/** fetch with an API key (API_KEY unless given), JSON in and out; `token` gets a device token. */
+export function apiClient (baseUrl: () => string): { api: ApiCall, token: (user: string, ttl?: number) => Promise<string> } {
+  const api: ApiCall = async (path, init = {}) => {
+    const res = await fetch(baseUrl() + path, {
       method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: { authorization: `Bearer ${API_KEY}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
+      headers: {
+        authorization: `Bearer ${init.apiKey ?? API_KEY}`,
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...init.headers
+      },
       body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body)
     })
     const text = await res.text()
@@ -48,13 +67,7 @@ export async function startTestHerald ({ env = {}, db }: { env?: Record<string, 
     if (res.status !== 201) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`)
     return res.body.token
   }
-  return {
-    herald, db: database, url, wsUrl: url.replace(/^http/, 'ws') + '/mqtt', api, token,
-    stop: async () => {
-      await herald.stop()
-      if (!db) await database.drop()
-    }
-  }
+  return { api, token }
 }
 
 export interface Received { topic: string, payload: any, raw: Buffer }

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ADMIN_PASSWORD, API_KEY, JWT_SECRET } from './herald.js'
+import { ADMIN_PASSWORD, API_KEY, JWT_SECRET, apiClient, type ApiCall } from './herald.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -16,7 +16,6 @@ const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', '
 
 export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 
-export interface ApiResponse { status: number, body: any, headers: Headers }
 
 export interface ServerProcess {
   readonly child: ChildProcess
@@ -38,7 +37,7 @@ export interface ServerProcess {
   /** SIGTERM; resolves with the exit once the process is gone (SIGKILL after `timeoutMs`) */
   term: (timeoutMs?: number) => Promise<Exit & { ms: number }>
   /** fetch against the server, by default with the test API key */
-  api: (path: string, init?: { method?: string, body?: unknown, headers?: Record<string, string>, apiKey?: string }) => Promise<ApiResponse>
+  api: ApiCall
   /** a device token for `user`, signed by the server */
   token: (user: string, ttl?: number) => Promise<string>
 }
@@ -128,27 +127,7 @@ export async function spawnServer ({ env, waitReady = true, readyTimeoutMs = 20_
     return { ...exit, ms: Date.now() - started }
   }
 
-  const api: ServerProcess['api'] = async (p, init = {}) => {
-    const res = await fetch(proc.url + p, {
-      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: {
-        authorization: `Bearer ${init.apiKey ?? API_KEY}`,
-        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...init.headers
-      },
-      body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body)
-    })
-    const text = await res.text()
-    let body: unknown = text
-    try { body = JSON.parse(text) } catch {}
-    return { status: res.status, body, headers: res.headers }
-  }
-
-  const token = async (user: string, ttl?: number): Promise<string> => {
-    const res = await api('/v1/tokens', { body: { user, ttl } })
-    if (res.status !== 201) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`)
-    return res.body.token
-  }
+  const { api, token } = apiClient(() => proc.url)
 
   const proc: ServerProcess = {
     child,
