@@ -63,7 +63,6 @@ create table messages (
   recipients integer not null,
   revoked_at timestamptz
 );
-create index messages_accepted on messages (accepted_at desc);
 
 create table deliveries (
   -- global accept order; per device, deliveries are sent in seq order
@@ -87,13 +86,14 @@ create table deliveries (
 create index deliveries_pending on deliveries (device_id, seq) where status in ('queued', 'sent');
 -- the expiry sweep
 create index deliveries_expiring on deliveries (expires_at) where status in ('queued', 'sent');
--- collapse: the older undelivered message with the same key on the same device
-create index deliveries_collapse on deliveries (device_id, collapse_key) where status in ('queued', 'sent') and collapse_key is not null;
--- the delivery log, newest first, by each filter
-create index deliveries_log_user on deliveries (user_id, seq desc);
-create index deliveries_log_device on deliveries (device_id, seq desc);
-create index deliveries_log_status on deliveries (status, seq desc);
-create index deliveries_log_queued on deliveries (queued_at desc, seq desc);
+-- The delivery log, newest first (queued_at, message_id, device_id), by each filter; the admin
+-- UI's per-message log reads the same indexes. Every index here is written on each status
+-- change (status is indexed, so no update is HOT): keep the list short.
+-- (Collapse finds a device's older rows through deliveries_pending: a queue is short.)
+create index deliveries_log on deliveries (queued_at, message_id, device_id);
+create index deliveries_log_user on deliveries (user_id, queued_at, message_id);
+create index deliveries_log_device on deliveries (device_id, queued_at, message_id);
+create index deliveries_log_status on deliveries (status, queued_at, message_id);
 
 create table idempotency_keys (
   api_key_id uuid not null references api_keys (id) on delete cascade,

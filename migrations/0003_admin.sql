@@ -16,11 +16,9 @@ create index admin_sessions_expires on admin_sessions (expires_at);
 -- The delivery log grouped per message, newest first. Its keyset is (accepted_at, id) on
 -- messages, which every delivery copies as (queued_at, message_id): the same order whether a
 -- page is read from messages (no filter, title text, time range) or from the deliveries of one
--- user, device or status. Each index lets a page seek straight to its cursor.
+-- user, device or status (deliveries_log_user/_device/_status of 0001). Each index lets a page
+-- seek straight to its cursor.
 create index messages_admin_log on messages (accepted_at, id);
-create index deliveries_admin_user on deliveries (user_id, queued_at, message_id);
-create index deliveries_admin_device on deliveries (device_id, queued_at, message_id);
-create index deliveries_admin_status on deliveries (status, queued_at, message_id);
 
 -- Overview: deliveries per minute and accept -> PUBACK latency over the last hour.
 create index deliveries_delivered_at on deliveries (delivered_at) where delivered_at is not null;

@@ -11,6 +11,7 @@ import path from 'node:path'
 import { startEmbeddedPostgres } from '../server/db/embedded.js'
 import { listMessageLog, type AdminLogFilter, type LogKey } from '../server/store/adminLog.js'
 import { readOverview } from '../server/store/adminStats.js'
+import { listDeliveries, type LogFilter } from '../server/store/messages.js'
 import { createTestDatabase } from './helpers/db.js'
 import { seedDeliveryHistory } from './helpers/adminSeed.js'
 
@@ -73,6 +74,43 @@ try {
     const worst = Math.max(first.ms, deep?.ms ?? 0)
     if (worst > BUDGET_MS) failed = true
     console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '}  ${first.rows}${worst > BUDGET_MS ? '   OVER BUDGET' : ''}`)
+  }
+
+  // the REST delivery log (GET /v1/messages): one row per device delivery, same budget
+  const restScenarios: Array<[string, Omit<LogFilter, 'limit'>]> = [
+    ['REST: no filter', {}],
+    ['REST: user', { user: 'user-42' }],
+    ['REST: device', { device: 'user-4243-dev-1' }],
+    ['REST: status revoked (1 %)', { status: 'revoked' }],
+    ['REST: user + status expired', { user: 'user-42', status: 'expired' }],
+    ['REST: time range (one day, 10 days ago)', { since: new Date(base.getTime() - 11 * day), until: new Date(base.getTime() - 10 * day) }]
+  ]
+  const REST_PAGE = 50
+  const timeRest = async (f: LogFilter): Promise<{ ms: number, rows: Awaited<ReturnType<typeof listDeliveries>> }> => {
+    const samples: number[] = []
+    let rows: Awaited<ReturnType<typeof listDeliveries>> = []
+    for (let i = 0; i < RUNS; i++) {
+      const start = performance.now()
+      rows = await listDeliveries(db.pool, f)
+      samples.push(performance.now() - start)
+    }
+    samples.sort((a, b) => a - b)
+    return { ms: samples[Math.floor(RUNS / 2)], rows }
+  }
+  console.log(`
+REST delivery log pages of ${REST_PAGE} deliveries, median of ${RUNS} runs:`)
+  for (const [name, f] of restScenarios) {
+    const first = await timeRest({ ...f, limit: REST_PAGE })
+    let page = first.rows
+    for (let i = 2; i < 20 && page.length === REST_PAGE; i++) {
+      const last = page.at(-1)!
+      page = await listDeliveries(db.pool, { ...f, limit: REST_PAGE, after: { queuedAt: last.queuedAt, messageId: last.messageId, deviceId: last.deviceId } })
+    }
+    const last = page.at(-1)
+    const deep = page.length === REST_PAGE && last ? await timeRest({ ...f, limit: REST_PAGE, after: { queuedAt: last.queuedAt, messageId: last.messageId, deviceId: last.deviceId } }) : undefined
+    const worst = Math.max(first.ms, deep?.ms ?? 0)
+    if (worst > BUDGET_MS) failed = true
+    console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '}  ${first.rows.length}${worst > BUDGET_MS ? '   OVER BUDGET' : ''}`)
   }
 
   t = performance.now()

@@ -2,9 +2,9 @@ import { createHash, randomUUID } from 'node:crypto'
 import { Router, type Request } from 'express'
 import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
 import type { Target } from '../store/accept.js'
-import type { LogFilter } from '../store/messages.js'
+import type { LogFilter, LogPosition } from '../store/messages.js'
 import { ProblemError } from './problem.js'
-import { Checker, QueryReader, isPlainObject, objectBody, requireUuid, typeName } from './validate.js'
+import { Checker, QueryReader, isPlainObject, isUuid, objectBody, requireUuid, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
@@ -144,14 +144,19 @@ function canonicalJson (value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
-function encodeCursor (seq: number): string {
-  return Buffer.from(`d:${seq}`).toString('base64url')
+function encodeCursor (row: LogPosition): string {
+  return Buffer.from(JSON.stringify([row.queuedAt.getTime(), row.messageId, row.deviceId])).toString('base64url')
 }
 
-function decodeCursor (check: Checker, cursor: string): number | undefined {
-  const match = /^d:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString())
-  if (!match) check.fail('cursor', 'is not a cursor this server returned (use nextCursor from the previous page)')
-  return match ? Number(match[1]) : undefined
+function decodeCursor (check: Checker, cursor: string): LogPosition | undefined {
+  try {
+    const [at, messageId, deviceId] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
+    if (Number.isSafeInteger(at) && typeof messageId === 'string' && isUuid(messageId) && typeof deviceId === 'string') {
+      return { queuedAt: new Date(at as number), messageId, deviceId }
+    }
+  } catch {}
+  check.fail('cursor', 'is not a cursor this server returned (use nextCursor from the previous page)')
+  return undefined
 }
 
 function parseLogQuery (query: Request['query']): LogFilter {
@@ -165,7 +170,7 @@ function parseLogQuery (query: Request['query']): LogFilter {
     since: q.date('since'),
     until: q.date('until'),
     limit: q.whole('limit', DEFAULT_PAGE, 1, MAX_PAGE),
-    beforeSeq: cursor === undefined ? undefined : decodeCursor(check, cursor)
+    after: cursor === undefined ? undefined : decodeCursor(check, cursor)
   }
   check.done()
   return filter
@@ -185,10 +190,9 @@ export function messagesRouter (service: MessageService): Router {
     const filter = parseLogQuery(req.query)
     // one row more than asked says whether there is a next page
     const rows = await service.log({ ...filter, limit: filter.limit + 1 })
-    const page = rows.slice(0, filter.limit)
-    const items = page.map(({ seq: _seq, ...row }) => row)
-    const last = page.at(-1)
-    res.json({ items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last.seq) : null })
+    const items = rows.slice(0, filter.limit)
+    const last = items.at(-1)
+    res.json({ items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last) : null })
   })
 
   router.get('/:id', async (req, res) => {

@@ -10,9 +10,11 @@ export interface PoolOptions {
   connectionString: string
   max?: number
   applicationName?: string
+  /** 0: none (for tools that seed or migrate big tables) */
+  queryTimeoutMs?: number
 }
 
-export function createPool ({ connectionString, max = 10, applicationName = 'herald' }: PoolOptions): pg.Pool {
+export function createPool ({ connectionString, max = 10, applicationName = 'herald', queryTimeoutMs = QUERY_TIMEOUT_MS }: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
@@ -21,7 +23,7 @@ export function createPool ({ connectionString, max = 10, applicationName = 'her
     connectionTimeoutMillis: 5_000,
     // a connection whose network path died answers nothing, ever: give up on it instead of
     // holding a send until TCP notices (minutes); callers then destroy that connection
-    query_timeout: QUERY_TIMEOUT_MS,
+    query_timeout: queryTimeoutMs === 0 ? undefined : queryTimeoutMs,
     idleTimeoutMillis: 30_000
   })
   // an idle client losing its connection (database restart) must not crash the process

@@ -27,7 +27,7 @@ const SERIES_MINUTES = 60
 
 /**
  * The overview's figures, each read from an index: devices online (devices_online), waiting
- * (deliveries_expiring), expired (deliveries_expired), accepted per minute (messages_accepted),
+ * (deliveries_expiring), expired (deliveries_expired), accepted per minute (messages_admin_log),
  * delivered and latency (deliveries_delivered_at).
  */
 export async function readOverview (pool: Pool): Promise<Overview> {

@@ -51,13 +51,15 @@ export interface LogFilter {
   status?: DeliveryStatus
   since?: Date
   until?: Date
-  /** return rows with seq below this (the cursor) */
-  beforeSeq?: number
+  /** return rows after this one in the log's order (the cursor) */
+  after?: LogPosition
   limit: number
 }
 
+/** A row's place in the log: newest first by accept time, then message id, then device id. */
+export interface LogPosition { queuedAt: Date, messageId: string, deviceId: string }
+
 export interface LogRow extends DeliveryRow {
-  seq: number
   messageId: string
   title: string | null
   priority: string
@@ -65,9 +67,9 @@ export interface LogRow extends DeliveryRow {
 }
 
 /**
- * The delivery log, newest first, keyset-paginated on deliveries.seq. Each filter has an
- * index that starts with it and ends with seq, so a page reads about `limit` index entries
- * however many millions of rows there are.
+ * The delivery log, newest first, keyset-paginated on (queued_at, message_id, device_id). Each
+ * filter has an index that starts with it and continues with that order, so a page reads about
+ * `limit` index entries however many millions of rows there are.
  */
 export async function listDeliveries (pool: Pool, f: LogFilter): Promise<LogRow[]> {
   const where: string[] = []
@@ -81,12 +83,15 @@ export async function listDeliveries (pool: Pool, f: LogFilter): Promise<LogRow[
   if (f.status !== undefined) add('d.status = ?', f.status)
   if (f.since !== undefined) add('d.queued_at >= ?', f.since)
   if (f.until !== undefined) add('d.queued_at < ?', f.until)
-  if (f.beforeSeq !== undefined) add('d.seq < ?', f.beforeSeq)
+  if (f.after !== undefined) {
+    params.push(f.after.queuedAt, f.after.messageId, f.after.deviceId)
+    where.push(`(d.queued_at, d.message_id, d.device_id) < ($${params.length - 2}, $${params.length - 1}, $${params.length})`)
+  }
   params.push(f.limit)
   const { rows } = await pool.query<LogRow>(
-    `select d.seq, d.message_id as "messageId", m.title, m.priority, d.expires_at as "expiresAt", ${DELIVERY_COLUMNS}
+    `select d.message_id as "messageId", m.title, m.priority, d.expires_at as "expiresAt", ${DELIVERY_COLUMNS}
      from deliveries d join messages m on m.id = d.message_id
      ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
-     order by d.seq desc limit $${params.length}`, params)
+     order by d.queued_at desc, d.message_id desc, d.device_id desc limit $${params.length}`, params)
   return rows
 }

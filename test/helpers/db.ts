@@ -38,7 +38,8 @@ export async function createTestDatabase ({ migrated = true } = {}): Promise<Tes
     await admin.end()
   }
   const url = withDatabase(serverUrl, name)
-  const pool = createPool({ connectionString: url, max: 10 })
+  // tests seed big tables through this pool: no query timeout
+  const pool = createPool({ connectionString: url, max: 10, queryTimeoutMs: 0 })
   if (migrated) await migrate(pool)
   return {
     url,
