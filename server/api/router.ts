@@ -44,6 +44,8 @@ export interface ApiDeps {
 export function createApi (deps: ApiDeps): Express {
   const app = express()
   app.disable('x-powered-by')
+  // API answers are never cached: hashing every body for an ETag is wasted work
+  app.set('etag', false)
   app.set('trust proxy', false)
   const apiKey = requireApiKey(deps.auth)
   const admin = deps.adminUi ? deps.adminUi.orSession(requireAdmin(deps.auth)) : requireAdmin(deps.auth)
