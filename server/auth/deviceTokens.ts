@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto'
+import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import jwt from 'jsonwebtoken'
 import { isValidUserId } from '../ids.js'
 
@@ -32,20 +32,22 @@ export const DEFAULT_TOKEN_TTL = 24 * 3600
  */
 export class DeviceTokens {
   readonly algorithm: 'HS256' | 'RS256' | 'ES256'
-  private readonly verifyKey: string
-  private readonly signKey: string | undefined
+  // KeyObjects made once: given a string, jsonwebtoken parses it on every verify, first trying
+  // it as a public key (and catching the error), which cost more than the rest of CONNECT
+  private readonly verifyKey: KeyObject
+  private readonly signKey: KeyObject | undefined
 
   constructor (keys: TokenKeys) {
     if (keys.kind === 'secret') {
       this.algorithm = 'HS256'
-      this.verifyKey = keys.secret
-      this.signKey = keys.secret
+      this.verifyKey = createSecretKey(Buffer.from(keys.secret, 'utf8'))
+      this.signKey = this.verifyKey
     } else {
-      const type = createPublicKey(keys.publicKey).asymmetricKeyType
+      this.verifyKey = createPublicKey(keys.publicKey)
+      const type = this.verifyKey.asymmetricKeyType
       if (type !== 'rsa' && type !== 'ec') throw new Error(`JWT_PUBLIC_KEY: an RSA or EC (P-256) key is needed, got ${type}`)
       this.algorithm = type === 'rsa' ? 'RS256' : 'ES256'
-      this.verifyKey = keys.publicKey
-      this.signKey = keys.privateKey
+      this.signKey = keys.privateKey === undefined ? undefined : createPrivateKey(keys.privateKey)
     }
   }
 
