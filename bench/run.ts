@@ -1,0 +1,60 @@
+// `npm run bench [-- --quick] [--runs=N] [--only=throughput,latency,fanout,backlog,connections,restart]
+//                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled]`
+// Prints the markdown report on stdout (progress on stderr) and writes bench/results/<timestamp>.json.
+// It always exits 0 once it has printed its report: a benchmark never fails CI.
+import { pathToFileURL } from 'node:url'
+import { runBench, runQuick, SCENARIOS, type BenchOptions, type ScenarioName } from './index.js'
+import { stopAll } from './lib/proc.js'
+import type { SystemKind } from './lib/systems.js'
+
+export { runBench, runQuick }
+
+function parseArgs (argv: string[]): BenchOptions {
+  const opts: BenchOptions = {}
+  for (const arg of argv) {
+    const [flag, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    switch (flag) {
+      case '--quick': opts.quick = true; break
+      case '--profile': opts.profile = true; break
+      case '--tsx': opts.herald = 'tsx'; break
+      case '--compiled': opts.herald = 'compiled'; break
+      case '--no-json': opts.writeJson = false; break
+      case '--runs': opts.runs = Math.max(1, Number(value)); break
+      case '--only': {
+        const names = (value ?? '').split(',').filter(Boolean)
+        for (const n of names) if (!(n in SCENARIOS)) throw new Error(`unknown scenario ${n}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+        opts.only = names as ScenarioName[]
+        break
+      }
+      case '--systems': opts.systems = (value ?? '').split(',').filter(Boolean) as SystemKind[]; break
+      case '--help': case '-h':
+        process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] [--profile] [--tsx|--compiled] [--no-json]\n')
+        process.exit(0)
+        break
+      default: throw new Error(`unknown option ${arg} (see --help)`)
+    }
+  }
+  return opts
+}
+
+async function main (): Promise<void> {
+  let interrupted = false
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) process.exit(130)
+      interrupted = true
+      process.stderr.write(`\n[bench] ${signal}: stopping every process the bench started\n`)
+      void stopAll().finally(() => process.exit(130))
+    })
+  }
+  const report = await runBench(parseArgs(process.argv.slice(2)))
+  process.stdout.write(report.markdown)
+  if (report.jsonPath) process.stderr.write(`[bench] results: ${report.jsonPath}\n`)
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then(() => process.exit(0), err => {
+    process.stderr.write(`[bench] ${(err as Error).stack ?? String(err)}\n`)
+    void stopAll().finally(() => process.exit(0))
+  })
+}
