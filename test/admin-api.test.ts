@@ -5,9 +5,14 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { startTestHerald, connectDevice, ADMIN_PASSWORD, API_KEY, type TestHerald } from './helpers/herald.js'
 import { LOGIN_FAILURES_ALLOWED } from '../server/admin/session.js'
+import { ensureWebBuild } from './helpers/browser.js'
 
 let h: TestHerald
-before(async () => { h = await startTestHerald() })
+before(async () => {
+  // the pages are the built front end (dist/web): a fresh clone has none until it is built
+  await ensureWebBuild()
+  h = await startTestHerald()
+})
 after(async () => { await h?.stop() })
 
 interface Session { cookie: string, csrf: string, setCookie: string }
