@@ -1,11 +1,12 @@
 // `npm run bench [-- --quick] [--runs=N] [--only=throughput,latency,fanout,backlog,connections,restart]
-//                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled]`
+//                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled] [--set=<size>:<value>]…`
 // Prints the markdown report on stdout (progress on stderr) and writes bench/results/<timestamp>.json.
 // It always exits 0 once it has printed its report: a benchmark never fails CI.
 import { pathToFileURL } from 'node:url'
 import { runBench, runQuick, SCENARIOS, type BenchOptions, type ScenarioName } from './index.js'
 import { stopAll } from './lib/proc.js'
 import type { SystemKind } from './lib/systems.js'
+import { FULL, type Sizes } from './lib/context.js'
 
 export { runBench, runQuick }
 
@@ -27,8 +28,16 @@ function parseArgs (argv: string[]): BenchOptions {
         break
       }
       case '--systems': opts.systems = (value ?? '').split(',').filter(Boolean) as SystemKind[]; break
+      case '--set': {
+        // --set=httpConcurrency:400 (any field of Sizes in bench/lib/context.ts; lists comma-separated)
+        const [k, v] = (value ?? '').split(':')
+        if (!k || v === undefined || !(k in FULL)) throw new Error(`--set=<size>:<value>, size one of ${Object.keys(FULL).join(', ')}`)
+        const parsed = v.includes(',') || Array.isArray(FULL[k as keyof Sizes]) ? v.split(',').map(Number) : Number(v)
+        opts.sizes = { ...opts.sizes, [k]: parsed }
+        break
+      }
       case '--help': case '-h':
-        process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] [--profile] [--tsx|--compiled] [--no-json]\n')
+        process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] [--profile] [--tsx|--compiled] [--no-json] [--set=<size>:<value>]\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${arg} (see --help)`)
