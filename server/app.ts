@@ -17,7 +17,7 @@ import { DeliveryEngine } from './delivery/engine.js'
 import { DeliveryStateWriter } from './delivery/stateWriter.js'
 import { Acceptor } from './delivery/acceptor.js'
 import { MessageService } from './delivery/messageService.js'
-import { Maintenance } from './delivery/maintenance.js'
+import { Maintenance, NODE_STALE_SECONDS } from './delivery/maintenance.js'
 import { createApi } from './api/router.js'
 import { createAdmin } from './admin/index.js'
 import { KEY_PREFIX_LENGTH } from './api/apiKeys.js'
@@ -81,7 +81,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   await seedApiKeys(config, pool, firstStart)
 
   await heartbeatNode(pool, nodeId)
-  const released = await releaseDeadNodes(pool, 60)
+  const released = await releaseDeadNodes(pool, NODE_STALE_SECONDS)
   if (released > 0) nodeLog.info({ devices: released }, 'marked devices of stopped servers offline')
 
   const metrics = new Metrics()
@@ -111,9 +111,9 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     },
     recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
     onAuthFailure: reason => metrics.authFailures.inc({ reason }),
-    onReady: (client, userId) => {
+    onReady: client => {
       metrics.connects.inc()
-      deliveryEngine.attach(client, userId)
+      deliveryEngine.attach(client)
     },
     onGone: client => {
       metrics.disconnects.inc()
@@ -252,7 +252,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       await writer.close()
       await disconnects.flush()
       await touchApiKeys(pool, [...usedKeys]).catch(() => {})
-      await releaseDeadNodes(pool, 60, nodeId).catch(() => {})
+      await releaseDeadNodes(pool, NODE_STALE_SECONDS, nodeId).catch(() => {})
       if (!deps.pool) await pool.end()
       nodeLog.info('stopped')
     })()

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { Router, type Request } from 'express'
 import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
 import type { Target } from '../store/accept.js'
@@ -211,4 +211,3 @@ export function messagesRouter (service: MessageService): Router {
   return router
 }
 
-export { randomUUID as newMessageId }

@@ -36,8 +36,6 @@ export interface DispatchItem {
 export interface DeliveryObserver {
   /** a device acknowledged a message `latencyMs` after it was accepted */
   delivered?: (latencyMs: number) => void
-  /** the engine found deliveries expired on their way out */
-  expired?: (count: number) => void
 }
 
 function topicFor (userId: string, topic: string | null): string {
@@ -69,10 +67,10 @@ export class DeliveryEngine {
   }
 
   /** Called once the device's CONNACK went out. */
-  attach (client: Client, userId: string): void {
+  attach (client: Client): void {
     const previous = this.channels.get(client.id)
     previous?.close('replaced by a new connection')
-    const channel = new DeviceChannel(client, userId, this)
+    const channel = new DeviceChannel(client, this)
     this.channels.set(client.id, channel)
     channel.start()
   }
@@ -155,7 +153,7 @@ class DeviceChannel {
   private closed = false
   private waitingForDrain = false
 
-  constructor (readonly client: Client, private readonly userId: string, private readonly engine: DeliveryEngine) {}
+  constructor (readonly client: Client, private readonly engine: DeliveryEngine) {}
 
   start (): void {
     void this.loadNextPage()

@@ -44,10 +44,6 @@ export async function markDisconnected (pool: Pool, deviceIds: string[], nodeId:
      where device_id = any($1::text[]) and connected_node = $2`, [deviceIds, nodeId])
 }
 
-export async function touchDevices (pool: Pool, deviceIds: string[]): Promise<void> {
-  if (deviceIds.length === 0) return
-  await pool.query('update devices set last_seen_at = now() where device_id = any($1::text[])', [deviceIds])
-}
 
 export interface DeviceRow {
   deviceId: string
@@ -69,10 +65,6 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
   return rows
 }
 
-export async function getDevice (pool: Pool, deviceId: string): Promise<{ deviceId: string, userId: string, persistent: boolean } | undefined> {
-  const { rows } = await pool.query('select device_id as "deviceId", user_id as "userId", persistent from devices where device_id = $1', [deviceId])
-  return rows[0]
-}
 
 /** Ends a device's session: it is no longer a target, and its queue is revoked. */
 export async function endDeviceSession (pool: Pool, deviceId: string): Promise<{ found: boolean, revoked: number }> {

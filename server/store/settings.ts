@@ -15,6 +15,3 @@ export async function getOrCreateSetting (pool: Pool, key: string, generate: () 
   return { value: winner.rows[0].value, created: false }
 }
 
-export async function setSetting (pool: Pool, key: string, value: string): Promise<void> {
-  await pool.query('insert into settings (key, value) values ($1, $2) on conflict (key) do update set value = excluded.value', [key, value])
-}
