@@ -123,7 +123,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   }, nodeLog)
   await broker.start()
 
-  const acceptor = new Acceptor(pool, nodeLog, (messages, outcomes) => messageService.dispatchAccepted(messages, outcomes), metrics)
+  const acceptor = new Acceptor(pool, nodeLog, (requests, outcomes) => messageService.dispatchAccepted(requests, outcomes), metrics)
   const messageService = new MessageService(pool, acceptor, deliveryEngine, async topic => {
     const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
     return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]

@@ -121,6 +121,30 @@ test('collapse: of 3 queued messages with one collapseKey only the newest arrive
   await phone.close()
 })
 
+test('a batch to an offline device arrives in array order on reconnect, with collapse applied inside the batch', async () => {
+  await offlineDevice(h, 'bea', 'bea-phone')
+  const res = await h.api('/v1/messages/batch', {
+    body: {
+      messages: [
+        { to: { user: 'bea' }, title: 'first' },
+        { to: { user: 'bea' }, title: 'score 1-0', collapseKey: 'score' },
+        { to: { user: 'bea' }, title: 'second' },
+        { to: { user: 'bea' }, title: 'score 2-0', collapseKey: 'score' }
+      ]
+    }
+  })
+  assert.equal(res.status, 202, JSON.stringify(res.body))
+  const [first, score1, second, score2] = res.body.messages.map((m: { id: string }) => m.id)
+  assert.equal((await deliveryOf(h, score1, 'bea-phone')).status, 'replaced', 'a later item of the batch replaces an earlier one with its key')
+  const phone = await tracked(reconnect(h, 'bea', 'bea-phone'))
+  await phone.waitFor(3)
+  const marker = await send(h, { to: { user: 'bea' }, title: 'marker' })
+  await phone.waitFor(4)
+  assert.deepEqual(ids(phone), [first, second, score2, marker.id])
+  await waitForStatus(h, score2, 'bea-phone', 'delivered')
+  await phone.close()
+})
+
 test('idempotency: a repeat returns the first answer and the device gets the message once', async () => {
   const phone = await tracked(device(h, 'eli', 'eli-phone'))
   const body = { to: { user: 'eli' }, title: 'once', data: { n: 1 } }

@@ -22,12 +22,8 @@ export const DETAIL_DEVICES_SHOWN = 500
 const USER_SEARCH_LIMIT = 20
 const ADMIN_BODY_LIMIT = 64 * 1024
 
-/**
- * messages.api_key_id is null for a message sent from the admin UI (its page then names
- * "admin UI" as the sender). MessageService.send types the key id as a string; null is what
- * the store expects for "no key".
- */
-const ADMIN_UI_SENDER = null as unknown as string
+/** messages.api_key_id is null for a message sent from the admin UI (its page then names "admin UI" as the sender). */
+const ADMIN_UI_SENDER = null
 
 export interface AdminDeps {
   pool: Pool

@@ -4,12 +4,19 @@ import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
 import type { Target } from '../store/accept.js'
 import type { LogFilter, LogPosition } from '../store/messages.js'
 import { ProblemError } from './problem.js'
-import { Checker, QueryReader, isPlainObject, isUuid, objectBody, requireUuid, typeName } from './validate.js'
+import { MAX_BATCH } from '../delivery/acceptor.js'
+import { Checker, QueryReader, isPlainObject, isUuid, jsonBody, MAX_BODY_BYTES, objectBody, rejectUnknown, requireUuid, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
 export const MAX_TTL = 2_419_200
 export const MAX_USERS_PER_MESSAGE = 1_000
+/** Messages in one POST /v1/messages/batch (one accept transaction holds at most this many). */
+export const MAX_BATCH_MESSAGES = MAX_BATCH
+/** User ids listed in `to.users` across one batch, so that one request cannot queue millions of rows. */
+export const MAX_BATCH_USER_IDS = 10_000
+/** 500 messages of up to 4 KiB fit; a larger body is refused unparsed. */
+export const MAX_BATCH_BODY_BYTES = 2 * 1024 * 1024
 /** The JSON a device receives may not exceed this (413 beyond). */
 export const MAX_PAYLOAD_BYTES = 4_096
 const MAX_COLLAPSE_KEY_LENGTH = 128
@@ -32,22 +39,68 @@ export interface SendInput {
 /** Validates a POST /v1/messages body; every problem is reported at once. */
 export function parseSendBody (body: unknown): SendInput {
   const check = new Checker()
-  const b = objectBody(check, body, SEND_FIELDS)
+  const input = readSendInput(check, objectBody(check, body, SEND_FIELDS))
+  check.done()
+  return input!
+}
+
+/**
+ * Validates a POST /v1/messages/batch body: every problem of every message is reported at
+ * once, named by its place (`messages[3].to.user`).
+ */
+export function parseBatchBody (body: unknown): SendInput[] {
+  const check = new Checker()
+  const b = objectBody(check, body, ['messages'])
+  const messages = b.messages
+  if (!Array.isArray(messages)) {
+    check.fail('messages', `is required: an array of 1 to ${MAX_BATCH_MESSAGES} messages, each a POST /v1/messages body; got ${typeName(messages)}`)
+    check.done()
+  }
+  const list = messages as unknown[]
+  if (list.length === 0 || list.length > MAX_BATCH_MESSAGES) {
+    check.fail('messages', `must hold 1 to ${MAX_BATCH_MESSAGES} messages, got ${list.length}; split larger sends into several requests`)
+    check.done()
+  }
+  const inputs = list.map((item, i) => {
+    const itemCheck = check.within(`messages[${i}]`)
+    if (!isPlainObject(item)) {
+      itemCheck.fail('', `must be a JSON object (a POST /v1/messages body), got ${typeName(item)}`)
+      return undefined
+    }
+    rejectUnknown(itemCheck, item, SEND_FIELDS)
+    return readSendInput(itemCheck, item)
+  })
+  const userIds = inputs.reduce((sum, input) => sum + (input !== undefined && 'users' in input.to ? input.to.users.length : 0), 0)
+  if (userIds > MAX_BATCH_USER_IDS) {
+    check.fail('messages', `list ${userIds} user ids in to.users together; a batch may list at most ${MAX_BATCH_USER_IDS}`)
+  }
+  check.done()
+  return inputs as SendInput[]
+}
+
+/** One message's fields; problems go to `check` and make the result undefined. */
+function readSendInput (check: Checker, b: Record<string, unknown>): SendInput | undefined {
+  const errorsBefore = check.errors.length
   const to = parseTarget(check, b.to)
+  let malformedContent = false
   const text = (field: 'title' | 'body'): string | null => {
     const value = b[field]
     if (value === undefined || value === null) return null
-    if (typeof value !== 'string') check.fail(field, `must be a string, got ${typeName(value)}`)
-    return typeof value === 'string' ? value : null
+    if (typeof value === 'string') return value
+    check.fail(field, `must be a string, got ${typeName(value)}`)
+    malformedContent = true
+    return null
   }
   const title = text('title')
   const bodyText = text('body')
   let data: Record<string, unknown> | null = null
   if (b.data !== undefined && b.data !== null) {
     if (isPlainObject(b.data)) data = b.data
-    else check.fail('data', `must be a JSON object, got ${typeName(b.data)}`)
+    else {
+      check.fail('data', `must be a JSON object, got ${typeName(b.data)}`)
+      malformedContent = true
+    }
   }
-  const malformedContent = ['title', 'body', 'data'].some(f => check.errors.some(e => e.field === f))
   if (title === null && bodyText === null && data === null && !malformedContent) {
     check.fail('title', 'a message needs at least one of title, body or data')
   }
@@ -68,7 +121,7 @@ export function parseSendBody (body: unknown): SendInput {
       check.fail('collapseKey', `must be a string of 1 to ${MAX_COLLAPSE_KEY_LENGTH} characters`)
     } else collapseKey = b.collapseKey
   }
-  check.done()
+  if (check.errors.length > errorsBefore) return undefined
   return { to: to!, title, body: bodyText, data, ttl, priority, collapseKey }
 }
 
@@ -179,11 +232,18 @@ function parseLogQuery (query: Request['query']): LogFilter {
 export function messagesRouter (service: MessageService): Router {
   const router = Router()
 
-  router.post('/', async (req, res) => {
+  router.post('/', jsonBody(MAX_BODY_BYTES), async (req, res) => {
     const idempotency = idempotencyOf(req)
     const input = parseSendBody(req.body)
     const result = await service.send(input, res.locals.apiKey!.id, idempotency)
     res.status(result.status).location(`/v1/messages/${(result.body as { id: string }).id}`).json(result.body)
+  })
+
+  router.post('/batch', jsonBody(MAX_BATCH_BODY_BYTES), async (req, res) => {
+    const idempotency = idempotencyOf(req)
+    const inputs = parseBatchBody(req.body)
+    const result = await service.sendBatch(inputs, res.locals.apiKey!.id, idempotency)
+    res.status(result.status).json(result.body)
   })
 
   router.get('/', async (req, res) => {

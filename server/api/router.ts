@@ -13,10 +13,8 @@ import { messagesRouter } from './messages.js'
 import { metricsRouter, metricsTokenOr } from './metrics.js'
 import type { Metrics } from '../metrics.js'
 import { ProblemError, problemHandler } from './problem.js'
+import { jsonBody, MAX_BODY_BYTES } from './validate.js'
 import { tokensRouter } from './tokens.js'
-
-// 1,000 user ids of 128 characters plus a 4 KiB message fit; anything larger is refused unparsed.
-export const MAX_BODY_BYTES = 256 * 1024
 
 export interface ApiDeps {
   pool: Pool
@@ -49,8 +47,8 @@ export function createApi (deps: ApiDeps): Express {
   app.set('trust proxy', false)
   const apiKey = requireApiKey(deps.auth)
   const admin = deps.adminUi ? deps.adminUi.orSession(requireAdmin(deps.auth)) : requireAdmin(deps.auth)
-  // only request bodies of writes are read; strict: false so a bare `3` gets "must be an object", not a parse error
-  const json = express.json({ limit: MAX_BODY_BYTES, strict: false, type: (req) => req.method === 'POST' })
+  // only request bodies of writes are read; the send routes choose their own size limits
+  const json = jsonBody(MAX_BODY_BYTES)
   const onlyJson: RequestHandler = (req, _res, next) => {
     if (req.method === 'GET' || req.method === 'DELETE' || req.method === 'HEAD') return next()
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined
@@ -65,7 +63,7 @@ export function createApi (deps: ApiDeps): Express {
 
   app.use(healthRouter(deps.readiness))
   app.use(metricsRouter(deps.metrics, metricsTokenOr(deps.metricsToken, admin)))
-  app.use('/v1/messages', apiKey, onlyJson, json, accepting, messagesRouter(deps.messages))
+  app.use('/v1/messages', apiKey, onlyJson, accepting, messagesRouter(deps.messages))
   app.use('/v1/tokens', apiKey, onlyJson, json, tokensRouter(deps.tokens))
   app.use('/v1/api-keys', admin, onlyJson, json, apiKeysRouter(deps.pool, deps.onApiKeyRevoked))
   app.use(['/v1/users', '/v1/devices'], apiKey)

@@ -1,6 +1,17 @@
-import type { Request } from 'express'
+import express, { type Request, type RequestHandler } from 'express'
 import { ProblemError } from './problem.js'
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
+
+// 1,000 user ids of 128 characters plus a 4 KiB message fit; anything larger is refused unparsed.
+export const MAX_BODY_BYTES = 256 * 1024
+
+/**
+ * Parses a POST's JSON body of at most `limit` bytes. strict: false, so that a bare `3` gets
+ * "must be an object" rather than a parse error.
+ */
+export function jsonBody (limit: number): RequestHandler {
+  return express.json({ limit, strict: false, type: (req) => req.method === 'POST' })
+}
 
 /** One field that is wrong, named by its JSON path (`to.users[3]`). */
 export interface FieldError {
@@ -13,10 +24,15 @@ export interface FieldError {
  * one 400 problem that names them all.
  */
 export class Checker {
-  readonly errors: FieldError[] = []
+  constructor (private readonly prefix = '', readonly errors: FieldError[] = []) {}
 
   fail (field: string, message: string): void {
-    this.errors.push({ field, message })
+    this.errors.push({ field: this.prefix === '' ? field : field === '' ? this.prefix : `${this.prefix}.${field}`, message })
+  }
+
+  /** A checker for a nested object, naming its fields under `prefix` (`messages[2]` → `messages[2].to.user`). */
+  within (prefix: string): Checker {
+    return new Checker(this.prefix === '' ? prefix : `${this.prefix}.${prefix}`, this.errors)
   }
 
   done (): void {

@@ -1,18 +1,18 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import { acceptBatch, type AcceptOutcome, type NewMessage } from '../store/accept.js'
+import { acceptBatch, type AcceptOutcome, type AcceptRequest } from '../store/accept.js'
 
-/** Most messages committed in one transaction. */
-const MAX_BATCH = 500
+/** Most messages committed in one transaction (a larger request commits alone). */
+export const MAX_BATCH = 500
 
 interface Waiting {
-  message: NewMessage
+  request: AcceptRequest
   resolve: (outcome: AcceptOutcome) => void
   reject: (err: Error) => void
 }
 
-export type AcceptedListener = (messages: NewMessage[], outcomes: AcceptOutcome[]) => void
+export type AcceptedListener = (requests: AcceptRequest[], outcomes: AcceptOutcome[]) => void
 
 /**
  * Group commit for accepted messages: while one transaction is in flight, new messages wait
@@ -25,9 +25,10 @@ export class Acceptor {
 
   constructor (private readonly pool: Pool, private readonly log: Logger, private readonly onAccepted: AcceptedListener, private readonly metrics?: Metrics) {}
 
-  accept (message: NewMessage): Promise<AcceptOutcome> {
+  /** Resolves once the request's messages are committed, all together. */
+  accept (request: AcceptRequest): Promise<AcceptOutcome> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ message, resolve, reject })
+      this.queue.push({ request, resolve, reject })
       if (this.running === undefined) this.running = this.drain()
     })
   }
@@ -40,19 +41,20 @@ export class Acceptor {
   private async drain (): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH)
-        const messages = batch.map(w => w.message)
+        const batch = this.nextBatch()
+        const requests = batch.map(w => w.request)
+        const messages = requests.reduce((sum, r) => sum + r.messages.length, 0)
         let outcomes: AcceptOutcome[]
         try {
-          outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages.length, () => acceptBatch(this.pool, messages)) : acceptBatch(this.pool, messages))
+          outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, () => acceptBatch(this.pool, requests)) : acceptBatch(this.pool, requests))
         } catch (err) {
-          this.log.error({ err, messages: messages.length }, 'accept transaction failed')
+          this.log.error({ err, requests: requests.length, messages }, 'accept transaction failed')
           for (const w of batch) w.reject(err as Error)
           continue
         }
         batch.forEach((w, i) => w.resolve(outcomes[i]))
         try {
-          this.onAccepted(messages, outcomes)
+          this.onAccepted(requests, outcomes)
         } catch (err) {
           // delivery to online devices failed to start: the rows are committed, reconnects replay them
           this.log.error({ err }, 'dispatch after accept failed')
@@ -61,5 +63,16 @@ export class Acceptor {
     } finally {
       this.running = undefined
     }
+  }
+
+  /** Whole requests from the front of the queue, up to MAX_BATCH messages, at least one request. */
+  private nextBatch (): Waiting[] {
+    let messages = 0
+    let take = 0
+    while (take < this.queue.length && (take === 0 || messages + this.queue[take].request.messages.length <= MAX_BATCH)) {
+      messages += this.queue[take].request.messages.length
+      take++
+    }
+    return this.queue.splice(0, take)
   }
 }

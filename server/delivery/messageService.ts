@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js'
 import { broadcastTopic } from '../ids.js'
 import { ProblemError } from '../api/problem.js'
 import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../api/messages.js'
-import type { AcceptOutcome, NewMessage } from '../store/accept.js'
+import type { AcceptOutcome, AcceptRequest, NewMessage } from '../store/accept.js'
 import { revokeMessage } from '../store/deliveries.js'
 import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
 import type { Metrics } from '../metrics.js'
@@ -11,6 +11,7 @@ import type { Acceptor } from './acceptor.js'
 import type { DeliveryEngine, DispatchItem } from './engine.js'
 
 export interface SendResult { status: number, body: unknown }
+export interface Idempotency { key: string, requestHash: string }
 
 /**
  * Sending, reading and revoking messages: the REST layer's one door to delivery. A send
@@ -26,17 +27,42 @@ export class MessageService {
     private readonly metrics?: Metrics
   ) {}
 
-  async send (input: SendInput, apiKeyId: string, idempotency?: { key: string, requestHash: string }): Promise<SendResult> {
+  /** One message: 202 `{ id, recipients }` once it and its deliveries are committed. */
+  async send (input: SendInput, apiKeyId: string | null, idempotency?: Idempotency): Promise<SendResult> {
+    const message = await this.newMessage(input, apiKeyId)
+    return this.commit({ messages: [message], apiKeyId, idempotency, response: ([one]) => one })
+  }
+
+  /** Many messages in one request: all of them are committed together, or none. */
+  async sendBatch (inputs: SendInput[], apiKeyId: string | null, idempotency?: Idempotency): Promise<SendResult> {
+    const messages = await Promise.all(inputs.map((input, i) => this.newMessage(input, apiKeyId, `messages[${i}]`)))
+    return this.commit({ messages, apiKeyId, idempotency, response: accepted => ({ messages: accepted }) })
+  }
+
+  private async commit (request: AcceptRequest): Promise<SendResult> {
+    const outcome = await this.acceptor.accept(request)
+    switch (outcome.kind) {
+      case 'accepted':
+        return { status: 202, body: outcome.response }
+      case 'replay':
+        return { status: outcome.status, body: outcome.response }
+      case 'idempotency-conflict':
+        throw new ProblemError('idempotency-key-reused',
+          'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
+    }
+  }
+
+  private async newMessage (input: SendInput, apiKeyId: string | null, field?: string): Promise<NewMessage> {
     const id = randomUUID()
     const acceptedAt = new Date()
     const expiresAt = new Date(acceptedAt.getTime() + input.ttl * 1000)
     const payload = devicePayload(id, input, acceptedAt, expiresAt)
     if (payload.length > MAX_PAYLOAD_BYTES) {
       throw new ProblemError('payload-too-large',
-        `the message a device receives would be ${payload.length} bytes; the limit is ${MAX_PAYLOAD_BYTES} (title, body, data and metadata together)`,
-        { size: payload.length, limit: MAX_PAYLOAD_BYTES })
+        `${field === undefined ? '' : `${field}: `}the message a device receives would be ${payload.length} bytes; the limit is ${MAX_PAYLOAD_BYTES} (title, body, data and metadata together)`,
+        { size: payload.length, limit: MAX_PAYLOAD_BYTES, ...(field === undefined ? {} : { field }) })
     }
-    const message: NewMessage = {
+    return {
       id,
       target: input.to,
       title: input.title,
@@ -49,45 +75,36 @@ export class MessageService {
       expiresAt,
       payload,
       apiKeyId,
-      topicSubscribers: 'topic' in input.to ? await this.topicSubscribers(broadcastTopic(input.to.topic)) : undefined,
-      idempotency
-    }
-    const outcome = await this.acceptor.accept(message)
-    switch (outcome.kind) {
-      case 'accepted':
-        return { status: 202, body: { id: outcome.id, recipients: outcome.recipients } }
-      case 'replay':
-        return { status: outcome.status, body: outcome.response }
-      case 'idempotency-conflict':
-        throw new ProblemError('idempotency-key-reused',
-          'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
+      topicSubscribers: 'topic' in input.to ? await this.topicSubscribers(broadcastTopic(input.to.topic)) : undefined
     }
   }
 
   /** After a commit: hand the new deliveries to connected devices, withdraw what was replaced. */
-  dispatchAccepted (messages: NewMessage[], outcomes: AcceptOutcome[]): void {
+  dispatchAccepted (requests: AcceptRequest[], outcomes: AcceptOutcome[]): void {
     const items: DispatchItem[] = []
     let accepted = 0
     let replaced = 0
     outcomes.forEach((outcome, i) => {
       if (outcome.kind !== 'accepted') return
-      accepted++
-      replaced += outcome.replaced.length
-      const m = messages[i]
-      for (const r of outcome.replaced) this.engine.withdraw(r.messageId, [r.deviceId])
-      for (const d of outcome.deliveries) {
-        items.push({
-          seq: d.seq,
-          messageId: m.id,
-          deviceId: d.deviceId,
-          userId: d.userId,
-          topic: 'topic' in m.target ? m.target.topic : null,
-          payload: m.payload,
-          expiresAt: m.expiresAt,
-          acceptedAt: m.acceptedAt,
-          liveOnly: m.ttl === 0
-        })
-      }
+      outcome.messages.forEach((result, j) => {
+        const m = requests[i].messages[j]
+        accepted++
+        replaced += result.replaced.length
+        for (const r of result.replaced) this.engine.withdraw(r.messageId, [r.deviceId])
+        for (const d of result.deliveries) {
+          items.push({
+            seq: d.seq,
+            messageId: m.id,
+            deviceId: d.deviceId,
+            userId: d.userId,
+            topic: 'topic' in m.target ? m.target.topic : null,
+            payload: m.payload,
+            expiresAt: m.expiresAt,
+            acceptedAt: m.acceptedAt,
+            liveOnly: m.ttl === 0
+          })
+        }
+      })
     })
     this.engine.dispatch(items)
     this.metrics?.messagesAccepted.inc(accepted)

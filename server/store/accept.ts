@@ -29,7 +29,22 @@ export interface NewMessage {
   apiKeyId: string | null
   /** for topic messages: devices subscribed to the topic now, resolved by the broker */
   topicSubscribers?: string[]
+}
+
+/** What one API request hands in: its messages commit together, in one transaction, or not at all. */
+export interface AcceptRequest {
+  messages: NewMessage[]
+  apiKeyId: string | null
   idempotency?: { key: string, requestHash: string }
+  /** the answer to store for a repeat of this request's Idempotency-Key */
+  response: (accepted: Array<{ id: string, recipients: number }>) => unknown
+}
+
+export interface AcceptedMessage {
+  id: string
+  recipients: number
+  deliveries: NewDelivery[]
+  replaced: Array<{ messageId: string, deviceId: string }>
 }
 
 /** One queue entry created for a device. */
@@ -41,7 +56,7 @@ export interface NewDelivery {
 }
 
 export type AcceptOutcome =
-  | { kind: 'accepted', id: string, recipients: number, deliveries: NewDelivery[], replaced: Array<{ messageId: string, deviceId: string }> }
+  | { kind: 'accepted', messages: AcceptedMessage[], response: unknown }
   | { kind: 'replay', status: number, response: unknown }
   | { kind: 'idempotency-conflict' }
 
@@ -50,19 +65,21 @@ interface Target_ { n: number, deviceId: string, userId: string }
 const key = (apiKeyId: string | null, idempotencyKey: string): string => `${apiKeyId}\u0000${idempotencyKey}`
 
 /**
- * Commits a batch of messages with their deliveries in one transaction and returns one
- * outcome per message, in order. Nothing is visible (or sent) before the commit.
+ * Commits a batch of requests with their messages and deliveries in one transaction and
+ * returns one outcome per request, in order. Nothing is visible (or sent) before the commit.
  *
  * The batch costs a fixed number of statements whatever its size: idempotency look-up,
  * target resolution, one insert of messages, one of deliveries, one collapse update, one
  * insert of idempotency keys. Messages keep their batch order in seq.
  */
-export async function acceptBatch (pool: Pool, messages: NewMessage[]): Promise<AcceptOutcome[]> {
+export async function acceptBatch (pool: Pool, requests: AcceptRequest[]): Promise<AcceptOutcome[]> {
   return inTransaction(pool, async client => {
     await client.query('select pg_advisory_xact_lock($1)', [ACCEPT_LOCK])
-    const outcomes: Array<AcceptOutcome | undefined> = await checkIdempotency(client, messages)
-    const fresh = messages.map((m, n) => ({ m, n })).filter(({ n }) => outcomes[n] === undefined)
-    if (fresh.length === 0) return outcomes as AcceptOutcome[]
+    const outcomes: Array<AcceptOutcome | undefined> = await checkIdempotency(client, requests)
+    const freshRequests = requests.map((r, n) => ({ r, n })).filter(({ n }) => outcomes[n] === undefined)
+    if (freshRequests.length === 0) return outcomes as AcceptOutcome[]
+    // every message of the fresh requests, numbered in batch order
+    const fresh = freshRequests.flatMap(({ r }) => r.messages).map((m, n) => ({ m, n }))
 
     const targets = await resolveTargets(client, fresh)
     const byMessage = new Map<number, Target_[]>()
@@ -88,44 +105,47 @@ export async function acceptBatch (pool: Pool, messages: NewMessage[]): Promise<
       if (list) list.push(entry)
       else replacedBy.set(r.byMessageId, [entry])
     }
-    for (const { m, n } of fresh) {
-      const own = deliveriesOf.get(m.id) ?? []
-      outcomes[n] = { kind: 'accepted', id: m.id, recipients: own.length, deliveries: own, replaced: replacedBy.get(m.id) ?? [] }
+    for (const { r, n } of freshRequests) {
+      const messages = r.messages.map(m => {
+        const own = deliveriesOf.get(m.id) ?? []
+        return { id: m.id, recipients: own.length, deliveries: own, replaced: replacedBy.get(m.id) ?? [] }
+      })
+      outcomes[n] = { kind: 'accepted', messages, response: r.response(messages.map(({ id, recipients }) => ({ id, recipients }))) }
     }
 
     // a repeat of an Idempotency-Key inside this batch answers like the first
     const firstOfKey = new Map<string, { n: number, hash: string }>()
-    for (const { m, n } of fresh) if (m.idempotency && m.apiKeyId) firstOfKey.set(key(m.apiKeyId, m.idempotency.key), { n, hash: m.idempotency.requestHash })
-    messages.forEach((m, n) => {
+    for (const { r, n } of freshRequests) if (r.idempotency && r.apiKeyId) firstOfKey.set(key(r.apiKeyId, r.idempotency.key), { n, hash: r.idempotency.requestHash })
+    requests.forEach((r, n) => {
       const outcome = outcomes[n]
-      if (outcome?.kind !== 'replay' || !m.idempotency || (outcome.response as unknown) !== PENDING_IN_BATCH) return
-      const first = firstOfKey.get(key(m.apiKeyId, m.idempotency.key))!
+      if (outcome?.kind !== 'replay' || !r.idempotency || (outcome.response as unknown) !== PENDING_IN_BATCH) return
+      const first = firstOfKey.get(key(r.apiKeyId, r.idempotency.key))!
       const accepted = outcomes[first.n] as AcceptOutcome & { kind: 'accepted' }
-      outcomes[n] = first.hash === m.idempotency.requestHash
-        ? { kind: 'replay', status: 202, response: { id: accepted.id, recipients: accepted.recipients } }
+      outcomes[n] = first.hash === r.idempotency.requestHash
+        ? { kind: 'replay', status: 202, response: accepted.response }
         : { kind: 'idempotency-conflict' }
     })
-    const keyed = fresh.filter(({ m }) => m.idempotency && m.apiKeyId)
+    const keyed = freshRequests.filter(({ r }) => r.idempotency && r.apiKeyId)
     if (keyed.length > 0) {
       await client.query(
         `insert into idempotency_keys (api_key_id, key, request_hash, status, response)
          select k, i, h, 202, r from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) as t(k, i, h, r)`,
-        [keyed.map(({ m }) => m.apiKeyId), keyed.map(({ m }) => m.idempotency!.key), keyed.map(({ m }) => m.idempotency!.requestHash),
-          keyed.map(({ n }) => { const o = outcomes[n] as AcceptOutcome & { kind: 'accepted' }; return JSON.stringify({ id: o.id, recipients: o.recipients }) })])
+        [keyed.map(({ r }) => r.apiKeyId), keyed.map(({ r }) => r.idempotency!.key), keyed.map(({ r }) => r.idempotency!.requestHash),
+          keyed.map(({ n }) => JSON.stringify((outcomes[n] as AcceptOutcome & { kind: 'accepted' }).response))])
     }
     return outcomes as AcceptOutcome[]
   })
 }
 
-/** Marks a later message of the batch that repeats a key of an earlier one, to be answered after the insert. */
+/** Marks a later request of the batch that repeats a key of an earlier one, to be answered after the insert. */
 const PENDING_IN_BATCH = Symbol('pending in batch')
 
-async function checkIdempotency (client: PoolClient, messages: NewMessage[]): Promise<Array<AcceptOutcome | undefined>> {
-  const outcomes: Array<AcceptOutcome | undefined> = messages.map(() => undefined)
-  const keyed = messages.map((m, n) => ({ m, n })).filter(({ m }) => m.idempotency && m.apiKeyId)
+async function checkIdempotency (client: PoolClient, requests: AcceptRequest[]): Promise<Array<AcceptOutcome | undefined>> {
+  const outcomes: Array<AcceptOutcome | undefined> = requests.map(() => undefined)
+  const keyed = requests.map((r, n) => ({ r, n })).filter(({ r }) => r.idempotency && r.apiKeyId)
   if (keyed.length === 0) return outcomes
-  const apiKeyIds = keyed.map(({ m }) => m.apiKeyId)
-  const keys = keyed.map(({ m }) => m.idempotency!.key)
+  const apiKeyIds = keyed.map(({ r }) => r.apiKeyId)
+  const keys = keyed.map(({ r }) => r.idempotency!.key)
   // a key past its window may still be stored until the sweep: the new request takes it over
   await client.query(
     `delete from idempotency_keys i using unnest($1::uuid[], $2::text[]) as t(k, i)
@@ -137,11 +157,11 @@ async function checkIdempotency (client: PoolClient, messages: NewMessage[]): Pr
     [apiKeyIds, keys])
   const stored = new Map(rows.map(r => [key(r.api_key_id, r.key), r]))
   const seenInBatch = new Set<string>()
-  for (const { m, n } of keyed) {
-    const k = key(m.apiKeyId, m.idempotency!.key)
+  for (const { r, n } of keyed) {
+    const k = key(r.apiKeyId, r.idempotency!.key)
     const row = stored.get(k)
     if (row) {
-      outcomes[n] = row.request_hash === m.idempotency!.requestHash ? { kind: 'replay', status: row.status, response: row.response } : { kind: 'idempotency-conflict' }
+      outcomes[n] = row.request_hash === r.idempotency!.requestHash ? { kind: 'replay', status: row.status, response: row.response } : { kind: 'idempotency-conflict' }
     } else if (seenInBatch.has(k)) {
       outcomes[n] = { kind: 'replay', status: 202, response: PENDING_IN_BATCH }
     } else {
