@@ -10,6 +10,9 @@ export interface Sizes {
   /** a throughput sender stops after this long, whatever it got through */
   sendMaxSeconds: number
   httpConcurrency: number
+  /** messages per `POST /v1/messages/batch`, and such requests in flight */
+  batchSize: number
+  batchConcurrency: number
   mqttWindow: number
   latencyRate: number
   latencySeconds: number
@@ -30,6 +33,8 @@ export const FULL: Sizes = {
   throughputMessages: 50_000,
   sendMaxSeconds: 40,
   httpConcurrency: 100,
+  batchSize: 100,
+  batchConcurrency: 8,
   mqttWindow: 100,
   latencyRate: 2_000,
   latencySeconds: 10,
@@ -49,6 +54,8 @@ export const QUICK: Sizes = {
   throughputMessages: 2_000,
   sendMaxSeconds: 10,
   httpConcurrency: 100,
+  batchSize: 100,
+  batchConcurrency: 8,
   mqttWindow: 100,
   latencyRate: 2_000,
   latencySeconds: 1.5,

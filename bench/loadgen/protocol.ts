@@ -55,6 +55,8 @@ export interface SendRequest {
   rate?: number
   /** bytes of body padding (so the JSON a device receives is about 200 bytes) */
   pad: number
+  /** http only: messages per `POST /v1/messages/batch` request (unset: one `POST /v1/messages` each) */
+  batch?: number
   /** keep the message ids Herald answered with */
   collectIds?: boolean
   /** stop issuing new sends after this long (the ones in flight still finish): loads are bounded in time too */

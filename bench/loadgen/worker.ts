@@ -223,6 +223,7 @@ async function send (req: SendRequest): Promise<SendResult> {
   const at = plan.at
   let count = plan.count
   const transport = req.via === 'http' ? await httpTransport(req) : await mqttTransport(req)
+  const unit = req.via === 'http' && req.batch !== undefined ? req.batch : 1
   const result: SendResult = { sent: 0, ok: 0, failed: 0, statuses: {}, errors: [], ids: [], firstAt: 0, lastAt: 0, slip: { p50: 0, p99: 0, max: 0 } }
   const slips: number[] = []
   let inflight = 0
@@ -242,24 +243,30 @@ async function send (req: SendRequest): Promise<SendResult> {
         }
         const due = req.rate === undefined ? count : Math.min(count, Math.floor(elapsed * req.rate / 1000) + 1)
         while (issued < due && inflight < req.concurrency) {
-          const i = issued++
-          if (req.rate !== undefined) slips.push(performance.now() - (start + i * 1000 / req.rate))
-          const item = at(i)
+          // one request carries `size` messages: 1, or up to `batch`
+          const first = issued
+          const size = Math.min(unit, due - issued)
+          issued += size
+          const batch: Item[] = []
+          for (let i = first; i < first + size; i++) {
+            if (req.rate !== undefined) slips.push(performance.now() - (start + i * 1000 / req.rate))
+            batch.push(at(i))
+          }
           inflight++
           const t = now()
           if (result.firstAt === 0) result.firstAt = t
-          result.sent++
-          transport.send(item, t, req.pad).then(outcome => {
-            if (outcome.ok) result.ok++
+          result.sent += size
+          transport.send(batch, t, req.pad).then(outcome => {
+            if (outcome.ok) result.ok += size
             else {
-              result.failed++
+              result.failed += size
               if (result.errors.length < 5) result.errors.push(outcome.error ?? 'failed')
             }
             if (outcome.status !== undefined) result.statuses[outcome.status] = (result.statuses[outcome.status] ?? 0) + 1
-            if (outcome.id !== undefined && req.collectIds) result.ids.push(outcome.id)
+            if (outcome.ids !== undefined && req.collectIds) result.ids.push(...outcome.ids)
           }).finally(() => {
             inflight--
-            finished++
+            finished += size
             result.lastAt = now()
             if (finished === count) { clearTimeout(timer); resolve() } else pump()
           })
@@ -281,25 +288,33 @@ async function send (req: SendRequest): Promise<SendResult> {
   return result
 }
 
-interface Outcome { ok: boolean, status?: number, id?: string, error?: string }
-interface Transport { send: (item: Item, t: number, pad: number) => Promise<Outcome>, close: () => Promise<void> }
+interface Outcome { ok: boolean, status?: number, ids?: string[], error?: string }
+/** Sends one message, or (http with `batch`) several in one request. */
+interface Transport { send: (items: Item[], t: number, pad: number) => Promise<Outcome>, close: () => Promise<void> }
 
 async function httpTransport (req: SendRequest): Promise<Transport> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: req.concurrency, maxFreeSockets: req.concurrency })
-  const url = new URL('/v1/messages', req.url)
+  const single = new URL('/v1/messages', req.url)
+  const batch = new URL('/v1/messages/batch', req.url)
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${req.apiKey}` }
   return {
-    send: (item, t, pad) => new Promise<Outcome>(resolve => {
-      const body = heraldBody(item.to, item.b, t, pad)
-      const r = http.request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, res => {
+    send: (items, t, pad) => new Promise<Outcome>(resolve => {
+      const isBatch = req.batch !== undefined
+      const body = isBatch ? `{"messages":[${items.map(item => heraldBody(item.to, item.b, t, pad)).join(',')}]}` : heraldBody(items[0].to, items[0].b, t, pad)
+      const r = http.request(isBatch ? batch : single, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, res => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString()
           if (res.statusCode === 202) {
-            let id: string | undefined
-            if (req.collectIds) { try { id = JSON.parse(text).id } catch {} }
-            resolve({ ok: true, status: 202, id })
+            let ids: string[] | undefined
+            if (req.collectIds) {
+              try {
+                const answer = JSON.parse(text)
+                ids = isBatch ? answer.messages.map((m: { id: string }) => m.id) : [answer.id]
+              } catch {}
+            }
+            resolve({ ok: true, status: 202, ids })
           } else resolve({ ok: false, status: res.statusCode, error: `HTTP ${res.statusCode}: ${text.slice(0, 200)}` })
         })
         res.on('error', err => resolve({ ok: false, error: err.message }))
@@ -328,7 +343,7 @@ async function mqttTransport (req: SendRequest): Promise<Transport> {
   })
   client.on('error', () => {})
   return {
-    send: (item, t, pad) => new Promise<Outcome>(resolve => {
+    send: ([item], t, pad) => new Promise<Outcome>(resolve => {
       const topicName = item.topic.startsWith('topics/') ? item.topic.slice('topics/'.length) : undefined
       client.publish(item.topic, devicePayload(item.b, t, pad, topicName), { qos: 1 }, err => {
         resolve(err ? { ok: false, error: err.message } : { ok: true })

@@ -1,12 +1,13 @@
 // 1. Throughput 1→1: N messages of ~200 bytes to one online persistent device.
-// Herald: single `POST /v1/messages` requests, keep-alive, a bounded number in flight.
+// Herald: single `POST /v1/messages` requests, keep-alive, a bounded number in flight; then,
+// on the same server and device, the same count in `POST /v1/messages/batch` requests.
 // Baselines: QoS 1 PUBLISHes to users/{u}/inbox, a bounded number unacknowledged.
 // Throughput = receipts counted by id at the device ÷ (first send → last receipt).
 import { eachRun, pollCount, serverCpu, withSystem, type Ctx } from '../lib/context.js'
 import { Worker } from '../lib/loadgen.js'
 import { cpuMeter, now, sleep } from '../lib/proc.js'
 import { median, Recorder, ratio, type ScenarioResult } from '../lib/report.js'
-import { API_KEY, JWT_SECRET } from '../lib/systems.js'
+import { API_KEY, JWT_SECRET, type System } from '../lib/systems.js'
 
 export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
   const started = performance.now()
@@ -14,9 +15,11 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
   const rec = new Recorder()
   rec.metric('rate', `delivered msg/s, ${N.toLocaleString('en-US')} msgs, single requests`, 'msg/s', 'higher')
   rec.metric('rateRecorded', 'to PUBACK recorded in Postgres', 'msg/s', 'higher')
-  rec.metric('batch', 'delivered msg/s, batch requests', 'msg/s', 'higher')
   rec.metric('cpuServer', 'server CPU per message', 'µs', 'lower')
   rec.metric('cpuPg', 'Postgres CPU per message', 'µs', 'lower')
+  rec.metric('batch', `delivered msg/s, batch requests of ${ctx.sizes.batchSize}`, 'msg/s', 'higher')
+  rec.metric('cpuServerBatch', 'server CPU per message, batch requests', 'µs', 'lower')
+  rec.metric('cpuPgBatch', 'Postgres CPU per message, batch requests', 'µs', 'lower')
   rec.metric('commits', 'Postgres commits per message', 'commits', 'lower', 2)
   rec.metric('wal', 'Postgres WAL per message', 'bytes', 'lower', 0)
   rec.metric('cpuSender', 'load generator: sender CPU', '% of a core', 'info', 0)
@@ -29,9 +32,11 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
     rec.na('commits', k, 'no database')
     rec.na('wal', k, 'no database')
   }
-  rec.na('batch', 'herald', 'no batch endpoint (`to.users` is one message to many users)')
-  rec.na('batch', 'aedes', 'MQTT has no batch')
-  rec.na('batch', 'mosquitto', 'MQTT has no batch')
+  for (const k of ['aedes', 'mosquitto'] as const) {
+    rec.na('batch', k, 'MQTT has no batch')
+    rec.na('cpuServerBatch', k, 'MQTT has no batch')
+    rec.na('cpuPgBatch', k, 'no database')
+  }
 
   const sender = await Worker.start('s1-sender')
   const receiver = await Worker.start('s1-device')
@@ -90,21 +95,53 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         rec.add('machine', kind, cpu.machineBusy * 100)
         rec.add('other', kind, cpu.otherCores * 100)
         if (got.duplicates > 0) rec.notes.push(`${kind} run ${run + 1}: ${got.duplicates} duplicate deliveries (at-least-once), not counted`)
+        if (kind === 'herald') await batchPhase(ctx, rec, sys, sender, receiver, run)
         await receiver.disconnect()
       })
     })
   } finally {
     await Promise.all([sender.stop(), receiver.stop()])
   }
-  if (ctx.env.postmasterPid === undefined) rec.na('cpuPg', 'herald', 'Postgres not on this machine')
+  if (ctx.env.postmasterPid === undefined) {
+    rec.na('cpuPg', 'herald', 'Postgres not on this machine')
+    rec.na('cpuPgBatch', 'herald', 'Postgres not on this machine')
+  }
   loadgenCheck(rec, ['cpuSender', 'cpuReceiver'])
-  rec.notes.push(`Herald: ${ctx.sizes.httpConcurrency} requests in flight over keep-alive sockets (node http.Agent); baselines: ${ctx.sizes.mqttWindow} unacknowledged QoS 1 PUBLISHes from one mqtt.js publisher. Sender and device are separate load-generator processes on the same 2 cores as the server: the "load generator" and "machine busy" rows say how close they came to being the limit.`)
+  rec.notes.push(`Herald: ${ctx.sizes.httpConcurrency} requests in flight over keep-alive sockets (node http.Agent); batch: ${ctx.sizes.batchConcurrency} requests of ${ctx.sizes.batchSize} messages in flight, the same count to the same device right after; baselines: ${ctx.sizes.mqttWindow} unacknowledged QoS 1 PUBLISHes from one mqtt.js publisher. Sender and device are separate load-generator processes on the same 2 cores as the server: the "load generator" and "machine busy" rows say how close they came to being the limit.`)
   const h = rec.metrics.get('rate')!
   const r = ratio(h, 'mosquitto')
   return rec.result(1, 'throughput 1→1', performance.now() - started, 'rate', {
     text: '≥ 1.0× Mosquitto',
     check: () => Number.isFinite(r) ? r >= 1.0 : undefined
   })
+}
+
+/** The same count again to the same device, `batchSize` messages per request. */
+async function batchPhase (ctx: Ctx, rec: Recorder, sys: System, sender: Worker, receiver: Worker, run: number): Promise<void> {
+  const N = ctx.sizes.throughputMessages
+  await receiver.track({ expected: N, samples: false })
+  const meter = cpuMeter(serverCpu(ctx, sys))
+  const t0 = now()
+  const sent = await sender.send({
+    via: 'http',
+    url: sys.httpUrl!,
+    apiKey: API_KEY,
+    plan: { kind: 'user-rr', users: { prefix: `tp${run}-u`, from: 0, to: 1 }, count: N, bBase: N },
+    concurrency: ctx.sizes.batchConcurrency,
+    batch: ctx.sizes.batchSize,
+    pad: ctx.pad,
+    maxMs: ctx.sizes.sendMaxSeconds * 1000
+  })
+  if (sent.failed > 0) throw new Error(`${sent.failed} of ${sent.sent} batch sends failed: ${sent.errors.join('; ')}`)
+  const M = sent.ok
+  if (M < N) await receiver.expect(M)
+  const done = await receiver.waitDone(60_000)
+  const cpu = meter.read()
+  const got = await receiver.collect()
+  if (got.unique !== M) throw new Error(`device received ${got.unique} of ${M} batch-sent messages`)
+  rec.add('batch', 'herald', M / ((done.at - Math.min(t0, sent.firstAt)) / 1000))
+  rec.add('cpuServerBatch', 'herald', cpu.sets.server.cpuMs * 1000 / M)
+  if (cpu.sets.postgres) rec.add('cpuPgBatch', 'herald', cpu.sets.postgres.cpuMs * 1000 / M)
 }
 
 /** Commits in this database and WAL written by the whole server so far. */
