@@ -30,7 +30,7 @@ export const DEFAULT_DATA_DIR = './data'
 // Long enough that a stuck write cannot keep a deploy waiting, short enough for orchestrators' grace periods (30 s).
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 // Unacknowledged QoS 1 PUBLISHes per device: enough to fill a mobile link, far below MQTT's 65,535 message ids.
-export const DEFAULT_MAX_INFLIGHT_PER_DEVICE = 100
+export const DEFAULT_MAX_INFLIGHT_PER_DEVICE = 500
 // An HS256 secret shorter than this is guessable offline from one token.
 const MIN_JWT_SECRET_LENGTH = 32
 const MIN_API_KEY_LENGTH = 32

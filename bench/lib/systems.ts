@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import mqtt from 'mqtt'
 import pg from 'pg'
+import { DEFAULT_MAX_INFLIGHT_PER_DEVICE } from '../../server/config.js'
 import { childEnv, freePort, now, ROOT, sleep, spawnTracked, type Child } from './proc.js'
 
 export const API_KEY = 'hk_bench_api_key_that_is_long_enough_0123456789'
@@ -192,7 +193,8 @@ export async function startAedes (label: string): Promise<System> {
  * Mosquitto's config: a WebSocket listener on loopback (`lo`: with the libwebsockets of
  * Debian's 2.0.11 an IP address is ignored and the port opens on every interface), plus a plain
  * MQTT listener that nobody uses, because 2.0.11 refuses to start with a WebSocket listener
- * alone (eclipse-mosquitto/mosquitto#2284). In memory, queues never full, 100 in flight.
+ * alone (eclipse-mosquitto/mosquitto#2284). In memory, queues never full, and as many QoS 1
+ * messages in flight per client as Herald allows by default, so both drain a backlog with the same window.
  */
 export function mosquittoConfig (wsPort: number, tcpPort: number): string {
   return [
@@ -201,7 +203,7 @@ export function mosquittoConfig (wsPort: number, tcpPort: number): string {
     'persistence false',
     'max_queued_messages 1000000',
     'max_queued_bytes 0',
-    'max_inflight_messages 100',
+    `max_inflight_messages ${DEFAULT_MAX_INFLIGHT_PER_DEVICE}`,
     'max_connections -1',
     'set_tcp_nodelay true',
     'log_dest stderr',

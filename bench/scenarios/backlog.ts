@@ -7,6 +7,7 @@ import { Worker } from '../lib/loadgen.js'
 import { now, rssBytes, sleep } from '../lib/proc.js'
 import { median, Recorder, type ScenarioResult } from '../lib/report.js'
 import { API_KEY, JWT_SECRET, MOSQUITTO_WS_NOTE } from '../lib/systems.js'
+import { DEFAULT_MAX_INFLIGHT_PER_DEVICE } from '../../server/config.js'
 
 /** Backlogs this large run once per system, not once per run. */
 const LARGE = 50_000
@@ -83,7 +84,7 @@ export async function backlog (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await Promise.all([sender.stop(), device.stop()])
   }
-  rec.notes.push('Queued with the device offline: Herald through REST (keep-alive, bounded in flight), the baselines by a QoS 1 publisher; only then does the device reconnect. Herald reads the queue from Postgres (1,000 rows a page); aedes and Mosquitto hold it in memory (Mosquitto: max_queued_messages 1,000,000, max_queued_bytes unlimited, 100 in flight).')
+  rec.notes.push(`Queued with the device offline: Herald through REST (keep-alive, bounded in flight), the baselines by a QoS 1 publisher; only then does the device reconnect. Herald reads the queue from Postgres (1,000 rows a page, the next one read while 500 are left); aedes and Mosquitto hold it in memory (Mosquitto: max_queued_messages 1,000,000, max_queued_bytes unlimited). Herald and Mosquitto both keep ${DEFAULT_MAX_INFLIGHT_PER_DEVICE} messages in flight per device (Herald's default); bare aedes has no such limit.`)
   rec.notes.push('RSS per queued message = (server RSS after queueing − before) ÷ N, one second after the last acknowledged send, without a forced GC: for Herald, whose queue is in Postgres, it is noise around zero; "database growth" is the change in pg_database_size.')
   if (ctx.systems.includes('mosquitto')) rec.notes.push(MOSQUITTO_WS_NOTE)
   if (ctx.runs > 1 && sizes.some(N => N >= LARGE)) rec.notes.push(`Backlogs of ${LARGE.toLocaleString('en-US')} or more: one run per system (the first), to keep the bench within its time.`)

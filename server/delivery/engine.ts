@@ -8,6 +8,8 @@ import type { DeliveryStateWriter } from './stateWriter.js'
 
 /** Rows read from a device's queue at a time, so a huge backlog is streamed, not loaded whole. */
 const PAGE_SIZE = 1_000
+/** The next page is read while this many entries are still waiting, so the device never waits for the read. */
+const PREFETCH_BELOW = PAGE_SIZE / 2
 
 interface Entry {
   seq: number
@@ -264,7 +266,7 @@ class DeviceChannel {
         return
       }
     }
-    if (this.queue.length === 0 && this.moreInDb && !this.loading) void this.loadNextPage()
+    if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading) void this.loadNextPage()
   }
 
   /** Shares aedes' per-client id counter, so ids never clash with packets aedes sends itself. */
