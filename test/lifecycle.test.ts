@@ -171,6 +171,16 @@ test('idempotency: a repeat returns the first answer and the device gets the mes
   const marker = await send(h, { to: { user: 'eli' }, title: 'marker' })
   await phone.waitFor(3)
   assert.deepEqual(ids(phone), [first.body.id, raced[0].body.id, marker.id], 'each message once, nothing for the conflict')
+
+  // after 24 hours the key is free again, even before the sweep (every 10 minutes) removes it
+  await h.db.pool.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = $1", [headers['idempotency-key']])
+  const reused = await h.api('/v1/messages', { body: { ...body, title: 'a day later' }, headers })
+  assert.equal(reused.status, 202, JSON.stringify(reused.body))
+  assert.notEqual(reused.body.id, first.body.id)
+  const reusedAgain = await h.api('/v1/messages', { body: { ...body, title: 'a day later' }, headers })
+  assert.deepEqual(reusedAgain.body, reused.body, 'the new use of the key answers repeats from now on')
+  await phone.waitFor(4)
+  assert.equal(phone.received[3].payload.id, reused.body.id)
   await phone.close()
 })
 
