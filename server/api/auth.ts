@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { hashApiKey, verifyPassword } from '../auth/secrets.js'
 import { ProblemError } from './problem.js'
@@ -23,22 +24,31 @@ const ADMIN_USER = 'admin'
 const ADMIN_FAILURES_ALLOWED = 10
 const ADMIN_FAILURE_WINDOW_MS = 60_000
 
-/** `Authorization: Bearer <API key>` for backend routes. Admin credentials are not an API key. */
+/**
+ * `Authorization: Bearer <API key>`: the key's identity, or a 401 problem (with its
+ * WWW-Authenticate header set on `res`). Admin credentials are not an API key.
+ */
+export async function authenticateApiKey (deps: AuthDeps, req: IncomingMessage, res: ServerResponse): Promise<ApiKeyIdentity> {
+  const header = req.headers.authorization ?? ''
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  if (!match) {
+    res.setHeader('WWW-Authenticate', 'Bearer realm="herald"')
+    throw new ProblemError('unauthorized', header ? 'Authorization header must be "Bearer <API key>"' : 'missing Authorization header; send "Authorization: Bearer <API key>"')
+  }
+  const key = await deps.findApiKey(hashApiKey(match[1]))
+  if (!key) {
+    res.setHeader('WWW-Authenticate', 'Bearer realm="herald", error="invalid_token"')
+    throw new ProblemError('unauthorized', 'API key is unknown or revoked')
+  }
+  deps.onApiKeyUsed?.(key.id)
+  return key
+}
+
+/** authenticateApiKey as express middleware: the key is in `res.locals.apiKey`. */
 export function requireApiKey (deps: AuthDeps): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const header = req.get('authorization') ?? ''
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    if (!match) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="herald"')
-      return next(new ProblemError('unauthorized', header ? 'Authorization header must be "Bearer <API key>"' : 'missing Authorization header; send "Authorization: Bearer <API key>"'))
-    }
-    deps.findApiKey(hashApiKey(match[1])).then(key => {
-      if (!key) {
-        res.setHeader('WWW-Authenticate', 'Bearer realm="herald", error="invalid_token"')
-        return next(new ProblemError('unauthorized', 'API key is unknown or revoked'))
-      }
+    authenticateApiKey(deps, req, res).then(key => {
       res.locals.apiKey = key
-      deps.onApiKeyUsed?.(key.id)
       next()
     }, next)
   }

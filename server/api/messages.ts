@@ -5,7 +5,7 @@ import type { Target } from '../store/accept.js'
 import type { LogFilter, LogPosition } from '../store/messages.js'
 import { ProblemError } from './problem.js'
 import { MAX_BATCH } from '../delivery/acceptor.js'
-import { Checker, QueryReader, isPlainObject, isUuid, jsonBody, MAX_BODY_BYTES, objectBody, rejectUnknown, requireUuid, typeName } from './validate.js'
+import { Checker, QueryReader, isPlainObject, isUuid, objectBody, rejectUnknown, requireUuid, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
@@ -177,15 +177,16 @@ export function devicePayload (id: string, input: SendInput, acceptedAt: Date, e
   }))
 }
 
-function idempotencyOf (req: Request): { key: string, requestHash: string } | undefined {
-  const key = req.get('idempotency-key')
-  if (key === undefined) return undefined
+/** The Idempotency-Key header, with the hash of the request body it is bound to. */
+export function idempotencyOf (header: string | string[] | undefined, body: unknown): { key: string, requestHash: string } | undefined {
+  if (header === undefined) return undefined
+  const key = Array.isArray(header) ? header.join(', ') : header
   if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
     throw new ProblemError('invalid-request', `Idempotency-Key header must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces`,
       { errors: [{ field: 'Idempotency-Key', message: 'invalid' }] })
   }
   // key order does not make two requests different
-  const requestHash = createHash('sha256').update(canonicalJson(req.body)).digest('hex')
+  const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex')
   return { key, requestHash }
 }
 
@@ -229,22 +230,9 @@ function parseLogQuery (query: Request['query']): LogFilter {
   return filter
 }
 
+/** Reading and revoking; the two sends are served without express (sendRoutes.ts). */
 export function messagesRouter (service: MessageService): Router {
   const router = Router()
-
-  router.post('/', jsonBody(MAX_BODY_BYTES), async (req, res) => {
-    const idempotency = idempotencyOf(req)
-    const input = parseSendBody(req.body)
-    const result = await service.send(input, res.locals.apiKey!.id, idempotency)
-    res.status(result.status).location(`/v1/messages/${(result.body as { id: string }).id}`).json(result.body)
-  })
-
-  router.post('/batch', jsonBody(MAX_BATCH_BODY_BYTES), async (req, res) => {
-    const idempotency = idempotencyOf(req)
-    const inputs = parseBatchBody(req.body)
-    const result = await service.sendBatch(inputs, res.locals.apiKey!.id, idempotency)
-    res.status(result.status).json(result.body)
-  })
 
   router.get('/', async (req, res) => {
     const filter = parseLogQuery(req.query)

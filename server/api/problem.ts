@@ -1,4 +1,5 @@
-import type { ErrorRequestHandler, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ErrorRequestHandler } from 'express'
 import type { Logger } from '../log.js'
 
 /**
@@ -36,11 +37,18 @@ export class ProblemError extends Error {
   }
 }
 
-export function sendProblem (res: Response, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): void {
+export function sendProblem (res: ServerResponse, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): void {
   const { status, title } = PROBLEMS[code]
-  res.status(status).type('application/problem+json').json({
-    type: PROBLEM_TYPE_BASE + code, code, title, status, detail, ...extra
-  })
+  sendJson(res, status, { type: PROBLEM_TYPE_BASE + code, code, title, status, detail, ...extra }, 'application/problem+json')
+}
+
+/** A JSON answer, written with Node's own response API so that routes outside express can use it too. */
+export function sendJson (res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = JSON.stringify(body)
+  res.statusCode = status
+  res.setHeader('Content-Type', `${type}; charset=utf-8`)
+  res.setHeader('Content-Length', Buffer.byteLength(text))
+  res.end(text)
 }
 
 // node-postgres' connection failures, and Postgres' own "cannot connect now" class (57P03 …)
@@ -54,21 +62,25 @@ export function isDatabaseUnavailable (err: unknown): boolean {
 }
 
 /** Turns anything thrown in a route into a problem response; unexpected errors are logged, never shown. */
-export function problemHandler (log: Logger): ErrorRequestHandler {
-  return (err, req, res, _next) => {
-    if (res.headersSent) return
-    if (err instanceof ProblemError) return sendProblem(res, err.code, err.detail, err.extra)
-    const e = err as { type?: string, status?: number, limit?: number, length?: number }
-    // errors raised by express.json()
-    if (e.type === 'entity.too.large') return sendProblem(res, 'payload-too-large', `request body is larger than ${e.limit} bytes`)
-    if (e.type === 'entity.parse.failed') return sendProblem(res, 'invalid-json', `request body is not valid JSON: ${(err as Error).message}`)
-    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return sendProblem(res, 'unsupported-media-type', (err as Error).message)
-    if (isDatabaseUnavailable(err)) {
-      log.warn({ err: (err as Error).message, path: req.path }, 'database unavailable')
-      res.setHeader('Retry-After', '5')
-      return sendProblem(res, 'database-unavailable', 'the database is unreachable; the request was not completed. Retry later (a send with an Idempotency-Key is safe to retry)')
-    }
-    log.error({ err, method: req.method, path: req.path }, 'unexpected error')
-    sendProblem(res, 'internal', 'an unexpected error occurred; it was logged')
+export function sendError (log: Logger, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (res.headersSent) return
+  if (err instanceof ProblemError) return sendProblem(res, err.code, err.detail, err.extra)
+  const e = err as { type?: string, status?: number, limit?: number, length?: number }
+  // errors raised by express.json()
+  if (e.type === 'entity.too.large') return sendProblem(res, 'payload-too-large', `request body is larger than ${e.limit} bytes`)
+  if (e.type === 'entity.parse.failed') return sendProblem(res, 'invalid-json', `request body is not valid JSON: ${(err as Error).message}`)
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return sendProblem(res, 'unsupported-media-type', (err as Error).message)
+  const path = (req.url ?? '').split('?')[0]
+  if (isDatabaseUnavailable(err)) {
+    log.warn({ err: (err as Error).message, path }, 'database unavailable')
+    res.setHeader('Retry-After', '5')
+    return sendProblem(res, 'database-unavailable', 'the database is unreachable; the request was not completed. Retry later (a send with an Idempotency-Key is safe to retry)')
   }
+  log.error({ err, method: req.method, path }, 'unexpected error')
+  sendProblem(res, 'internal', 'an unexpected error occurred; it was logged')
+}
+
+/** sendError as express' error handler. */
+export function problemHandler (log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => sendError(log, req, res, err)
 }

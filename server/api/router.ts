@@ -1,4 +1,5 @@
-import express, { type Express, type RequestHandler } from 'express'
+import type { RequestListener } from 'node:http'
+import express, { type RequestHandler } from 'express'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
@@ -13,7 +14,8 @@ import { messagesRouter } from './messages.js'
 import { metricsRouter, metricsTokenOr } from './metrics.js'
 import type { Metrics } from '../metrics.js'
 import { ProblemError, problemHandler } from './problem.js'
-import { jsonBody, MAX_BODY_BYTES } from './validate.js'
+import { jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
+import { sendRoutes } from './sendRoutes.js'
 import { tokensRouter } from './tokens.js'
 
 export interface ApiDeps {
@@ -37,9 +39,10 @@ export interface ApiDeps {
 
 /**
  * The HTTP surface. Each route's guard is visible here: `apiKey` for backends, `admin` for
- * managing keys, none for health.
+ * managing keys, none for health. The two send routes come first, outside express (sendRoutes.ts).
  */
-export function createApi (deps: ApiDeps): Express {
+export function createApi (deps: ApiDeps): RequestListener {
+  const sends = sendRoutes({ log: deps.log, auth: deps.auth, messages: deps.messages, accepting: deps.accepting })
   const app = express()
   app.disable('x-powered-by')
   // API answers are never cached: hashing every body for an ETag is wasted work
@@ -51,8 +54,7 @@ export function createApi (deps: ApiDeps): Express {
   const json = jsonBody(MAX_BODY_BYTES)
   const onlyJson: RequestHandler = (req, _res, next) => {
     if (req.method === 'GET' || req.method === 'DELETE' || req.method === 'HEAD') return next()
-    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined
-    if (hasBody && !req.is('application/json')) return next(new ProblemError('unsupported-media-type', `Content-Type must be application/json, got ${req.get('content-type') ?? 'none'}`))
+    try { requireJsonContent(req) } catch (err) { return next(err) }
     next()
   }
   const accepting: RequestHandler = (_req, res, next) => {
@@ -72,5 +74,5 @@ export function createApi (deps: ApiDeps): Express {
   if (deps.adminUi) app.use(deps.adminUi.router)
   app.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path}${req.path.startsWith('/v1') ? '; see openapi.yaml' : ''}`)))
   app.use(problemHandler(deps.log))
-  return app
+  return (req, res) => { if (!sends(req, res)) app(req, res) }
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import express, { type Request, type RequestHandler } from 'express'
 import { ProblemError } from './problem.js'
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
@@ -11,6 +12,17 @@ export const MAX_BODY_BYTES = 256 * 1024
  */
 export function jsonBody (limit: number): RequestHandler {
   return express.json({ limit, strict: false, type: (req) => req.method === 'POST' })
+}
+
+/** A request that carries a body must say it is JSON (415 otherwise); one without a body passes. */
+export function requireJsonContent (req: IncomingMessage): void {
+  const length = req.headers['content-length']
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+  if (!hasBody) return
+  const type = req.headers['content-type']
+  if (type?.split(';')[0].trim().toLowerCase() !== 'application/json') {
+    throw new ProblemError('unsupported-media-type', `Content-Type must be application/json, got ${type ?? 'none'}`)
+  }
 }
 
 /** One field that is wrong, named by its JSON path (`to.users[3]`). */
