@@ -240,7 +240,8 @@ async function buildHerald (log: (l: string) => void): Promise<{ args: string[],
   }
   // migrate.ts looks for ../../migrations from server/db, as dist/ does
   await symlink(path.join(ROOT, 'migrations'), path.join(outDir, 'migrations'))
-  return { args: ['--enable-source-maps', main], note: `compiled (tsc, \`node --enable-source-maps …/server/main.js\`, as \`npm start\` runs it)${warning}` }
+  // the flags of `npm start` (package.json)
+  return { args: ['--enable-source-maps', '--max-semi-space-size=32', main], note: `compiled (tsc, \`node --enable-source-maps --max-semi-space-size=32 …/server/main.js\`, as \`npm start\` runs it)${warning}` }
 }
 
 async function describeMachine (pgServerUrl: string, mosquittoPath: string | undefined, heraldBuild: string): Promise<Machine> {
