@@ -1,8 +1,8 @@
 // 5. Connections: idle persistent WebSocket devices (clean=false, subscribed to their inbox at
 // QoS 1, keep-alive 60 s) at each level, opened by load-generator processes of ≤ 5,000 sockets
 // each on distinct loopback source addresses. Server RSS per connection at each level (over
-// the server's RSS before the first device), connect rate per step, and the server's CPU
-// while every device is idle.
+// the server's RSS before the first device) and per connection added between the first and
+// last level, connect rate per step, and the server's CPU while every device is idle.
 import { eachRun, serverCpu, withSystem, type Ctx } from '../lib/context.js'
 import { DeviceFleet, MAX_DEVICES_PER_WORKER } from '../lib/loadgen.js'
 import { cpuMeter, rssBytes, sleep } from '../lib/proc.js'
@@ -21,6 +21,8 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
     rec.metric(`rss${L}`, `${n(L)} devices: server RSS per connection`, 'KiB', 'lower', 1)
     rec.metric(`rate${L}`, `${n(L)} devices: connect rate (this step)`, 'devices/s', 'higher', 0)
   }
+  const first = levels[0]
+  if (levels.length > 1) rec.metric('rssMarginal', `server RSS per connection added from ${n(first)} to ${n(top)}`, 'KiB', 'lower', 1)
   rec.metric('connectCpu', 'server CPU per connect (CONNECT + SUBSCRIBE)', 'µs', 'lower', 0)
   rec.metric('connectCpuPg', 'Postgres CPU per connect', 'µs', 'lower', 0)
   rec.metric('connectLoadgen', 'load generator while connecting: busiest process', '% of a core', 'info', 0)
@@ -46,6 +48,7 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
           const rss0 = rssBytes(sys.pid)
           rec.add('rssBase', kind, rss0 / 2 ** 20)
           let connected = 0
+          let rssFirst = 0
           const connectMeter = cpuMeter({ ...serverCpu(ctx, sys), ...Object.fromEntries(fleet.workers.map((w, k) => [`w${k}`, () => w.cpuMs()])) })
           let connectMs = 0
           for (const L of levels) {
@@ -63,7 +66,10 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
             }
             await sleep(ctx.quick ? 1_000 : 3_000)
             if (fleet.lost() > 0) throw new Error(`${fleet.lost()} connections were closed by the server`)
-            rec.add(`rss${L}`, kind, (rssBytes(sys.pid) - rss0) / L / KiB)
+            const rss = rssBytes(sys.pid)
+            rec.add(`rss${L}`, kind, (rss - rss0) / L / KiB)
+            if (L === first) rssFirst = rss
+            else if (L === top) rec.add('rssMarginal', kind, (rss - rssFirst) / (top - first) / KiB)
             ctx.log(`  ${kind}: ${n(L)} connected, ${(conn.ms / 1000).toFixed(1)} s for this step, RSS ${(rssBytes(sys.pid) / 2 ** 20).toFixed(0)} MiB`)
           }
           const meter = cpuMeter(serverCpu(ctx, sys))
@@ -81,7 +87,7 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await fleet.stop()
   }
-  rec.notes.push(`Devices opened 50 at a time per load-generator process (${fleet.workers.length} processes, ≤ ${n(MAX_DEVICES_PER_WORKER)} sockets each, source addresses ${fleet.workers.map(w => w.localAddress).join(', ')}), levels reached one after the other on one server instance per run, keep-alive ${keepalive} s (so the idle window holds exactly one PINGREQ per device for every system). RSS per connection = (RSS at the level − RSS before the first device) ÷ devices, ${ctx.quick ? 1 : 3} s after the step.`)
+  rec.notes.push(`Devices opened 50 at a time per load-generator process (${fleet.workers.length} processes, ≤ ${n(MAX_DEVICES_PER_WORKER)} sockets each, source addresses ${fleet.workers.map(w => w.localAddress).join(', ')}), levels reached one after the other on one server instance per run, keep-alive ${keepalive} s (so the idle window holds exactly one PINGREQ per device for every system). RSS per connection = (RSS at the level − RSS before the first device) ÷ devices, ${ctx.quick ? 1 : 3} s after the step; it includes what grows once whatever the count (a heap, Herald's 32 MB young generation), which the RSS per connection added between the first and last level leaves out.`)
   if (ctx.systems.includes('mosquitto')) rec.notes.push(MOSQUITTO_WS_NOTE)
   const rss = rec.metrics.get(`rss${top}`)!
   return rec.result(5, 'connections', performance.now() - started, `rss${top}`, {
