@@ -49,6 +49,8 @@ export interface HeraldDeps {
   log: Logger
   /** defaults to a pool on config.databaseUrl */
   pool?: Pool
+  /** tests lower it to reach it with a few devices */
+  maxBatchTopicDeliveries?: number
 }
 
 // How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
@@ -127,7 +129,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const messageService = new MessageService(pool, acceptor, deliveryEngine, async topic => {
     const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
     return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
-  }, metrics)
+  }, metrics, deps.maxBatchTopicDeliveries)
   metrics.observe({ connectedDevices: () => broker.connectedCount, pool, pendingDeliveries: () => countPendingDeliveries(pool) })
 
   const apiKeyCache = new Map<string, { key: { id: string, name: string } | undefined, at: number }>()

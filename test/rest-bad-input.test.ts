@@ -4,7 +4,7 @@ import { test, after, before, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
-import { startTestHerald, ADMIN_PASSWORD, API_KEY, type TestHerald } from './helpers/herald.js'
+import { startTestHerald, connectDevice, ADMIN_PASSWORD, API_KEY, type TestHerald } from './helpers/herald.js'
 
 let h: TestHerald
 before(async () => { h = await startTestHerald() })
@@ -317,6 +317,34 @@ describe('a connection that never sends a request', () => {
       assert.ok(Date.now() - started < 8_000)
     } finally {
       silent.destroy()
+      await own.stop()
+    }
+  })
+})
+
+describe('a batch of topic messages reaching too many devices', () => {
+  test('is refused whole with 400 before anything is queued; a smaller batch goes through', async () => {
+    // the real limit is 100,000 devices; this server's is 3, so three subscribed devices reach it
+    const own = await startTestHerald({ deps: { maxBatchTopicDeliveries: 3 } })
+    const devices = await Promise.all(['a', 'b'].map(async u => {
+      const d = await connectDevice(own.wsUrl, { clientId: `big-${u}`, password: await own.token(`big-${u}`), clean: false })
+      await d.client.subscribeAsync('topics/big', { qos: 1 })
+      return d
+    }))
+    try {
+      const two = { messages: [{ to: { topic: 'big' }, body: '1' }, { to: { topic: 'big' }, body: '2' }] }
+      const refused = await own.api('/v1/messages/batch', { body: two })
+      assertProblem(refused, 400, 'invalid-request', 'messages')
+      assert.match(refused.body.detail, /would be queued for 4 devices; a batch may queue at most 3/)
+      const one = await own.api('/v1/messages/batch', { body: { messages: two.messages.slice(0, 1) } })
+      assert.equal(one.status, 202, JSON.stringify(one.body))
+      assert.equal(one.body.messages[0].recipients, 2)
+      for (const d of devices) {
+        const [got] = await d.waitFor(1)
+        assert.equal(got.payload.id, one.body.messages[0].id, 'the refused batch queued nothing before it')
+      }
+    } finally {
+      await Promise.all(devices.map(d => d.close()))
       await own.stop()
     }
   })

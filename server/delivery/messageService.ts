@@ -13,6 +13,9 @@ import type { DeliveryEngine, DispatchItem } from './engine.js'
 export interface SendResult { status: number, body: unknown }
 export interface Idempotency { key: string, requestHash: string }
 
+/** Devices the topic messages of one batch may be queued for together (a single message has no such limit). */
+export const MAX_BATCH_TOPIC_DELIVERIES = 100_000
+
 /**
  * Sending, reading and revoking messages: the REST layer's one door to delivery. A send
  * resolves only after its message and every per-device queue row are committed.
@@ -24,7 +27,8 @@ export class MessageService {
     private readonly engine: DeliveryEngine,
     /** devices subscribed to a broadcast topic right now */
     private readonly topicSubscribers: (topic: string) => Promise<string[]>,
-    private readonly metrics?: Metrics
+    private readonly metrics?: Metrics,
+    private readonly maxBatchTopicDeliveries = MAX_BATCH_TOPIC_DELIVERIES
   ) {}
 
   /** One message: 202 `{ id, recipients }` once it and its deliveries are committed. */
@@ -36,6 +40,14 @@ export class MessageService {
   /** Many messages in one request: all of them are committed together, or none. */
   async sendBatch (inputs: SendInput[], apiKeyId: string | null, idempotency?: Idempotency): Promise<SendResult> {
     const messages = await Promise.all(inputs.map((input, i) => this.newMessage(input, apiKeyId, `messages[${i}]`)))
+    const topicDevices = messages.reduce((sum, m) => sum + (m.topicSubscribers?.length ?? 0), 0)
+    const limit = this.maxBatchTopicDeliveries
+    if (topicDevices > limit) {
+      // one transaction holds the accept lock while it writes: millions of rows would stall every other send
+      throw new ProblemError('invalid-request',
+        `messages: the batch's topic messages would be queued for ${topicDevices} devices; a batch may queue at most ${limit} for topics. Send messages to large topics in smaller batches or on their own.`,
+        { errors: [{ field: 'messages', message: `topic messages would reach ${topicDevices} devices; at most ${limit} per batch` }] })
+    }
     return this.commit({ messages, apiKeyId, idempotency, response: accepted => ({ messages: accepted }) })
   }
 

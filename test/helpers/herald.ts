@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { parseConfig } from '../../server/config.js'
 import { createLogger } from '../../server/log.js'
-import { startHerald, type Herald } from '../../server/app.js'
+import { startHerald, type Herald, type HeraldDeps } from '../../server/app.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
 
 export const ADMIN_PASSWORD = 'test-admin-password'
@@ -24,13 +24,13 @@ export interface TestHerald {
  * A real Herald on a fresh database, on port 0, with a known API key and admin password.
  * `env` overrides configuration. Pass `db` to restart on the same database.
  */
-export async function startTestHerald ({ env = {}, db }: { env?: Record<string, string>, db?: TestDatabase } = {}): Promise<TestHerald> {
+export async function startTestHerald ({ env = {}, db, deps = {} }: { env?: Record<string, string>, db?: TestDatabase, deps?: Omit<HeraldDeps, 'log'> } = {}): Promise<TestHerald> {
   const database = db ?? await createTestDatabase()
   const config = parseConfig({
     PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, JWT_SECRET, API_KEY, ADMIN_PASSWORD,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env
   })
-  const herald = await startHerald(config, { log: createLogger(config.logLevel) })
+  const herald = await startHerald(config, { log: createLogger(config.logLevel), ...deps })
   const url = herald.url
   const { api, token } = apiClient(() => url)
   return {
