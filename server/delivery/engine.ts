@@ -229,8 +229,8 @@ class DeviceChannel {
         messageId: row.messageId,
         topic: topicFor(row.userId, row.topic),
         payload: row.payload,
-        expiresAt: row.expiresAt.getTime(),
-        acceptedAt: row.queuedAt.getTime(),
+        expiresAt: row.expiresAt,
+        acceptedAt: row.queuedAt,
         liveOnly: false
       })
       this.lastSeq = row.seq

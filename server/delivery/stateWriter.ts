@@ -17,7 +17,7 @@ interface Receipt { messageId: string, deviceId: string, event: ReceiptEvent, at
  */
 export class DeliveryStateWriter {
   /** sent, not yet written: a PUBACK arriving before the flush folds it into its own row update */
-  private sentAt = new Map<number, Date>()
+  private sentAt = new Map<number, number>()
   private pending: Omit<DeliveryUpdates, 'sent'> = { delivered: [], expired: [] }
   private receipts: Receipt[] = []
   private receiptWaiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
@@ -28,14 +28,14 @@ export class DeliveryStateWriter {
   constructor (private readonly pool: Pool, private readonly log: Logger, private readonly metrics?: Metrics) {}
 
   sent (seq: number): void {
-    this.sentAt.set(seq, new Date())
+    this.sentAt.set(seq, Date.now())
     this.schedule()
   }
 
   delivered (seq: number): void {
     const sentAt = this.sentAt.get(seq)
     if (sentAt !== undefined) this.sentAt.delete(seq)
-    this.pending.delivered.push({ seq, at: new Date(), sentAt })
+    this.pending.delivered.push({ seq, at: Date.now(), sentAt })
     this.schedule()
   }
 

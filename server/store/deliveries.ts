@@ -10,15 +10,17 @@ export interface PendingDelivery {
   messageId: string
   userId: string
   topic: string | null
-  expiresAt: Date
-  queuedAt: Date
+  /** ms since the epoch, as numbers: parsing two dates per row was a visible share of a backlog drain */
+  expiresAt: number
+  queuedAt: number
   payload: Buffer
 }
 
 /** A device's undelivered, unexpired queue, in accept order, after `afterSeq`. */
 export async function pendingForDevice (pool: Pool, deviceId: string, limit: number, afterSeq = 0): Promise<PendingDelivery[]> {
   const { rows } = await pool.query<PendingDelivery>(
-    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic, d.expires_at as "expiresAt", d.queued_at as "queuedAt", m.payload
+    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic,
+            (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt", (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
      from deliveries d join messages m on m.id = d.message_id
      where d.device_id = $1 and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > $2
      order by d.seq limit $3`, [deviceId, afterSeq, limit])
@@ -30,24 +32,26 @@ export async function pendingForDevice (pool: Pool, deviceId: string, limit: num
  * state never goes back: `sent` only moves a queued row, `delivered` only a queued or sent one.
  */
 export interface DeliveryUpdates {
-  sent: Array<{ seq: number, at: Date }>
+  /** times in ms since the epoch (numbers travel to Postgres without per-element date formatting) */
+  sent: Array<{ seq: number, at: number }>
   /** `sentAt` when the write of `sent` was folded into this one */
-  delivered: Array<{ seq: number, at: Date, sentAt?: Date }>
+  delivered: Array<{ seq: number, at: number, sentAt?: number }>
   expired: number[]
 }
 
 export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Promise<void> {
   if (u.sent.length > 0) {
     await pool.query(
-      `update deliveries d set status = 'sent', sent_at = coalesce(d.sent_at, t.at)
-       from unnest($1::bigint[], $2::timestamptz[]) as t(seq, at)
+      `update deliveries d set status = 'sent', sent_at = coalesce(d.sent_at, to_timestamp(t.at / 1000))
+       from unnest($1::bigint[], $2::float8[]) as t(seq, at)
        where d.seq = t.seq and d.status = 'queued'`,
       [u.sent.map(s => s.seq), u.sent.map(s => s.at)])
   }
   if (u.delivered.length > 0) {
     await pool.query(
-      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, t.sent_at, t.at), delivered_at = t.at
-       from unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) as t(seq, at, sent_at)
+      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, to_timestamp(coalesce(t.sent_at, t.at) / 1000)),
+                               delivered_at = to_timestamp(t.at / 1000)
+       from unnest($1::bigint[], $2::float8[], $3::float8[]) as t(seq, at, sent_at)
        where d.seq = t.seq and d.status in ('queued', 'sent')`,
       [u.delivered.map(s => s.seq), u.delivered.map(s => s.at), u.delivered.map(s => s.sentAt ?? null)])
   }
