@@ -246,6 +246,26 @@ test('a reconnect while messages keep coming: backlog then live messages, in acc
   await phone.close()
 })
 
+test('a backlog of several pages, read while new messages keep coming: every message once, in accept order', async () => {
+  // the queue is read 100 rows first, then 1,000 at a time while 500 are still waiting
+  await offlineDevice(h, 'paul', 'paul-phone')
+  const sentIds: string[] = []
+  const sendBatch = async (from: number, count: number): Promise<void> => {
+    const res = await h.api('/v1/messages/batch', { body: { messages: Array.from({ length: count }, (_, i) => ({ to: { user: 'paul' }, data: { i: from + i } })) } })
+    assert.equal(res.status, 202, JSON.stringify(res.body))
+    sentIds.push(...res.body.messages.map((m: { id: string }) => m.id))
+  }
+  for (let i = 0; i < 2_500; i += 500) await sendBatch(i, 500)
+  const phone = await tracked(reconnect(h, 'paul', 'paul-phone'))
+  // sent while the pages are being read and written out
+  for (let i = 2_500; i < 2_700; i += 20) await sendBatch(i, 20)
+  await phone.waitFor(2_700, 30_000)
+  const marker = await send(h, { to: { user: 'paul' }, title: 'marker' })
+  await phone.waitFor(2_701)
+  assert.deepEqual(ids(phone), [...sentIds, marker.id])
+  await phone.close()
+})
+
 test('a clean session\'s topic subscription ends with it: after a clean reconnect it no longer receives the topic', async () => {
   const first = await tracked(device(h, 'olga', 'olga-web', { clean: true, topics: ['topics/weather'] }))
   const sunny = await send(h, { to: { topic: 'weather' }, title: 'sunny' })

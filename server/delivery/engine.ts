@@ -8,6 +8,8 @@ import type { DeliveryStateWriter } from './stateWriter.js'
 
 /** Rows read from a device's queue at a time, so a huge backlog is streamed, not loaded whole. */
 const PAGE_SIZE = 1_000
+/** The first read after a connect is short, so the first PUBLISH does not wait for a thousand rows. */
+const FIRST_PAGE_SIZE = 100
 /** The next page is read while this many entries are still waiting, so the device never waits for the read. */
 const PREFETCH_BELOW = PAGE_SIZE / 2
 
@@ -126,8 +128,8 @@ export class DeliveryEngine {
   }
 
   /** @internal used by channels */
-  loadPage (deviceId: string, afterSeq: number): Promise<PendingDelivery[]> {
-    return pendingForDevice(this.pool, deviceId, PAGE_SIZE, afterSeq)
+  loadPage (deviceId: string, afterSeq: number, limit: number): Promise<PendingDelivery[]> {
+    return pendingForDevice(this.pool, deviceId, limit, afterSeq)
   }
 
   /** @internal */
@@ -151,6 +153,7 @@ class DeviceChannel {
   private offeredWhileLoading: Entry[] = []
   private lastSeq = 0
   private moreInDb = true
+  private pagesRead = 0
   private loading = false
   private closed = false
   private waitingForDrain = false
@@ -213,8 +216,9 @@ class DeviceChannel {
     this.loading = true
     const { log } = this.engine.internals
     let rows: PendingDelivery[]
+    const limit = this.pagesRead++ === 0 ? FIRST_PAGE_SIZE : PAGE_SIZE
     try {
-      rows = await this.engine.loadPage(this.client.id, this.lastSeq)
+      rows = await this.engine.loadPage(this.client.id, this.lastSeq, limit)
     } catch (err) {
       this.loading = false
       log.warn({ err, deviceId: this.client.id }, 'reading device queue failed; disconnecting so the device retries')
@@ -235,7 +239,7 @@ class DeviceChannel {
       })
       this.lastSeq = row.seq
     }
-    this.moreInDb = rows.length === PAGE_SIZE
+    this.moreInDb = rows.length === limit
     const offered = this.offeredWhileLoading
     this.offeredWhileLoading = []
     for (const entry of offered) this.offer(entry)
