@@ -1,5 +1,5 @@
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net'
-import type { Server as HttpServer, IncomingMessage } from 'node:http'
+import type { Server as HttpServer } from 'node:http'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { Duplex } from 'node:stream'
@@ -85,10 +85,12 @@ export class Broker {
       // mqtt.js offers "mqtt"; accept it, or no subprotocol for simple clients
       handleProtocols: protocols => protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false
     })
-    this.wss.on('connection', (ws, req: IncomingMessage) => {
+    this.wss.on('connection', ws => {
       const stream = coalescingWebSocketStream(ws)
       stream.on('error', err => this.log.debug({ err: err.message }, 'websocket stream error'))
-      limitPacketSize(this.aedes.handle(stream, req))
+      // without the upgrade request: aedes would keep it (headers and all) for the life of the
+      // connection as client.req, which nothing here reads
+      limitPacketSize(this.aedes.handle(stream))
     })
     this.wss.on('error', err => this.log.error({ err }, 'websocket server error'))
     this.listening = true
