@@ -51,8 +51,19 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, ty
   res.end(text)
 }
 
-// node-postgres' connection failures, and Postgres' own "cannot connect now" class (57P03 …)
-const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'])
+// Postgres SQLSTATEs of a server that is going away or cannot be reached
+const ADMIN_SHUTDOWN = '57P01'
+const CRASH_SHUTDOWN = '57P02'
+const CANNOT_CONNECT_NOW = '57P03'
+const CONNECTION_EXCEPTION = '08000'
+const CONNECTION_DOES_NOT_EXIST = '08003'
+const CONNECTION_FAILURE = '08006'
+const UNABLE_TO_ESTABLISH_CONNECTION = '08001'
+const SERVER_REJECTED_CONNECTION = '08004'
+// with node-postgres' own network failures
+const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE',
+  ADMIN_SHUTDOWN, CRASH_SHUTDOWN, CANNOT_CONNECT_NOW, CONNECTION_EXCEPTION, CONNECTION_DOES_NOT_EXIST,
+  CONNECTION_FAILURE, UNABLE_TO_ESTABLISH_CONNECTION, SERVER_REJECTED_CONNECTION])
 
 export function isDatabaseUnavailable (err: unknown): boolean {
   const e = err as { code?: string, message?: string } | undefined
