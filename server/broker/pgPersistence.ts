@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
 import type { Pool } from '../db/pool.js'
 import {
-  KeyedChain, OrderedBatcher, Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
+  ClientBatcher, KeyedChain, OrderedBatcher, Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
   newTopicMatcher, payloadLength, streamOf, toColumns, withMessageId,
   type BrokerRef, type ClientRef, type IndexedSubscription, type MqttPacket, type PacketColumns, type PacketRow,
   type Subscription, type SubscriptionBroadcast
@@ -72,6 +72,9 @@ export class PgPersistence {
   // completes, so updates finishing out of order would reorder a persistent client's messages
   readonly #outgoingUpdates = new KeyedChain()
   readonly #enqueues = new OrderedBatcher<Enqueued>(batch => this.#writeOutgoing(batch))
+  // every connect asks for both (a persistent session's subscriptions, any previous will)
+  readonly #sessionReads = new ClientBatcher<Subscription[]>(ids => this.#readSubscriptions(ids), [])
+  readonly #willDeletes = new ClientBatcher<MqttPacket | undefined>(ids => this.#deleteWills(ids), undefined)
   #broadcast: SubscriptionBroadcast | undefined
   #broker: BrokerRef | undefined
   #destroyed = false
@@ -179,10 +182,20 @@ export class PgPersistence {
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Subscription[]> {
+    return await this.#sessionReads.get(client.id)
+  }
+
+  async #readSubscriptions (clientIds: string[]): Promise<Map<string, Subscription[]>> {
     const { rows } = await this.#pool.query<SubscriptionRow>(
       `select client_id, topic, qos, rh, rap, nl, subscription_identifier
-       from mqtt_subscriptions where client_id = $1 order by id`, [client.id])
-    return rows.map(toSubscription)
+       from mqtt_subscriptions where client_id = any($1::text[]) order by id`, [clientIds])
+    const byClient = new Map<string, Subscription[]>()
+    for (const row of rows) {
+      const list = byClient.get(row.client_id)
+      if (list) list.push(toSubscription(row))
+      else byClient.set(row.client_id, [toSubscription(row)])
+    }
+    return byClient
   }
 
   async subscriptionsByTopic (topic: string): Promise<IndexedSubscription[]> {
@@ -357,9 +370,13 @@ export class PgPersistence {
   }
 
   async delWill (client: ClientRef): Promise<MqttPacket | undefined> {
-    const { rows } = await this.#pool.query<PacketRow>(
-      `delete from mqtt_wills where client_id = $1 returning ${PACKET}`, [client.id])
-    return rows.length > 0 ? fromRow(rows[0]) : undefined
+    return await this.#willDeletes.get(client.id)
+  }
+
+  async #deleteWills (clientIds: string[]): Promise<Map<string, MqttPacket | undefined>> {
+    const { rows } = await this.#pool.query<PacketRow & { client_id: string }>(
+      `delete from mqtt_wills where client_id = any($1::text[]) returning client_id, ${PACKET}`, [clientIds])
+    return new Map(rows.map(row => [row.client_id, fromRow(row)]))
   }
 
   /** The wills of clients held by brokers not in `brokers` (the live ones), i.e. of dead brokers. */
