@@ -266,6 +266,24 @@ test('a backlog of several pages, read while new messages keep coming: every mes
   await phone.close()
 })
 
+test('50 persistent devices reconnecting at once: each gets its own backlog in order, and its topic subscription back', async () => {
+  // a restarted server sees this: the session reads, will deletes and queue pages of devices
+  // connecting together are batched into shared statements
+  const users = Array.from({ length: 50 }, (_, i) => `storm-${i}`)
+  await Promise.all(users.map(u => offlineDevice(h, u, `${u}-phone`, ['topics/storm'])))
+  const backlog = new Map<string, string[]>()
+  const res = await h.api('/v1/messages/batch', { body: { messages: users.flatMap(u => [1, 2, 3].map(n => ({ to: { user: u }, data: { n } }))) } })
+  assert.equal(res.status, 202, JSON.stringify(res.body))
+  users.forEach((u, i) => backlog.set(u, res.body.messages.slice(i * 3, i * 3 + 3).map((m: { id: string }) => m.id)))
+  const phones = await Promise.all(users.map(u => tracked(reconnect(h, u, `${u}-phone`))))
+  await Promise.all(phones.map(p => p.waitFor(3)))
+  const topic = await send(h, { to: { topic: 'storm' }, title: 'everyone' })
+  assert.equal(topic.recipients, 50)
+  await Promise.all(phones.map(p => p.waitFor(4)))
+  phones.forEach((p, i) => assert.deepEqual(ids(p), [...backlog.get(users[i])!, topic.id], users[i]))
+  await Promise.all(phones.map(p => p.close()))
+})
+
 test('a clean session\'s topic subscription ends with it: after a clean reconnect it no longer receives the topic', async () => {
   const first = await tracked(device(h, 'olga', 'olga-web', { clean: true, topics: ['topics/weather'] }))
   const sunny = await send(h, { to: { topic: 'weather' }, title: 'sunny' })

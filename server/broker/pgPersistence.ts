@@ -3,9 +3,10 @@
 // suite (test/persistence.conformance.test.ts) checks both against.
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
+import { KeyedBatcher } from '../db/keyedBatcher.js'
 import type { Pool } from '../db/pool.js'
 import {
-  ClientBatcher, KeyedChain, OrderedBatcher, Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
+  KeyedChain, OrderedBatcher, Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
   newTopicMatcher, payloadLength, streamOf, toColumns, withMessageId,
   type BrokerRef, type ClientRef, type IndexedSubscription, type MqttPacket, type PacketColumns, type PacketRow,
   type Subscription, type SubscriptionBroadcast
@@ -73,8 +74,8 @@ export class PgPersistence {
   readonly #outgoingUpdates = new KeyedChain()
   readonly #enqueues = new OrderedBatcher<Enqueued>(batch => this.#writeOutgoing(batch))
   // every connect asks for both (a persistent session's subscriptions, any previous will)
-  readonly #sessionReads = new ClientBatcher<Subscription[]>(ids => this.#readSubscriptions(ids), [])
-  readonly #willDeletes = new ClientBatcher<MqttPacket | undefined>(ids => this.#deleteWills(ids), undefined)
+  readonly #sessionReads = new KeyedBatcher<null, Subscription[]>(requests => this.#readSubscriptions(requests.map(([id]) => id)), [])
+  readonly #willDeletes = new KeyedBatcher<null, MqttPacket | undefined>(requests => this.#deleteWills(requests.map(([id]) => id)), undefined, { once: true })
   #broadcast: SubscriptionBroadcast | undefined
   #broker: BrokerRef | undefined
   #destroyed = false
@@ -182,7 +183,7 @@ export class PgPersistence {
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<Subscription[]> {
-    return await this.#sessionReads.get(client.id)
+    return await this.#sessionReads.get(client.id, null)
   }
 
   async #readSubscriptions (clientIds: string[]): Promise<Map<string, Subscription[]>> {
@@ -370,7 +371,7 @@ export class PgPersistence {
   }
 
   async delWill (client: ClientRef): Promise<MqttPacket | undefined> {
-    return await this.#willDeletes.get(client.id)
+    return await this.#willDeletes.get(client.id, null)
   }
 
   async #deleteWills (clientIds: string[]): Promise<Map<string, MqttPacket | undefined>> {

@@ -188,50 +188,6 @@ export class OrderedBatcher<T> {
 }
 
 /**
- * Per-client reads (or deletes) that arrive while one is in flight go to the database together
- * in the next: when thousands of devices reconnect at once (a restarted server), one statement
- * serves many of them. Alone, a request goes at once. `run` answers each key once: a key asked
- * for twice in one batch gets the answer first and `none` second (a deleted will is handed out once).
- */
-export class ClientBatcher<R> {
-  readonly #run: (clientIds: string[]) => Promise<Map<string, R>>
-  readonly #none: R
-  #waiting = new Map<string, Array<{ resolve: (value: R) => void, reject: (err: unknown) => void }>>()
-  #running: Promise<void> | undefined
-
-  constructor (run: (clientIds: string[]) => Promise<Map<string, R>>, none: R) {
-    this.#run = run
-    this.#none = none
-  }
-
-  get (clientId: string): Promise<R> {
-    return new Promise((resolve, reject) => {
-      const list = this.#waiting.get(clientId)
-      const waiting = { resolve, reject }
-      if (list) list.push(waiting)
-      else this.#waiting.set(clientId, [waiting])
-      this.#running ??= this.#drain()
-    })
-  }
-
-  async #drain (): Promise<void> {
-    while (this.#waiting.size > 0) {
-      const batch = this.#waiting
-      this.#waiting = new Map()
-      try {
-        const found = await this.#run([...batch.keys()])
-        for (const [clientId, list] of batch) {
-          list.forEach((waiting, n) => waiting.resolve(n === 0 ? found.get(clientId) ?? this.#none : this.#none))
-        }
-      } catch (err) {
-        for (const list of batch.values()) for (const waiting of list) waiting.reject(err)
-      }
-    }
-    this.#running = undefined
-  }
-}
-
-/**
  * Runs tasks that share a key one after another, in call order; different keys run concurrently.
  * A table write and the in-memory change that follows it must not interleave with another write
  * to the same row, or the index and the table disagree.

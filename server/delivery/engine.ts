@@ -3,7 +3,8 @@ import type { Client } from 'aedes'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { broadcastTopic, inboxTopic } from '../ids.js'
-import { discardDeviceQueue, pendingForDevice, type PendingDelivery } from '../store/deliveries.js'
+import { KeyedBatcher } from '../db/keyedBatcher.js'
+import { discardDeviceQueue, pendingForDevices, type PendingDelivery } from '../store/deliveries.js'
 import type { DeliveryStateWriter } from './stateWriter.js'
 
 /** Rows read from a device's queue at a time, so a huge backlog is streamed, not loaded whole. */
@@ -57,6 +58,13 @@ function topicFor (userId: string, topic: string | null): string {
  */
 export class DeliveryEngine {
   private readonly channels = new Map<string, DeviceChannel>()
+  /** devices reconnecting together read their queues in one statement; every read has its own key */
+  private readonly pages = new KeyedBatcher<{ deviceId: string, afterSeq: number, limit: number }, PendingDelivery[]>(async requests => {
+    const pages = await pendingForDevices(this.pool, requests.map(([, page]) => page))
+    return new Map(requests.map(([key], i) => [key, pages[i]]))
+  }, [])
+
+  private pageReads = 0
 
   constructor (
     private readonly pool: Pool,
@@ -129,7 +137,7 @@ export class DeliveryEngine {
 
   /** @internal used by channels */
   loadPage (deviceId: string, afterSeq: number, limit: number): Promise<PendingDelivery[]> {
-    return pendingForDevice(this.pool, deviceId, limit, afterSeq)
+    return this.pages.get(String(++this.pageReads), { deviceId, afterSeq, limit })
   }
 
   /** @internal */

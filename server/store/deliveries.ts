@@ -16,15 +16,26 @@ export interface PendingDelivery {
   payload: Buffer
 }
 
-/** A device's undelivered, unexpired queue, in accept order, after `afterSeq`. */
-export async function pendingForDevice (pool: Pool, deviceId: string, limit: number, afterSeq = 0): Promise<PendingDelivery[]> {
-  const { rows } = await pool.query<PendingDelivery>(
-    `select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic,
-            (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt", (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
-     from deliveries d join messages m on m.id = d.message_id
-     where d.device_id = $1 and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > $2
-     order by d.seq limit $3`, [deviceId, afterSeq, limit])
-  return rows
+/**
+ * A page of a device's undelivered, unexpired queue, in accept order, after `afterSeq`, for each
+ * of `pages` (one statement for many devices); the answer is in the order of `pages`.
+ */
+export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: string, afterSeq: number, limit: number }>): Promise<PendingDelivery[][]> {
+  const { rows } = await pool.query<PendingDelivery & { n: number }>(
+    `select t.n::int as n, p.*
+     from unnest($1::text[], $2::bigint[], $3::int[]) with ordinality as t(device_id, after_seq, page, n)
+     cross join lateral (
+       select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic,
+              (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt", (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
+       from deliveries d join messages m on m.id = d.message_id
+       where d.device_id = t.device_id and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > t.after_seq
+       order by d.seq limit t.page
+     ) p
+     order by t.n, p.seq`,
+    [pages.map(p => p.deviceId), pages.map(p => p.afterSeq), pages.map(p => p.limit)])
+  const result: PendingDelivery[][] = pages.map(() => [])
+  for (const { n, ...row } of rows) result[n - 1].push(row)
+  return result
 }
 
 /**
