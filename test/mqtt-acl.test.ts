@@ -203,6 +203,26 @@ test('another user\'s token cannot kick an online device off its client id', asy
   }
 })
 
+test('the owner and another user connecting with one client id at the same moment: the owner gets in, the other is refused', async () => {
+  // connects arriving together are claimed in one statement; the same id twice must still be
+  // decided one after the other, whichever comes first
+  const ownerToken = await h.token('ida')
+  const otherToken = await h.token('ivan')
+  const first = await connectDevice(h.wsUrl, { clientId: 'acl-race-phone', password: ownerToken, clean: false })
+  await first.close()
+  for (let round = 0; round < 5; round++) {
+    const [owner, other] = await Promise.all([
+      connectDevice(h.wsUrl, { clientId: 'acl-race-phone', password: ownerToken, clean: false }),
+      connectRefused(h.wsUrl, { clientId: 'acl-race-phone', password: otherToken, clean: round % 2 === 0 })
+    ])
+    assert.equal(other, NOT_AUTHORIZED, `round ${round}`)
+    assert.ok(owner.client.connected, `round ${round}: the owner is connected`)
+    await owner.close()
+  }
+  const devices = await h.api('/v1/users/ivan/devices')
+  assert.deepEqual(devices.body, [])
+})
+
 test('a client id of 129 characters is refused with CONNACK 2; 128 is accepted', async () => {
   const token = await h.token('alice')
   assert.equal(await connectRefused(h.wsUrl, { clientId: 'x'.repeat(129), password: token }), IDENTIFIER_REJECTED)

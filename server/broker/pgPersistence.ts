@@ -75,7 +75,7 @@ export class PgPersistence {
   readonly #enqueues = new OrderedBatcher<Enqueued>(batch => this.#writeOutgoing(batch))
   // every connect asks for both (a persistent session's subscriptions, any previous will)
   readonly #sessionReads = new KeyedBatcher<null, Subscription[]>(requests => this.#readSubscriptions(requests.map(([id]) => id)), [])
-  readonly #willDeletes = new KeyedBatcher<null, MqttPacket | undefined>(requests => this.#deleteWills(requests.map(([id]) => id)), undefined, { once: true })
+  readonly #willDeletes = new KeyedBatcher<null, MqttPacket | undefined>(requests => this.#deleteWills(requests.map(([id]) => id)), undefined, { repeat: 'once' })
   #broadcast: SubscriptionBroadcast | undefined
   #broker: BrokerRef | undefined
   #destroyed = false
