@@ -38,28 +38,23 @@ test('a lone request goes at once; what arrives meanwhile goes together in the n
   assert.deepEqual(await Promise.all(rest), ['b:2:2', 'c:3:2'])
 })
 
-test('share: a key asked for twice in one batch runs once and both get its answer', async () => {
-  const r = recorder()
-  const b = new KeyedBatcher<number, string>(r.run, 'none', { repeat: 'share' })
-  const first = b.get('x', 1)
-  await turn()
-  const twice = [b.get('k', 1), b.get('k', 2)]
-  r.release(); await first; await turn()
-  assert.deepEqual(r.batches[1], [['k', 1]])
-  r.release()
-  assert.deepEqual(await Promise.all(twice), ['k:1:2', 'k:1:2'])
-})
-
-test('once: the first caller gets the answer, a repeat in the same batch gets none', async () => {
-  const r = recorder()
-  const b = new KeyedBatcher<number, string>(r.run, 'none', { repeat: 'once' })
-  const first = b.get('x', 1)
-  await turn()
-  const twice = [b.get('will', 1), b.get('will', 1)]
-  r.release(); await first; await turn()
-  r.release()
-  assert.deepEqual(await Promise.all(twice), ['will:1:2', 'none'])
-})
+const repeats = [
+  ['share', 'runs once and both callers get its answer', ['k:1:2', 'k:1:2']],
+  ['once', 'runs once, the first caller gets the answer and the second none', ['k:1:2', 'none']]
+] as const
+for (const [repeat, what, answers] of repeats) {
+  test(`${repeat}: a key asked for twice in one batch ${what}`, async () => {
+    const r = recorder()
+    const b = new KeyedBatcher<number, string>(r.run, 'none', { repeat })
+    const first = b.get('x', 1)
+    await turn()
+    const twice = [b.get('k', 1), b.get('k', 2)]
+    r.release(); await first; await turn()
+    assert.deepEqual(r.batches[1], [['k', 1]], 'one run, with the first argument')
+    r.release()
+    assert.deepEqual(await Promise.all(twice), answers)
+  })
+}
 
 test('a failed batch rejects every caller in it; the next batch still runs', async () => {
   let calls = 0
