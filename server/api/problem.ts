@@ -37,6 +37,12 @@ export class ProblemError extends Error {
   }
 }
 
+/** The answer to a send while this server shuts down: 503 with Retry-After, set on `res`. */
+export function shuttingDown (res: ServerResponse): ProblemError {
+  res.setHeader('Retry-After', '5')
+  return new ProblemError('shutting-down', 'this server is shutting down; retry on another instance or in a few seconds')
+}
+
 export function sendProblem (res: ServerResponse, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): void {
   const { status, title } = PROBLEMS[code]
   sendJson(res, status, { type: PROBLEM_TYPE_BASE + code, code, title, status, detail, ...extra }, 'application/problem+json')

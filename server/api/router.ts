@@ -13,7 +13,7 @@ import { healthRouter, type Readiness } from './health.js'
 import { messagesRouter } from './messages.js'
 import { metricsRouter, metricsTokenOr } from './metrics.js'
 import type { Metrics } from '../metrics.js'
-import { ProblemError, problemHandler } from './problem.js'
+import { ProblemError, problemHandler, shuttingDown } from './problem.js'
 import { jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
 import { sendRoutes } from './sendRoutes.js'
 import { tokensRouter } from './tokens.js'
@@ -57,11 +57,7 @@ export function createApi (deps: ApiDeps): RequestListener {
     try { requireJsonContent(req) } catch (err) { return next(err) }
     next()
   }
-  const accepting: RequestHandler = (_req, res, next) => {
-    if (deps.accepting()) return next()
-    res.setHeader('Retry-After', '5')
-    next(new ProblemError('shutting-down', 'this server is shutting down; retry on another instance or in a few seconds'))
-  }
+  const accepting: RequestHandler = (_req, res, next) => deps.accepting() ? next() : next(shuttingDown(res))
 
   app.use(healthRouter(deps.readiness))
   app.use(metricsRouter(deps.metrics, metricsTokenOr(deps.metricsToken, admin)))

@@ -1,9 +1,9 @@
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../log.js'
 import type { MessageService } from '../delivery/messageService.js'
 import { authenticateApiKey, type AuthDeps } from './auth.js'
 import { idempotencyOf, MAX_BATCH_BODY_BYTES, parseBatchBody, parseSendBody } from './messages.js'
-import { ProblemError, sendError, sendJson } from './problem.js'
+import { sendError, sendJson, shuttingDown } from './problem.js'
 import { jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
 
 export interface SendRouteDeps {
@@ -27,22 +27,19 @@ type Route = 'single' | 'batch'
  * those of the express routes, in the same order: API key, media type, shutdown, body, fields.
  */
 export function sendRoutes (deps: SendRouteDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const parsers: Record<Route, RequestListener> = {
-    single: jsonBody(MAX_BODY_BYTES) as unknown as RequestListener,
-    batch: jsonBody(MAX_BATCH_BODY_BYTES) as unknown as RequestListener
+  type BodyParser = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
+  // body-parser works on Node's own request and response; express' types ask for its own
+  const parsers: Record<Route, BodyParser> = {
+    single: jsonBody(MAX_BODY_BYTES) as unknown as BodyParser,
+    batch: jsonBody(MAX_BATCH_BODY_BYTES) as unknown as BodyParser
   }
-  const readBody = (route: Route, req: IncomingMessage, res: ServerResponse): Promise<unknown> => new Promise((resolve, reject) => {
-    const next = (err?: unknown): void => { if (err) reject(err); else resolve((req as IncomingMessage & { body?: unknown }).body) }
-    ;(parsers[route] as unknown as (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void)(req, res, next)
-  })
+  const readBody = (route: Route, req: IncomingMessage & { body?: unknown }, res: ServerResponse): Promise<unknown> =>
+    new Promise((resolve, reject) => parsers[route](req, res, err => err ? reject(err) : resolve(req.body)))
 
   const handle = async (route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const apiKey = await authenticateApiKey(deps.auth, req, res)
     requireJsonContent(req)
-    if (!deps.accepting()) {
-      res.setHeader('Retry-After', '5')
-      throw new ProblemError('shutting-down', 'this server is shutting down; retry on another instance or in a few seconds')
-    }
+    if (!deps.accepting()) throw shuttingDown(res)
     const body = await readBody(route, req, res)
     const idempotency = idempotencyOf(req.headers['idempotency-key'], body)
     if (route === 'single') {

@@ -29,7 +29,7 @@ class PreparingClient extends pg.Client {
     if (typeof config === 'string' && Array.isArray(values)) {
       args = [{ name: statementName(config), text: config, values }, ...args.slice(2)]
     } else if (isPlainQueryConfig(config) && config.name === undefined && Array.isArray(config.values)) {
-      args = [{ ...config, name: statementName((config as pg.QueryConfig).text) }, ...args.slice(1)]
+      args = [{ ...config, name: statementName(config.text) }, ...args.slice(1)]
     }
     return (super.query as (...a: unknown[]) => never)(...args)
   }
