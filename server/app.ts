@@ -92,7 +92,10 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine?.ack(client, messageId) })
   // once per PUBACK: a bound child skips hashing the label set every time
   const deliveredCount = metrics.deliveries.labels({ status: 'delivered' })
-  engine = new DeliveryEngine(pool, writer, nodeLog, config.maxInflightPerDevice, {
+  engine = new DeliveryEngine(pool, writer, nodeLog, {
+    maxInflight: config.maxInflightPerDevice,
+    stalledDeviceTimeoutMs: config.stalledDeviceTimeoutMs
+  }, {
     delivered: latencyMs => {
       deliveredCount.inc()
       metrics.deliveryLatency.observe(latencyMs / 1000)
@@ -109,7 +112,8 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
       if (result.ok && result.discardQueueUpTo !== undefined) {
         // a clean session starts empty: drop what an earlier session of this device left queued
-        await discardDeviceQueue(pool, deviceId, result.discardQueueUpTo, result.discardedPersistentSession ? 'revoked' : 'expired')
+        await discardDeviceQueue(pool, deviceId, result.discardQueueUpTo,
+          result.discardedPersistentSession ? 'session-discarded' : 'clean-session-ended')
       }
       return result
     },
@@ -123,7 +127,8 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       metrics.disconnects.inc()
       deliveryEngine.detach(client)
       disconnects.add(client.id)
-    }
+    },
+    stalled: () => metrics.stalledDisconnects.inc()
   }, nodeLog)
   await broker.start()
 

@@ -16,6 +16,8 @@ export interface Config {
   shutdownTimeoutMs: number
   maxInflightPerDevice: number
   /** bearer token for GET /metrics (the admin credentials work too) */
+  /** a device that owes PUBACKs and makes no progress for this long is disconnected (its queue stays in Postgres) */
+  stalledDeviceTimeoutMs: number
   metricsToken: string | undefined
   /** serve /metrics, without credentials, on this separate port (keep it off the public network) */
   metricsPort: number | undefined
@@ -37,6 +39,9 @@ const MIN_API_KEY_LENGTH = 32
 const MIN_ADMIN_PASSWORD_LENGTH = 12
 const MIN_METRICS_TOKEN_LENGTH = 16
 
+// A device that stops reading its socket (or acknowledging) holds a window of messages in the
+// server's buffers; a phone on a poor link can stall for seconds, one stalled this long is gone.
+export const DEFAULT_STALLED_DEVICE_TIMEOUT_MS = 30_000
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`)
@@ -117,3 +122,4 @@ export function parseConfig (env: Env): Readonly<Config> {
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
 }
+    stalledDeviceTimeoutMs: int('STALLED_DEVICE_TIMEOUT_MS', DEFAULT_STALLED_DEVICE_TIMEOUT_MS, 1_000, 600_000)!,

@@ -27,6 +27,11 @@ export class Metrics {
   })
   readonly connects = new Counter({ name: 'herald_device_connects_total', help: 'Device connections that passed authentication', registers: [this.registry] })
   readonly disconnects = new Counter({ name: 'herald_device_disconnects_total', help: 'Device connections that ended', registers: [this.registry] })
+  readonly stalledDisconnects = new Counter({
+    name: 'herald_device_stalled_disconnects_total',
+    help: 'Device connections closed because they stayed unwritable for STALLED_DEVICE_TIMEOUT_MS',
+    registers: [this.registry]
+  })
   readonly authFailures = new Counter({ name: 'herald_device_auth_failures_total', help: 'Refused device connections, by reason', labelNames: ['reason'] as const, registers: [this.registry] })
   readonly messagesAccepted = new Counter({ name: 'herald_messages_accepted_total', help: 'Messages committed (answered 202)', registers: [this.registry] })
   readonly deliveriesQueued = new Counter({ name: 'herald_deliveries_queued_total', help: 'Per-device deliveries created', registers: [this.registry] })

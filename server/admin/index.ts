@@ -103,7 +103,7 @@ export function createAdmin (deps: AdminDeps): Admin {
   })
   api.delete('/messages/:id', session, csrf, async (req, res) => {
     const id = requireUuid(String(req.params.id), 'message')
-    const result = await deps.messages.revoke(id)
+    const result = await deps.messages.revoke(id, 'admin')
     if (!result) throw new ProblemError('not-found', `no message with id ${id}`)
     res.json({ id, revoked: result.revoked })
   })
@@ -115,7 +115,7 @@ export function createAdmin (deps: AdminDeps): Admin {
   // the REST API's own routers, behind the session instead of an API key / HTTP Basic
   api.use('/api-keys', session, csrf, json, apiKeysRouter(pool, deps.onApiKeyRevoked))
   api.use('/tokens', session, csrf, json, tokensRouter(deps.tokens))
-  api.use(session, csrf, devicesRouter(pool, deps.engine, deps.endSession))
+  api.use(session, csrf, devicesRouter(pool, deps.engine, deps.endSession, 'admin'))
   api.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path} under /admin/api`)))
 
   const router = Router()

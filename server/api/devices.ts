@@ -5,7 +5,9 @@ import { endDeviceSession, listUserDevices } from '../store/devices.js'
 import { ProblemError } from './problem.js'
 import type { DeliveryEngine } from '../delivery/engine.js'
 
-export function devicesRouter (pool: Pool, engine: DeliveryEngine, endSession?: (deviceId: string) => Promise<void>): Router {
+/** `by`: who ends device sessions through this router, recorded as the reason of the revoked deliveries. */
+export function devicesRouter (pool: Pool, engine: DeliveryEngine, endSession: ((deviceId: string) => Promise<void>) | undefined,
+  by: 'api' | 'admin'): Router {
   const router = Router()
 
   router.get('/users/:user/devices', async (req, res) => {
@@ -18,7 +20,9 @@ export function devicesRouter (pool: Pool, engine: DeliveryEngine, endSession?: 
 
   router.delete('/devices/:deviceId', async (req, res) => {
     const deviceId = req.params.deviceId
-    const result = await endDeviceSession(pool, deviceId)
+    const problem = textProblem(deviceId)
+    if (problem !== undefined) throw new ProblemError('invalid-request', `deviceId: ${problem}`, { errors: [{ field: 'deviceId', message: problem }] })
+    const result = await endDeviceSession(pool, deviceId, by === 'admin' ? 'admin-device-removed' : 'device-removed')
     if (!result.found) throw new ProblemError('not-found', `no device with id ${JSON.stringify(deviceId)}`)
     // the session's subscriptions end with it: a later persistent connect starts a new session
     await endSession?.(deviceId)

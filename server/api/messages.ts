@@ -251,7 +251,7 @@ export function messagesRouter (service: MessageService): Router {
 
   router.delete('/:id', async (req, res) => {
     const id = requireUuid(req.params.id, 'message')
-    const result = await service.revoke(id)
+    const result = await service.revoke(id, 'api')
     if (!result) throw new ProblemError('not-found', `no message with id ${id}`)
     res.json({ id, revoked: result.revoked })
   })

@@ -65,7 +65,7 @@ export function createApi (deps: ApiDeps): RequestListener {
   app.use('/v1/tokens', apiKey, onlyJson, json, tokensRouter(deps.tokens))
   app.use('/v1/api-keys', admin, onlyJson, json, apiKeysRouter(deps.pool, deps.onApiKeyRevoked))
   app.use(['/v1/users', '/v1/devices'], apiKey)
-  app.use('/v1', devicesRouter(deps.pool, deps.engine, deps.endSession))
+  app.use('/v1', devicesRouter(deps.pool, deps.engine, deps.endSession, 'api'))
   // after /v1: a backend's send should not walk the admin UI's routes and static files first
   if (deps.adminUi) app.use(deps.adminUi.router)
   app.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path}${req.path.startsWith('/v1') ? '; see openapi.yaml' : ''}`)))

@@ -4,7 +4,7 @@ import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { broadcastTopic, inboxTopic } from '../ids.js'
 import { KeyedBatcher } from '../db/keyedBatcher.js'
-import { discardDeviceQueue, pendingForDevices, type PendingDelivery } from '../store/deliveries.js'
+import { claimForSending, discardDeviceQueue, pendingForDevices, unclaim, type PendingDelivery } from '../store/deliveries.js'
 import type { DeliveryStateWriter } from './stateWriter.js'
 
 /** Rows read from a device's queue at a time, so a huge backlog is streamed, not loaded whole. */
@@ -13,6 +13,14 @@ const PAGE_SIZE = 1_000
 const FIRST_PAGE_SIZE = 100
 /** The next page is read while this many entries are still waiting, so the device never waits for the read. */
 const PREFETCH_BELOW = PAGE_SIZE / 2
+/**
+ * Most entries a channel holds in memory besides those in flight: a page and the prefetch
+ * margin. Past it, new deliveries stay in Postgres and come with a later page, so a device that
+ * stops reading costs at most this much however long its queue grows.
+ */
+const MAX_QUEUED_IN_MEMORY = PAGE_SIZE + PREFETCH_BELOW
+/** After a failed claim (database unreachable) the channel tries again this much later. */
+const CLAIM_RETRY_MS = 1_000
 
 interface Entry {
   seq: number
@@ -41,6 +49,18 @@ export interface DispatchItem {
 export interface DeliveryObserver {
   /** a device acknowledged a message `latencyMs` after it was accepted */
   delivered?: (latencyMs: number) => void
+  /** a device made no progress for the stall limit and was disconnected */
+  stalled?: () => void
+}
+
+export interface ChannelLimits {
+  /** unacknowledged PUBLISHes per connection */
+  maxInflight: number
+  /**
+   * a connection that owes PUBACKs (or whose socket stays unwritable) and makes no progress for
+   * this long is closed; its queue stays in Postgres
+   */
+  stalledDeviceTimeoutMs: number
 }
 
 function topicFor (userId: string, topic: string | null): string {
@@ -52,9 +72,10 @@ function topicFor (userId: string, topic: string | null): string {
  *
  * Herald writes push PUBLISHes itself rather than through aedes' own offline queue: the
  * deliveries table is the queue, so there is one copy of each message, its state is what the
- * admin reads, and expiry, collapse and revoke are enforced here just before each write.
- * aedes still runs the protocol (CONNECT, SUBSCRIBE, keep-alive, PUBACK parsing); PUBACKs
- * reach `ack` through the persistence's `outgoingAcks` hook.
+ * admin reads, and expiry, collapse and revoke are enforced just before each write: a channel
+ * claims rows (claimForSending) and writes only those the claim returns. aedes still runs the
+ * protocol (CONNECT, SUBSCRIBE, keep-alive, PUBACK parsing); PUBACKs reach `ack` through the
+ * persistence's `outgoingAcks` hook.
  */
 export class DeliveryEngine {
   private readonly channels = new Map<string, DeviceChannel>()
@@ -64,13 +85,19 @@ export class DeliveryEngine {
     return new Map(requests.map(([key], i) => [key, pages[i]]))
   }, [])
 
-  private pageReads = 0
+  /** channels claiming together (a topic message to many devices) claim in one statement */
+  private readonly claims = new KeyedBatcher<number[], Claimed[]>(async requests => {
+    const claimed = new Map((await claimForSending(this.pool, requests.flatMap(([, seqs]) => seqs))).map(c => [c.seq, c]))
+    return new Map(requests.map(([key, seqs]) => [key, seqs.flatMap(seq => claimed.get(seq) ?? [])]))
+  }, [])
+
+  private requests = 0
 
   constructor (
     private readonly pool: Pool,
     private readonly writer: DeliveryStateWriter,
     private readonly log: Logger,
-    private readonly maxInflight: number,
+    private readonly limits: ChannelLimits,
     private readonly observer: DeliveryObserver = {}
   ) {}
 
@@ -109,12 +136,7 @@ export class DeliveryEngine {
     }
   }
 
-  /** Replaced or revoked deliveries must not be written any more. */
-  withdraw (messageId: string, deviceIds: Iterable<string>): void {
-    for (const deviceId of deviceIds) this.channels.get(deviceId)?.withdraw(messageId)
-  }
-
-  /** Withdraws a whole device queue (session ended by an admin). */
+  /** Closes the device's connection if it is connected here; its queue is the caller's business. */
   closeDevice (deviceId: string): boolean {
     const channel = this.channels.get(deviceId)
     if (!channel) return false
@@ -129,42 +151,71 @@ export class DeliveryEngine {
     return channel.ack(messageId)
   }
 
-  /** @internal a clean session's leftovers, up to the last seq its channel knew of */
+  /** @internal a clean session's leftovers, up to the last seq its channel heard of */
   discardQueue (deviceId: string, uptoSeq: number): void {
-    discardDeviceQueue(this.pool, deviceId, uptoSeq, 'expired')
+    discardDeviceQueue(this.pool, deviceId, uptoSeq, 'clean-session-ended')
       .catch(err => this.log.warn({ err: (err as Error).message, deviceId }, 'expiring a clean session\'s queue failed; the next connect or the expiry sweep does it'))
   }
 
   /** @internal used by channels */
   loadPage (deviceId: string, afterSeq: number, limit: number): Promise<PendingDelivery[]> {
-    return this.pages.get(String(++this.pageReads), { deviceId, afterSeq, limit })
+    return this.pages.get(String(++this.requests), { deviceId, afterSeq, limit })
+  }
+
+  /** @internal the rows of `seqs` a channel may write now (see claimForSending) */
+  claim (seqs: number[]): Promise<Claimed[]> {
+    return this.claims.get(String(++this.requests), seqs)
+  }
+
+  /** @internal rows claimed by a connection that closed before writing them */
+  unclaim (deviceId: string, seqs: number[]): void {
+    if (seqs.length === 0) return
+    unclaim(this.pool, seqs)
+      .catch(err => this.log.warn({ err: (err as Error).message, deviceId }, 'returning unwritten rows to the queue failed; they are sent on the next connect'))
   }
 
   /** @internal */
-  get internals (): { writer: DeliveryStateWriter, log: Logger, maxInflight: number, observer: DeliveryObserver } {
-    return { writer: this.writer, log: this.log, maxInflight: this.maxInflight, observer: this.observer }
+  get internals (): { writer: DeliveryStateWriter, log: Logger, limits: ChannelLimits, observer: DeliveryObserver } {
+    return { writer: this.writer, log: this.log, limits: this.limits, observer: this.observer }
   }
 }
 
+interface Claimed { seq: number, firstSent: boolean }
+
 /**
  * One connected device. Holds the part of its queue that is read into memory (`queue`, in seq
- * order) and what is written but not yet acknowledged (`inflight`, by MQTT message id).
+ * order, at most MAX_QUEUED_IN_MEMORY entries) and what is written but not yet acknowledged
+ * (`inflight`, by MQTT message id, at most maxInflight).
  *
  * Order without gaps: the channel exists before its first page is read, so every delivery
  * committed later is offered to it. While the database still holds unread rows (`moreInDb`),
  * offered entries are dropped: they are committed, have higher seqs, and come with a later page.
+ * The same holds when memory is full: the channel stops taking offers and reads them later.
+ *
+ * Each write is preceded by a claim: the rows about to be written become `sent` in Postgres,
+ * and a row replaced, revoked or expired since it was read is not claimed and not written.
  */
 class DeviceChannel {
   private queue: Entry[] = []
   private readonly inflight = new Map<number, Entry>()
-  private readonly withdrawn = new Set<string>()
   private offeredWhileLoading: Entry[] = []
+  /** an offer did not fit while a page was being read: what follows the page is still in the database */
+  private overflowedWhileLoading = false
+  /** the last seq of the durable queue taken into memory: the next page starts after it */
   private lastSeq = 0
+  /** the highest seq this connection heard of, ttl-0 messages included: a clean session ends up to it */
+  private highestSeq = 0
   private moreInDb = true
   private pagesRead = 0
   private loading = false
+  private claiming = false
   private closed = false
-  private waitingForDrain = false
+  /** set while the socket buffer is full and writing waits for it to drain */
+  private onDrain: (() => void) | undefined
+  /** the last PUBACK or drain, or the first write after the window was empty */
+  private lastProgressAt = 0
+  private stallTimer: NodeJS.Timeout | undefined
+  private claimRetry: NodeJS.Timeout | undefined
 
   constructor (readonly client: Client, private readonly engine: DeliveryEngine) {}
 
@@ -174,25 +225,34 @@ class DeviceChannel {
 
   offer (entry: Entry): void {
     if (this.closed) return
+    this.highestSeq = Math.max(this.highestSeq, entry.seq)
     if (this.loading) {
-      this.offeredWhileLoading.push(entry)
+      if (this.offeredWhileLoading.length < MAX_QUEUED_IN_MEMORY) this.offeredWhileLoading.push(entry)
+      else if (entry.liveOnly) this.engine.internals.writer.expired(entry.seq, 'ttl-ended')
+      else this.overflowedWhileLoading = true
       return
     }
-    if (this.moreInDb && !entry.liveOnly) return // comes with a later page
-    if (entry.seq <= this.lastSeq && !entry.liveOnly) return
-    this.lastSeq = Math.max(this.lastSeq, entry.seq)
+    if (!entry.liveOnly) {
+      if (this.moreInDb || entry.seq <= this.lastSeq) return // comes with a later page, or is here already
+      if (this.queue.length >= MAX_QUEUED_IN_MEMORY) {
+        this.moreInDb = true // stays in Postgres until the device catches up
+        return
+      }
+      this.lastSeq = entry.seq
+    } else if (this.queue.length >= MAX_QUEUED_IN_MEMORY) {
+      // ttl 0: for a device that can take it now, and this one cannot
+      this.engine.internals.writer.expired(entry.seq, 'ttl-ended')
+      return
+    }
     this.queue.push(entry)
     this.pump()
-  }
-
-  withdraw (messageId: string): void {
-    this.withdrawn.add(messageId)
   }
 
   ack (messageId: number): object | undefined {
     const entry = this.inflight.get(messageId)
     if (!entry) return undefined
     this.inflight.delete(messageId)
+    this.lastProgressAt = Date.now()
     const { writer, observer } = this.engine.internals
     writer.delivered(entry.seq)
     observer.delivered?.(Date.now() - entry.acceptedAt)
@@ -203,14 +263,17 @@ class DeviceChannel {
   close (reason: string): void {
     if (this.closed) return
     this.closed = true
+    this.stopWaitingForDrain()
+    clearTimeout(this.claimRetry)
+    clearTimeout(this.stallTimer)
     const { writer, log } = this.engine.internals
     if (this.client.clean) {
       // a clean session ends with its connection: what it did not acknowledge can never reach it
-      if (this.lastSeq > 0) this.engine.discardQueue(this.client.id, this.lastSeq)
+      if (this.highestSeq > 0) this.engine.discardQueue(this.client.id, this.highestSeq)
     } else {
       // ttl-0 messages were for this connection only; the rest stay queued (or sent) for the next one
       for (const entry of [...this.inflight.values(), ...this.queue, ...this.offeredWhileLoading]) {
-        if (entry.liveOnly) writer.expired(entry.seq)
+        if (entry.liveOnly) writer.expired(entry.seq, 'connection-ended')
       }
     }
     log.debug({ deviceId: this.client.id, reason, inflight: this.inflight.size }, 'device channel closed')
@@ -247,38 +310,105 @@ class DeviceChannel {
       })
       this.lastSeq = row.seq
     }
-    this.moreInDb = rows.length === limit
+    this.moreInDb = rows.length === limit || this.overflowedWhileLoading
+    this.overflowedWhileLoading = false
     const offered = this.offeredWhileLoading
     this.offeredWhileLoading = []
     for (const entry of offered) this.offer(entry)
     this.pump()
   }
 
+  /** Claims what fits in the in-flight window and writes it; one claim at a time, so writes keep seq order. */
   private pump (): void {
-    if (this.closed || this.waitingForDrain) return
-    const { writer, maxInflight } = this.engine.internals
+    if (this.closed || this.claiming || this.onDrain !== undefined) return
+    const { writer, limits } = this.engine.internals
+    const batch: Entry[] = []
     const now = Date.now()
-    while (this.inflight.size < maxInflight && this.queue.length > 0) {
+    while (this.inflight.size + batch.length < limits.maxInflight && this.queue.length > 0) {
       const entry = this.queue.shift()!
-      if (this.withdrawn.has(entry.messageId)) continue
-      if (!entry.liveOnly && entry.expiresAt <= now) {
-        writer.expired(entry.seq)
-        continue
-      }
+      if (!entry.liveOnly && entry.expiresAt <= now) writer.expired(entry.seq, 'ttl-ended')
+      else batch.push(entry)
+    }
+    if (batch.length > 0) void this.claimAndWrite(batch)
+    if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading) void this.loadNextPage()
+  }
+
+  private async claimAndWrite (batch: Entry[]): Promise<void> {
+    this.claiming = true
+    let claimed: Claimed[]
+    try {
+      claimed = await this.engine.claim(batch.map(e => e.seq))
+    } catch (err) {
+      this.claiming = false
+      if (this.closed) return
+      this.engine.internals.log.warn({ err, deviceId: this.client.id }, 'claiming deliveries failed; retrying')
+      this.queue.unshift(...batch)
+      this.claimRetry = setTimeout(() => this.pump(), CLAIM_RETRY_MS).unref()
+      return
+    }
+    this.claiming = false
+    if (this.closed) {
+      this.engine.unclaim(this.client.id, claimed.filter(c => c.firstSent).map(c => c.seq))
+      return
+    }
+    const writable = new Set(claimed.map(c => c.seq))
+    if (this.inflight.size === 0) this.lastProgressAt = Date.now()
+    let full = false
+    for (const entry of batch) {
+      if (!writable.has(entry.seq)) continue // replaced, revoked or expired since it was read
       const messageId = this.nextMessageId()
       this.inflight.set(messageId, entry)
+      // every claimed row is written, full buffer or not: they are recorded sent, and at most a window of them
       const flushed = mqttPacket.writeToStream(
         { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: false, retain: false },
         this.client.conn as unknown as NodeJS.WritableStream)
-      writer.sent(entry.seq)
-      if (!flushed) {
-        // the socket buffer is full: continue when it drains, so a slow device cannot hoard memory
-        this.waitingForDrain = true
-        this.client.conn.once('drain', () => { this.waitingForDrain = false; this.pump() })
+      if (!flushed) full = true
+    }
+    if (this.inflight.size > 0) this.watchForStall()
+    if (full) this.waitForDrain()
+    else this.pump()
+  }
+
+  /** The socket buffer is full: write nothing more until it drains, so a slow device cannot hoard memory. */
+  private waitForDrain (): void {
+    this.onDrain = () => {
+      this.onDrain = undefined
+      this.lastProgressAt = Date.now()
+      this.pump()
+    }
+    this.client.conn.once('drain', this.onDrain)
+  }
+
+  private stopWaitingForDrain (): void {
+    if (this.onDrain === undefined) return
+    this.client.conn.removeListener('drain', this.onDrain)
+    this.onDrain = undefined
+  }
+
+  /**
+   * While PUBLISHes are outstanding, the device must make progress (a PUBACK, or its socket
+   * draining) within the stall limit. One that stopped reading its socket, or reads and never
+   * acknowledges, holds a window of messages in server memory and buffers: it is disconnected,
+   * and its rows stay in Postgres for its next connection. One timer per channel, re-armed
+   * for the time left rather than on every PUBACK.
+   */
+  private watchForStall (): void {
+    if (this.stallTimer !== undefined) return
+    const { log, limits, observer } = this.engine.internals
+    const check = (): void => {
+      this.stallTimer = undefined
+      if (this.closed || this.inflight.size === 0) return
+      const idleMs = Date.now() - this.lastProgressAt
+      if (idleMs < limits.stalledDeviceTimeoutMs) {
+        this.stallTimer = setTimeout(check, limits.stalledDeviceTimeoutMs - idleMs).unref()
         return
       }
+      log.info({ deviceId: this.client.id, idleMs, inflight: this.inflight.size, unwritable: this.onDrain !== undefined },
+        'device made no progress (no PUBACK, socket not drained); disconnecting it, its queue is kept')
+      observer.stalled?.()
+      this.client.conn.destroy()
     }
-    if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading) void this.loadNextPage()
+    this.stallTimer = setTimeout(check, limits.stalledDeviceTimeoutMs).unref()
   }
 
   /** Shares aedes' per-client id counter, so ids never clash with packets aedes sends itself. */

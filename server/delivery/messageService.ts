@@ -102,7 +102,6 @@ export class MessageService {
         const m = requests[i].messages[j]
         accepted++
         replaced += result.replaced.length
-        for (const r of result.replaced) this.engine.withdraw(r.messageId, [r.deviceId])
         for (const d of result.deliveries) {
           items.push({
             seq: d.seq,
@@ -149,10 +148,10 @@ export class MessageService {
     return listDeliveries(this.pool, filter)
   }
 
-  async revoke (id: string): Promise<{ revoked: number } | undefined> {
-    const result = await revokeMessage(this.pool, id)
+  /** Revokes the message wherever it is not yet acknowledged; a channel about to write it finds it revoked when it claims it. */
+  async revoke (id: string, by: 'api' | 'admin'): Promise<{ revoked: number } | undefined> {
+    const result = await revokeMessage(this.pool, id, by === 'admin' ? 'admin-message-revoked' : 'message-revoked')
     if (!result) return undefined
-    this.engine.withdraw(id, result.revoked.map(r => r.deviceId))
     this.metrics?.deliveries.inc({ status: 'revoked' }, result.revoked.length)
     return { revoked: result.revoked.length }
   }

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import { applyDeliveryUpdates, recordReceipts, type DeliveryUpdates, type ReceiptEvent } from '../store/deliveries.js'
+import { applyDeliveryUpdates, recordReceipts, type DeliveryUpdates, type ExpiredReason, type ReceiptEvent } from '../store/deliveries.js'
 
 /** Upper bound on how long a state change waits to be grouped with others. */
 export const STATE_FLUSH_DELAY_MS = 20
@@ -11,14 +11,13 @@ const RETRY_DELAY_MS = 1_000
 interface Receipt { messageId: string, deviceId: string, event: ReceiptEvent, at: Date }
 
 /**
- * Per-device delivery progress (sent, delivered, expired) and receipts, grouped into one
- * statement per kind per batch instead of a round trip per PUBACK. One flush runs at a time;
- * a failed flush keeps its rows and retries, so a database outage delays records, never drops them.
+ * Per-device delivery progress (delivered, expired) and receipts, grouped into one statement
+ * per kind per batch instead of a round trip per PUBACK. One flush runs at a time; a failed
+ * flush keeps its rows and retries, so a database outage delays records, never drops them.
+ * (`sent` is not here: a row is recorded sent before it is written, by the channel's claim.)
  */
 export class DeliveryStateWriter {
-  /** sent, not yet written: a PUBACK arriving before the flush folds it into its own row update */
-  private sentAt = new Map<number, number>()
-  private pending: Omit<DeliveryUpdates, 'sent'> = { delivered: [], expired: [] }
+  private pending: DeliveryUpdates = { delivered: [], expired: [] }
   private receipts: Receipt[] = []
   private receiptWaiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
   private timer: NodeJS.Timeout | undefined
@@ -27,20 +26,13 @@ export class DeliveryStateWriter {
 
   constructor (private readonly pool: Pool, private readonly log: Logger, private readonly metrics?: Metrics) {}
 
-  sent (seq: number): void {
-    this.sentAt.set(seq, Date.now())
-    this.schedule()
-  }
-
   delivered (seq: number): void {
-    const sentAt = this.sentAt.get(seq)
-    if (sentAt !== undefined) this.sentAt.delete(seq)
-    this.pending.delivered.push({ seq, at: Date.now(), sentAt })
+    this.pending.delivered.push({ seq, at: Date.now() })
     this.schedule()
   }
 
-  expired (seq: number): void {
-    this.pending.expired.push(seq)
+  expired (seq: number, reason: ExpiredReason): void {
+    this.pending.expired.push({ seq, reason })
     this.schedule()
   }
 
@@ -53,7 +45,7 @@ export class DeliveryStateWriter {
   }
 
   get backlog (): number {
-    return this.sentAt.size + this.pending.delivered.length + this.pending.expired.length + this.receipts.length
+    return this.pending.delivered.length + this.pending.expired.length + this.receipts.length
   }
 
   private schedule (): void {
@@ -66,16 +58,15 @@ export class DeliveryStateWriter {
   async flush (): Promise<void> {
     while (this.flushing !== undefined) await this.flushing
     if (this.backlog === 0) return
-    const batch: DeliveryUpdates = { sent: [...this.sentAt].map(([seq, at]) => ({ seq, at })), ...this.pending }
+    const batch = this.pending
     const receipts = this.receipts
     const waiters = this.receiptWaiters
-    this.sentAt = new Map()
     this.pending = { delivered: [], expired: [] }
     this.receipts = []
     this.receiptWaiters = []
     this.flushing = (async () => {
       try {
-        const rows = batch.sent.length + batch.delivered.length + batch.expired.length
+        const rows = batch.delivered.length + batch.expired.length
         const write = async (): Promise<void> => {
           await applyDeliveryUpdates(this.pool, batch)
           await recordReceipts(this.pool, receipts)
@@ -84,12 +75,9 @@ export class DeliveryStateWriter {
         this.metrics?.deliveries.inc({ status: 'expired' }, batch.expired.length)
         for (const w of waiters) w.resolve()
       } catch (err) {
-        this.log.warn({ err, rows: batch.sent.length + batch.delivered.length + batch.expired.length, receipts: receipts.length },
+        this.log.warn({ err, rows: batch.delivered.length + batch.expired.length, receipts: receipts.length },
           'delivery state write failed; keeping the rows and retrying')
         // put them back in front, in order, and try again later
-        // a PUBACK since then already carries its own sent time
-        const deliveredSince = new Set(this.pending.delivered.map(d => d.seq))
-        for (const { seq, at } of batch.sent) if (!deliveredSince.has(seq)) this.sentAt.set(seq, at)
         this.pending.delivered.unshift(...batch.delivered)
         this.pending.expired.unshift(...batch.expired)
         this.receipts.unshift(...receipts)

@@ -251,7 +251,10 @@ async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessag
 
 /**
  * A device holds at most one undelivered message per collapse key: for each (device, key) in
- * this batch, every older queued or sent row is replaced by the newest one.
+ * this batch, every older row still queued (never written to the device) is replaced by the
+ * newest one. A row already written keeps its sent/delivered history: the device has, or may
+ * have, shown it. Which one happens is decided by Postgres' row lock against the channel's
+ * claim (claimForSending in store/deliveries.ts), so the record matches what the device got.
  */
 async function collapse (client: PoolClient, messages: NewMessage[], deliveries: NewDelivery[]): Promise<Array<{ messageId: string, deviceId: string, byMessageId: string }>> {
   const keyOf = new Map(messages.filter(m => m.collapseKey !== null).map(m => [m.id, m.collapseKey!]))
@@ -267,9 +270,9 @@ async function collapse (client: PoolClient, messages: NewMessage[], deliveries:
   if (newest.size === 0) return []
   const latest = [...newest.values()]
   const { rows } = await client.query<{ messageId: string, deviceId: string, byMessageId: string }>(
-    `update deliveries d set status = 'replaced'
+    `update deliveries d set status = 'replaced', reason = 'collapsed', replaced_by = t.message_id
      from unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[]) as t(device_id, collapse_key, seq, message_id)
-     where d.device_id = t.device_id and d.collapse_key = t.collapse_key and d.status in ('queued', 'sent') and d.seq < t.seq
+     where d.device_id = t.device_id and d.collapse_key = t.collapse_key and d.status = 'queued' and d.seq < t.seq
      returning d.message_id as "messageId", d.device_id as "deviceId", t.message_id as "byMessageId"`,
     [latest.map(d => d.deviceId), latest.map(d => d.collapseKey), latest.map(d => d.seq), latest.map(d => d.messageId)])
   return rows

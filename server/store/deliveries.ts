@@ -38,37 +38,72 @@ export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: st
   return result
 }
 
+/** Why a delivery was expired, replaced or revoked (migrations/0004_delivery_reasons.sql). */
+export type ExpiredReason = 'ttl-ended' | 'connection-ended' | 'clean-session-ended'
+export type RevokedReason = 'message-revoked' | 'device-removed' | 'admin-message-revoked' | 'admin-device-removed' | 'session-discarded'
+export type DeliveryReason = ExpiredReason | 'collapsed' | RevokedReason
+
+/**
+ * A row the device may hold: written to it (`sent_at` set) and not yet recorded delivered. A
+ * PUBACK or receipt for it records `delivered` even when it was revoked or expired after the
+ * write: the device has it, and the record says so. (A replaced row was never written.)
+ */
+const WRITTEN_NOT_DELIVERED = "(d.status in ('queued', 'sent') or (d.sent_at is not null and d.status in ('expired', 'revoked')))"
+
+/**
+ * Takes rows for writing to a device: each row still `queued` or `sent` (not replaced, revoked
+ * or expired since it was read) becomes `sent`, and only the seqs returned may be written. This
+ * is the one moment that decides between a write and a collapse, revoke or expiry: the accept's
+ * collapse and a revoke update the same rows, so Postgres' row lock orders them, and whichever
+ * commits first wins. A written row is never replaced; a replaced row is never written.
+ * `firstSent` is false for rows already sent on an earlier connection (written again now).
+ * A ttl-0 row (expires_at = queued_at) is for the connection it was offered to and has no TTL
+ * to check here.
+ */
+export async function claimForSending (pool: Pool, seqs: number[]): Promise<Array<{ seq: number, firstSent: boolean }>> {
+  const { rows } = await pool.query<{ seq: string, firstSent: boolean }>(
+    `with c as (
+       select seq, sent_at from deliveries
+       where seq = any($1::bigint[]) and status in ('queued', 'sent') and (expires_at > now() or expires_at = queued_at)
+       for update
+     )
+     update deliveries d set status = 'sent', sent_at = coalesce(c.sent_at, now())
+     from c where d.seq = c.seq
+     returning d.seq, c.sent_at is null as "firstSent"`, [seqs])
+  return rows.map(r => ({ seq: Number(r.seq), firstSent: r.firstSent }))
+}
+
+/** Rows claimed for a connection that closed before they were written: back to `queued`. */
+export async function unclaim (pool: Pool, seqs: number[]): Promise<void> {
+  await pool.query("update deliveries set status = 'queued', sent_at = null where seq = any($1::bigint[]) and status = 'sent'", [seqs])
+}
+
 /**
  * Delivery progress, collected by the engine and written in one statement per batch. A later
- * state never goes back: `sent` only moves a queued row, `delivered` only a queued or sent one.
+ * state never goes back: `delivered` moves a row the device may hold (WRITTEN_NOT_DELIVERED),
+ * `expired` a queued or sent one. (`sent` is written before the PUBLISH: claimForSending.)
  */
 export interface DeliveryUpdates {
   /** times in ms since the epoch (numbers travel to Postgres without per-element date formatting) */
-  sent: Array<{ seq: number, at: number }>
-  /** `sentAt` when the write of `sent` was folded into this one */
-  delivered: Array<{ seq: number, at: number, sentAt?: number }>
-  expired: number[]
+  delivered: Array<{ seq: number, at: number }>
+  expired: Array<{ seq: number, reason: ExpiredReason }>
 }
 
 export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Promise<void> {
-  if (u.sent.length > 0) {
-    await pool.query(
-      `update deliveries d set status = 'sent', sent_at = coalesce(d.sent_at, to_timestamp(t.at / 1000))
-       from unnest($1::bigint[], $2::float8[]) as t(seq, at)
-       where d.seq = t.seq and d.status = 'queued'`,
-      [u.sent.map(s => s.seq), u.sent.map(s => s.at)])
-  }
   if (u.delivered.length > 0) {
     await pool.query(
-      `update deliveries d set status = 'delivered', sent_at = coalesce(d.sent_at, to_timestamp(coalesce(t.sent_at, t.at) / 1000)),
+      `update deliveries d set status = 'delivered', reason = null, sent_at = coalesce(d.sent_at, to_timestamp(t.at / 1000)),
                                delivered_at = to_timestamp(t.at / 1000)
-       from unnest($1::bigint[], $2::float8[], $3::float8[]) as t(seq, at, sent_at)
-       where d.seq = t.seq and d.status in ('queued', 'sent')`,
-      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at), u.delivered.map(s => s.sentAt ?? null)])
+       from unnest($1::bigint[], $2::float8[]) as t(seq, at)
+       where d.seq = t.seq and ${WRITTEN_NOT_DELIVERED}`,
+      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at)])
   }
   if (u.expired.length > 0) {
     await pool.query(
-      "update deliveries set status = 'expired' where seq = any($1::bigint[]) and status in ('queued', 'sent')", [u.expired])
+      `update deliveries d set status = 'expired', reason = t.reason
+       from unnest($1::bigint[], $2::text[]) as t(seq, reason)
+       where d.seq = t.seq and d.status in ('queued', 'sent')`,
+      [u.expired.map(e => e.seq), u.expired.map(e => e.reason)])
   }
 }
 
@@ -85,7 +120,8 @@ export async function recordReceipts (pool: Pool, receipts: Array<{ messageId: s
        dismissed_at = case when t.event = 'dismissed' then coalesce(d.dismissed_at, t.at) else d.dismissed_at end,
        delivered_at = coalesce(d.delivered_at, t.at),
        sent_at = coalesce(d.sent_at, t.at),
-       status = case when d.status in ('queued', 'sent') then 'delivered' else d.status end
+       status = case when ${WRITTEN_NOT_DELIVERED} then 'delivered' else d.status end,
+       reason = case when ${WRITTEN_NOT_DELIVERED} then null else d.reason end
      from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as t(message_id, device_id, event, at)
      where d.message_id::text = t.message_id and d.device_id = t.device_id`,
     [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event), receipts.map(r => r.at)])
@@ -94,11 +130,13 @@ export async function recordReceipts (pool: Pool, receipts: Array<{ messageId: s
 
 /**
  * Expires deliveries whose message lived out its TTL. `graceSeconds` leaves a ttl-0 message
- * that is on its way to an online device time to be acknowledged.
+ * that is on its way to an online device time to be acknowledged; one still here after it was
+ * for a connection that ended without it (its server stopped before saying so).
  */
 export async function expireDue (pool: Pool, graceSeconds: number, limit: number): Promise<number> {
   const { rowCount } = await pool.query(
-    `update deliveries set status = 'expired'
+    `update deliveries set status = 'expired',
+       reason = case when expires_at = queued_at then 'connection-ended' else 'ttl-ended' end
      where seq in (select seq from deliveries
                    where status in ('queued', 'sent') and expires_at < now() - make_interval(secs => $1)
                    order by expires_at limit $2)`, [graceSeconds, limit])
@@ -111,14 +149,17 @@ export async function deleteOldIdempotencyKeys (pool: Pool, hours: number): Prom
   return rowCount ?? 0
 }
 
-/** Revokes a message on every device that has not received it. Undefined when there is no such message. */
-export async function revokeMessage (pool: Pool, messageId: string): Promise<{ revoked: Array<{ deviceId: string }> } | undefined> {
+/**
+ * Revokes a message on every device that has not acknowledged it: queued rows are never written,
+ * and sent ones (written, no PUBACK yet) are not written again. Undefined when there is no such message.
+ */
+export async function revokeMessage (pool: Pool, messageId: string, reason: RevokedReason): Promise<{ revoked: Array<{ deviceId: string }> } | undefined> {
   return inTransaction(pool, async client => {
     const message = await client.query('update messages set revoked_at = coalesce(revoked_at, now()) where id = $1 returning 1', [messageId])
     if (message.rowCount === 0) return undefined
     const { rows } = await client.query<{ deviceId: string }>(
-      `update deliveries set status = 'revoked' where message_id = $1 and status in ('queued', 'sent')
-       returning device_id as "deviceId"`, [messageId])
+      `update deliveries set status = 'revoked', reason = $2 where message_id = $1 and status in ('queued', 'sent')
+       returning device_id as "deviceId"`, [messageId, reason])
     return { revoked: rows }
   })
 }
@@ -128,9 +169,12 @@ export async function revokeMessage (pool: Pool, messageId: string): Promise<{ r
  * queued (up to `uptoSeq`, the last seq committed before the connect) is ended, `revoked` when a
  * persistent session was discarded, `expired` when an earlier clean connection ended without it.
  */
-export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq: number, status: 'revoked' | 'expired'): Promise<number> {
+export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq: number,
+  reason: 'session-discarded' | 'clean-session-ended'): Promise<number> {
+  const status = reason === 'session-discarded' ? 'revoked' : 'expired'
   const { rowCount } = await pool.query(
-    "update deliveries set status = $3 where device_id = $1 and seq <= $2 and status in ('queued', 'sent')", [deviceId, uptoSeq, status])
+    "update deliveries set status = $3, reason = $4 where device_id = $1 and seq <= $2 and status in ('queued', 'sent')",
+    [deviceId, uptoSeq, status, reason])
   return rowCount ?? 0
 }
 

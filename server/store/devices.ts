@@ -67,11 +67,13 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
 
 
 /** Ends a device's session: it is no longer a target, and its queue is revoked. */
-export async function endDeviceSession (pool: Pool, deviceId: string): Promise<{ found: boolean, revoked: number }> {
+export async function endDeviceSession (pool: Pool, deviceId: string,
+  reason: 'device-removed' | 'admin-device-removed'): Promise<{ found: boolean, revoked: number }> {
   return inTransaction(pool, async client => {
     const device = await client.query('update devices set persistent = false where device_id = $1 returning 1', [deviceId])
     const revoked = await client.query(
-      "update deliveries set status = 'revoked' where device_id = $1 and status in ('queued', 'sent')", [deviceId])
+      "update deliveries set status = 'revoked', reason = $2 where device_id = $1 and status in ('queued', 'sent')",
+      [deviceId, reason])
     return { found: device.rowCount === 1, revoked: revoked.rowCount ?? 0 }
   })
 }

@@ -12,7 +12,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** Every variable Herald reads: never inherited from the caller's environment. */
 const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PRIVATE_KEY',
   'API_KEY', 'ADMIN_PASSWORD', 'MQTT_PORT', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS', 'MAX_INFLIGHT_PER_DEVICE',
-  'TEST_DATABASE_URL', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']
+  'STALLED_DEVICE_TIMEOUT_MS', 'TEST_DATABASE_URL', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']
 
 export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 
