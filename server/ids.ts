@@ -1,8 +1,9 @@
 /**
  * Identifiers that end up inside MQTT topics (`users/{user}/inbox`, `topics/{name}`) must be a
- * single topic level: no `/`, no wildcards, no control characters, no leading `$`.
+ * single topic level: no `/`, no wildcards, no control characters, no leading `$`, and no half
+ * of a surrogate pair (not UTF-8 encodable: MQTT and Postgres' jsonb refuse it).
  */
-const TOPIC_LEVEL = /^(?!\$)[^/+#\u0000-\u001f\u007f]{1,128}$/u
+const TOPIC_LEVEL = /^(?!\$)[^/+#\u0000-\u001f\u007f\ud800-\udfff]{1,128}$/u
 
 export const MAX_ID_LENGTH = 128
 

@@ -1,4 +1,4 @@
-import express, { Router, type RequestHandler } from 'express'
+import { Router, type RequestHandler } from 'express'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
@@ -9,7 +9,7 @@ import { devicesRouter } from '../api/devices.js'
 import { parseSendBody } from '../api/messages.js'
 import { ProblemError } from '../api/problem.js'
 import { tokensRouter } from '../api/tokens.js'
-import { requireUuid } from '../api/validate.js'
+import { jsonBody, requireUuid } from '../api/validate.js'
 import { getMessageDetail, listMessageLog, searchUsers } from '../store/adminLog.js'
 import { readOverview } from '../store/adminStats.js'
 import { AdminEvents } from './events.js'
@@ -66,7 +66,7 @@ export function createAdmin (deps: AdminDeps): Admin {
 
   const session = sessions.requireSession
   const csrf = sessions.requireCsrf
-  const json = express.json({ limit: ADMIN_BODY_LIMIT, strict: false, type: () => true })
+  const json = jsonBody(ADMIN_BODY_LIMIT)
   const accepting: RequestHandler = (_req, res, next) => {
     if (deps.accepting()) return next()
     res.setHeader('Retry-After', '5')

@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js'
 import { generateApiKey, hashApiKey } from '../auth/secrets.js'
 import { insertApiKey, listApiKeys, revokeApiKey } from '../store/apiKeys.js'
 import { ProblemError } from './problem.js'
-import { Checker, objectBody, requireUuid } from './validate.js'
+import { Checker, objectBody, requireUuid, textProblem } from './validate.js'
 
 const MAX_NAME_LENGTH = 100
 /** Characters of a key shown in listings: enough to tell keys apart, useless to an attacker. */
@@ -17,7 +17,7 @@ export function apiKeysRouter (pool: Pool, onRevoked: (id: string) => void): Rou
     const b = objectBody(check, req.body, ['name'])
     if (typeof b.name !== 'string' || b.name.trim().length === 0 || b.name.length > MAX_NAME_LENGTH) {
       check.fail('name', `is required: a string of 1 to ${MAX_NAME_LENGTH} characters that says who uses the key`)
-    }
+    } else if (textProblem(b.name) !== undefined) check.fail('name', textProblem(b.name)!)
     check.done()
     const key = generateApiKey()
     const row = await insertApiKey(pool, (b.name as string).trim(), key.slice(0, KEY_PREFIX_LENGTH), hashApiKey(key))

@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool.js'
 import { isValidUserId } from '../ids.js'
 import { endDeviceSession, listUserDevices } from '../store/devices.js'
 import { ProblemError } from './problem.js'
+import { textProblem } from './validate.js'
 import type { DeliveryEngine } from '../delivery/engine.js'
 
 /** `by`: who ends device sessions through this router, recorded as the reason of the revoked deliveries. */

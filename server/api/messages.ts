@@ -5,7 +5,7 @@ import type { Target } from '../store/accept.js'
 import type { LogFilter, LogPosition } from '../store/messages.js'
 import { ProblemError } from './problem.js'
 import { MAX_BATCH } from '../delivery/acceptor.js'
-import { Checker, QueryReader, isPlainObject, isUuid, objectBody, rejectUnknown, requireUuid, typeName } from './validate.js'
+import { Checker, QueryReader, checkJsonValue, isPlainObject, isUuid, objectBody, preview, rejectUnknown, requireUuid, textProblem, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
@@ -19,6 +19,12 @@ export const MAX_BATCH_USER_IDS = 10_000
 export const MAX_BATCH_BODY_BYTES = 2 * 1024 * 1024
 /** The JSON a device receives may not exceed this (413 beyond). */
 export const MAX_PAYLOAD_BYTES = 4_096
+/**
+ * Levels of objects and arrays `data` may nest (`data` itself is level 1). Apps read a few
+ * levels; the limit keeps every recursive step after validation (the payload, the
+ * Idempotency-Key hash, jsonb) far from any stack limit.
+ */
+export const MAX_DATA_DEPTH = 32
 const MAX_COLLAPSE_KEY_LENGTH = 128
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255
 const DEFAULT_PAGE = 50
@@ -86,7 +92,12 @@ function readSendInput (check: Checker, b: Record<string, unknown>): SendInput |
   const text = (field: 'title' | 'body'): string | null => {
     const value = b[field]
     if (value === undefined || value === null) return null
-    if (typeof value === 'string') return value
+    if (typeof value === 'string') {
+      const problem = textProblem(value)
+      if (problem === undefined) return value
+      check.fail(field, problem)
+      return null
+    }
     check.fail(field, `must be a string, got ${typeName(value)}`)
     malformedContent = true
     return null
@@ -95,8 +106,10 @@ function readSendInput (check: Checker, b: Record<string, unknown>): SendInput |
   const bodyText = text('body')
   let data: Record<string, unknown> | null = null
   if (b.data !== undefined && b.data !== null) {
-    if (isPlainObject(b.data)) data = b.data
-    else {
+    if (isPlainObject(b.data)) {
+      checkJsonValue(check, 'data', b.data, MAX_DATA_DEPTH)
+      data = b.data
+    } else {
       check.fail('data', `must be a JSON object, got ${typeName(b.data)}`)
       malformedContent = true
     }
@@ -106,19 +119,21 @@ function readSendInput (check: Checker, b: Record<string, unknown>): SendInput |
   }
   let ttl = MAX_TTL
   if (b.ttl !== undefined) {
-    if (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl)) check.fail('ttl', `must be a whole number of seconds, got ${JSON.stringify(b.ttl)}`)
+    if (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl)) check.fail('ttl', `must be a whole number of seconds, got ${preview(b.ttl)}`)
     else if (b.ttl < 0 || b.ttl > MAX_TTL) check.fail('ttl', `must be from 0 to ${MAX_TTL} seconds (28 days), got ${b.ttl}`)
     else ttl = b.ttl
   }
   let priority: 'normal' | 'high' = 'normal'
   if (b.priority !== undefined) {
     if (b.priority === 'normal' || b.priority === 'high') priority = b.priority
-    else check.fail('priority', `must be "normal" or "high", got ${JSON.stringify(b.priority)}`)
+    else check.fail('priority', `must be "normal" or "high", got ${preview(b.priority)}`)
   }
   let collapseKey: string | null = null
   if (b.collapseKey !== undefined && b.collapseKey !== null) {
     if (typeof b.collapseKey !== 'string' || b.collapseKey.length === 0 || b.collapseKey.length > MAX_COLLAPSE_KEY_LENGTH) {
       check.fail('collapseKey', `must be a string of 1 to ${MAX_COLLAPSE_KEY_LENGTH} characters`)
+    } else if (textProblem(b.collapseKey) !== undefined) {
+      check.fail('collapseKey', textProblem(b.collapseKey)!)
     } else collapseKey = b.collapseKey
   }
   if (check.errors.length > errorsBefore) return undefined
@@ -177,7 +192,11 @@ export function devicePayload (id: string, input: SendInput, acceptedAt: Date, e
   }))
 }
 
-/** The Idempotency-Key header, with the hash of the request body it is bound to. */
+/**
+ * The Idempotency-Key header, with the hash of the request body it is bound to. The body must
+ * have passed parseSendBody/parseBatchBody first: the hash recurses into it, and validation is
+ * what bounds its nesting.
+ */
 export function idempotencyOf (header: string | string[] | undefined, body: unknown): { key: string, requestHash: string } | undefined {
   if (header === undefined) return undefined
   const key = Array.isArray(header) ? header.join(', ') : header

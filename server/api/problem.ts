@@ -53,6 +53,8 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, ty
   const text = JSON.stringify(body)
   res.statusCode = status
   res.setHeader('Content-Type', `${type}; charset=utf-8`)
+  // a browser must not guess another type from the content (a message's text could look like HTML)
+  res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Length', Buffer.byteLength(text))
   res.end(text)
 }
@@ -71,6 +73,15 @@ const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 
   ADMIN_SHUTDOWN, CRASH_SHUTDOWN, CANNOT_CONNECT_NOW, CONNECTION_EXCEPTION, CONNECTION_DOES_NOT_EXIST,
   CONNECTION_FAILURE, UNABLE_TO_ESTABLISH_CONNECTION, SERVER_REJECTED_CONNECTION])
 
+// SQLSTATE class 22, data exception: Postgres refused a value (U+0000 in text, a malformed
+// jsonb string, a number out of range); the request that carried it is at fault, not the server
+const DATA_EXCEPTION_CLASS = '22'
+
+export function isDataException (err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && code.length === 5 && code.startsWith(DATA_EXCEPTION_CLASS)
+}
+
 export function isDatabaseUnavailable (err: unknown): boolean {
   const e = err as { code?: string, message?: string } | undefined
   if (!e) return false
@@ -81,13 +92,20 @@ export function isDatabaseUnavailable (err: unknown): boolean {
 /** Turns anything thrown in a route into a problem response; unexpected errors are logged, never shown. */
 export function sendError (log: Logger, req: IncomingMessage, res: ServerResponse, err: unknown): void {
   if (res.headersSent) return
+  // refused before its body was read to the end (413, 401…): close the connection after the
+  // answer instead of reading the rest of a body nobody wants (Node does so on Connection: close)
+  if (!req.complete) res.setHeader('Connection', 'close')
   if (err instanceof ProblemError) return sendProblem(res, err.code, err.detail, err.extra)
-  const e = err as { type?: string, status?: number, limit?: number, length?: number }
-  // errors raised by express.json()
-  if (e.type === 'entity.too.large') return sendProblem(res, 'payload-too-large', `request body is larger than ${e.limit} bytes`)
-  if (e.type === 'entity.parse.failed') return sendProblem(res, 'invalid-json', `request body is not valid JSON: ${(err as Error).message}`)
-  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return sendProblem(res, 'unsupported-media-type', (err as Error).message)
   const path = (req.url ?? '').split('?')[0]
+  // express' router could not decode a route parameter (requestTarget() refuses these first)
+  if (err instanceof URIError) {
+    return sendProblem(res, 'invalid-request', `path: ${err.message}; a path must be percent-encoded UTF-8`,
+      { errors: [{ field: 'path', message: 'is not percent-encoded UTF-8' }] })
+  }
+  if (isDataException(err)) {
+    log.warn({ err: (err as Error).message, method: req.method, path }, 'the database refused a value of a request')
+    return sendProblem(res, 'invalid-request', `the database refused a value of this request: ${(err as Error).message}`)
+  }
   if (isDatabaseUnavailable(err)) {
     log.warn({ err: (err as Error).message, path }, 'database unavailable')
     res.setHeader('Retry-After', '5')

@@ -13,8 +13,8 @@ import { healthRouter, type Readiness } from './health.js'
 import { messagesRouter } from './messages.js'
 import { metricsRouter, metricsTokenOr } from './metrics.js'
 import type { Metrics } from '../metrics.js'
-import { ProblemError, problemHandler, shuttingDown } from './problem.js'
-import { jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
+import { ProblemError, problemHandler, sendError, shuttingDown } from './problem.js'
+import { checkRequestTarget, jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
 import { sendRoutes } from './sendRoutes.js'
 import { tokensRouter } from './tokens.js'
 
@@ -70,5 +70,14 @@ export function createApi (deps: ApiDeps): RequestListener {
   if (deps.adminUi) app.use(deps.adminUi.router)
   app.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path}${req.path.startsWith('/v1') ? '; see openapi.yaml' : ''}`)))
   app.use(problemHandler(deps.log))
-  return (req, res) => { if (!sends(req, res)) app(req, res) }
+  return (req, res) => {
+    // every answer, JSON or page: a browser must not guess another type from the content
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    try {
+      checkRequestTarget(req.url ?? '')
+    } catch (err) {
+      return sendError(deps.log, req, res, err)
+    }
+    if (!sends(req, res)) app(req, res)
+  }
 }

@@ -4,7 +4,7 @@ import type { MessageService } from '../delivery/messageService.js'
 import { authenticateApiKey, type AuthDeps } from './auth.js'
 import { idempotencyOf, MAX_BATCH_BODY_BYTES, parseBatchBody, parseSendBody } from './messages.js'
 import { sendError, sendJson, shuttingDown } from './problem.js'
-import { jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
+import { MAX_BODY_BYTES, readJsonBody, requireJsonContent } from './validate.js'
 
 export interface SendRouteDeps {
   log: Logger
@@ -27,27 +27,20 @@ type Route = 'single' | 'batch'
  * those of the express routes, in the same order: API key, media type, shutdown, body, fields.
  */
 export function sendRoutes (deps: SendRouteDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  type BodyParser = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void
-  // body-parser works on Node's own request and response; express' types ask for its own
-  const parsers: Record<Route, BodyParser> = {
-    single: jsonBody(MAX_BODY_BYTES) as unknown as BodyParser,
-    batch: jsonBody(MAX_BATCH_BODY_BYTES) as unknown as BodyParser
-  }
-  const readBody = (route: Route, req: IncomingMessage & { body?: unknown }, res: ServerResponse): Promise<unknown> =>
-    new Promise((resolve, reject) => parsers[route](req, res, err => err ? reject(err) : resolve(req.body)))
-
   const handle = async (route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const apiKey = await authenticateApiKey(deps.auth, req, res)
     requireJsonContent(req)
     if (!deps.accepting()) throw shuttingDown(res)
-    const body = await readBody(route, req, res)
-    const idempotency = idempotencyOf(req.headers['idempotency-key'], body)
+    const body = await readJsonBody(req, route === 'single' ? MAX_BODY_BYTES : MAX_BATCH_BODY_BYTES)
+    // validated before it is hashed: validation bounds how deep the body nests
     if (route === 'single') {
-      const result = await deps.messages.send(parseSendBody(body), apiKey.id, idempotency)
+      const input = parseSendBody(body)
+      const result = await deps.messages.send(input, apiKey.id, idempotencyOf(req.headers['idempotency-key'], body))
       res.setHeader('Location', `/v1/messages/${(result.body as { id: string }).id}`)
       sendJson(res, result.status, result.body)
     } else {
-      const result = await deps.messages.sendBatch(parseBatchBody(body), apiKey.id, idempotency)
+      const inputs = parseBatchBody(body)
+      const result = await deps.messages.sendBatch(inputs, apiKey.id, idempotencyOf(req.headers['idempotency-key'], body))
       sendJson(res, result.status, result.body)
     }
   }

@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { acceptBatch, type AcceptOutcome, type AcceptRequest } from '../store/accept.js'
+import { isDatabaseUnavailable } from '../api/problem.js'
 
 /** Most messages committed in one transaction (a larger request commits alone). */
 export const MAX_BATCH = 500
@@ -40,28 +41,43 @@ export class Acceptor {
 
   private async drain (): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const batch = this.nextBatch()
-        const requests = batch.map(w => w.request)
-        const messages = requests.reduce((sum, r) => sum + r.messages.length, 0)
-        let outcomes: AcceptOutcome[]
-        try {
-          outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, () => acceptBatch(this.pool, requests)) : acceptBatch(this.pool, requests))
-        } catch (err) {
-          this.log.error({ err, requests: requests.length, messages }, 'accept transaction failed')
-          for (const w of batch) w.reject(err as Error)
-          continue
-        }
-        batch.forEach((w, i) => w.resolve(outcomes[i]))
-        try {
-          this.onAccepted(requests, outcomes)
-        } catch (err) {
-          // delivery to online devices failed to start: the rows are committed, reconnects replay them
-          this.log.error({ err }, 'dispatch after accept failed')
-        }
-      }
+      while (this.queue.length > 0) await this.commit(this.nextBatch())
     } finally {
       this.running = undefined
+    }
+  }
+
+  /**
+   * Commits the batch in one transaction. When that fails for a reason tied to one request (a
+   * value Postgres refuses that validation let through, not an unreachable database), the two
+   * halves are committed apart, and so on down, so only the request at fault fails: a group
+   * commit must never turn one client's mistake into another's error. The first half commits
+   * before the second, so accept order stays seq order.
+   */
+  private async commit (batch: Waiting[]): Promise<void> {
+    const requests = batch.map(w => w.request)
+    const messages = requests.reduce((sum, r) => sum + r.messages.length, 0)
+    let outcomes: AcceptOutcome[]
+    try {
+      outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, () => acceptBatch(this.pool, requests)) : acceptBatch(this.pool, requests))
+    } catch (err) {
+      if (batch.length > 1 && !isDatabaseUnavailable(err)) {
+        this.log.warn({ err: (err as Error).message, requests: requests.length }, 'accept transaction failed; committing its halves apart')
+        const half = Math.ceil(batch.length / 2)
+        await this.commit(batch.slice(0, half))
+        await this.commit(batch.slice(half))
+        return
+      }
+      this.log.error({ err, requests: requests.length, messages }, 'accept transaction failed')
+      for (const w of batch) w.reject(err as Error)
+      return
+    }
+    batch.forEach((w, i) => w.resolve(outcomes[i]))
+    try {
+      this.onAccepted(requests, outcomes)
+    } catch (err) {
+      // delivery to online devices failed to start: the rows are committed, reconnects replay them
+      this.log.error({ err }, 'dispatch after accept failed')
     }
   }
 
