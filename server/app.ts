@@ -6,6 +6,7 @@ import { createPool, type Pool } from './db/pool.js'
 import { expectedMigrations, migrate } from './db/migrate.js'
 import type { Logger } from './log.js'
 import { DeviceTokens } from './auth/deviceTokens.js'
+import { PasswordLimiter, type PasswordPolicy } from './auth/passwordLimiter.js'
 import { generateApiKey, generateJwtSecret, generatePassword, hashApiKey, hashPassword } from './auth/secrets.js'
 import { countApiKeys, ensureApiKey, findActiveApiKeyByHash, insertApiKey, touchApiKeys } from './store/apiKeys.js'
 import { getOrCreateSetting } from './store/settings.js'
@@ -51,10 +52,14 @@ export interface HeraldDeps {
   pool?: Pool
   /** tests lower it to reach it with a few devices */
   maxBatchTopicDeliveries?: number
+  /** tests shorten or lengthen the admin password backoff */
+  passwordPolicy?: Partial<PasswordPolicy>
 }
 
 // How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
 const API_KEY_CACHE_MS = 5_000
+// bounds each of the two caches (known keys, unknown keys): cleared when full
+const API_KEY_CACHE_ENTRIES = 10_000
 const LAST_USED_FLUSH_MS = 30_000
 // readyz answers 503 when the database does not answer within this, rather than hang: a query
 // on a pooled connection whose network path died waits until TCP gives up (minutes)
@@ -139,7 +144,18 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   }, metrics, deps.maxBatchTopicDeliveries)
   metrics.observe({ connectedDevices: () => broker.connectedCount, pool, pendingDeliveries: () => countPendingDeliveries(pool) })
 
-  const apiKeyCache = new Map<string, { key: { id: string, name: string } | undefined, at: number }>()
+  const passwords = new PasswordLimiter({
+    pool,
+    log: nodeLog,
+    adminPasswordHash,
+    policy: deps.passwordPolicy,
+    onChecked: result => metrics.passwordChecks.inc({ result }),
+    onLimited: reason => metrics.passwordChecksRefused.inc({ reason })
+  })
+
+  const apiKeyCache = new Map<string, { key: { id: string, name: string }, at: number }>()
+  // unknown keys are remembered apart, so a flood of wrong keys cannot push the real ones out
+  const apiKeyMisses = new Map<string, number>()
   const usedKeys = new Set<string>()
   const lastUsed = setInterval(() => {
     const ids = [...usedKeys]
@@ -176,7 +192,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const adminUi = createAdmin({
     pool,
     log: nodeLog,
-    adminPasswordHash,
+    passwords,
     tokens,
     engine: deliveryEngine,
     messages: messageService,
@@ -196,17 +212,27 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     accepting: () => accepting,
     metrics,
     metricsToken: config.metricsToken,
+    trustProxy: config.trustProxy,
     onApiKeyRevoked: () => apiKeyCache.clear(),
     auth: {
-      adminPasswordHash,
+      passwords,
       onApiKeyUsed: id => usedKeys.add(id),
+      onApiKeyFailure: reason => metrics.apiKeyFailures.inc({ reason }),
       findApiKey: async hash => {
+        const now = Date.now()
         const cached = apiKeyCache.get(hash)
-        if (cached && Date.now() - cached.at < API_KEY_CACHE_MS) return cached.key
+        if (cached && now - cached.at < API_KEY_CACHE_MS) return cached.key
+        const missed = apiKeyMisses.get(hash)
+        if (missed !== undefined && now - missed < API_KEY_CACHE_MS) return undefined
         const row = await findActiveApiKeyByHash(pool, hash)
-        const key = row ? { id: row.id, name: row.name } : undefined
-        if (apiKeyCache.size > 10_000) apiKeyCache.clear()
-        apiKeyCache.set(hash, { key, at: Date.now() })
+        if (!row) {
+          if (apiKeyMisses.size >= API_KEY_CACHE_ENTRIES) apiKeyMisses.clear()
+          apiKeyMisses.set(hash, now)
+          return undefined
+        }
+        const key = { id: row.id, name: row.name }
+        if (apiKeyCache.size >= API_KEY_CACHE_ENTRIES) apiKeyCache.clear()
+        apiKeyCache.set(hash, { key, at: now })
         return key
       }
     }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import path from 'node:path'
 
 /** Everything Herald reads from the environment, parsed once and frozen. */
@@ -21,7 +22,12 @@ export interface Config {
   metricsToken: string | undefined
   /** serve /metrics, without credentials, on this separate port (keep it off the public network) */
   metricsPort: number | undefined
+  /** which X-Forwarded-For hops to believe for the client address, as express' `trust proxy` */
+  trustProxy: TrustProxy
 }
+
+/** false: the socket's address; true: every hop (the leftmost); n: n hops; or the proxies' addresses/CIDRs */
+export type TrustProxy = boolean | number | string[]
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -102,6 +108,8 @@ export function parseConfig (env: Env): Readonly<Config> {
   const metricsPort = int('METRICS_PORT', undefined, 0, 65535)
   if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === port || metricsPort === mqttPort)) problems.push('METRICS_PORT: must differ from PORT and MQTT_PORT')
 
+  const trustProxy = parseTrustProxy(text('TRUST_PROXY'), problems)
+
   const config: Config = {
     port,
     host: text('HOST') ?? '0.0.0.0',
@@ -117,9 +125,48 @@ export function parseConfig (env: Env): Readonly<Config> {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 600_000)!,
     maxInflightPerDevice: int('MAX_INFLIGHT_PER_DEVICE', DEFAULT_MAX_INFLIGHT_PER_DEVICE, 1, 1000)!,
     metricsToken: minLength('METRICS_TOKEN', MIN_METRICS_TOKEN_LENGTH),
-    metricsPort
+    metricsPort,
+    trustProxy
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
 }
     stalledDeviceTimeoutMs: int('STALLED_DEVICE_TIMEOUT_MS', DEFAULT_STALLED_DEVICE_TIMEOUT_MS, 1_000, 600_000)!,
+
+// express' (proxy-addr's) names for well-known ranges
+const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+/**
+ * TRUST_PROXY, with express' `trust proxy` meanings: `false` (default) uses the socket's address;
+ * `true` believes all of X-Forwarded-For (only behind a proxy that overwrites it); a hop count
+ * believes that many proxies; a comma list names the proxies (addresses, CIDRs, loopback…), and the
+ * client is the rightmost address not in it.
+ */
+function parseTrustProxy (raw: string | undefined, problems: string[]): TrustProxy {
+  if (raw === undefined || raw.trim() === 'false') return false
+  const value = raw.trim()
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    if (hops <= 100) return hops
+    problems.push(`TRUST_PROXY=${JSON.stringify(raw)}: a hop count must be at most 100`)
+    return false
+  }
+  const entries = value.split(',').map(e => e.trim())
+  const wrong = entries.filter(e => !TRUST_PROXY_NAMES.includes(e) && !isAddressOrRange(e))
+  if (wrong.length > 0) {
+    problems.push(`TRUST_PROXY=${JSON.stringify(raw)}: ${wrong.map(w => JSON.stringify(w)).join(', ')} is not an address, ` +
+      `CIDR or ${TRUST_PROXY_NAMES.join('/')}; use false, true, a hop count, or a comma-separated list of the proxies`)
+    return false
+  }
+  return entries
+}
+
+function isAddressOrRange (entry: string): boolean {
+  const [address, bits, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (bits === undefined) return true
+  if (/^\d+$/.test(bits)) return Number(bits) <= (family === 4 ? 32 : 128)
+  return family === 4 && isIP(bits) === 4 // a netmask, 10.0.0.0/255.0.0.0
+}

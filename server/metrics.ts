@@ -33,6 +33,24 @@ export class Metrics {
     registers: [this.registry]
   })
   readonly authFailures = new Counter({ name: 'herald_device_auth_failures_total', help: 'Refused device connections, by reason', labelNames: ['reason'] as const, registers: [this.registry] })
+  readonly passwordChecks = new Counter({
+    name: 'herald_password_checks_total',
+    help: 'Admin passwords hashed and compared (HTTP Basic and the login form), by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+  readonly passwordChecksRefused = new Counter({
+    name: 'herald_password_checks_refused_total',
+    help: 'Admin password attempts answered 429 without a check, by reason (backoff, in-flight, busy)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+  readonly apiKeyFailures = new Counter({
+    name: 'herald_api_key_failures_total',
+    help: 'Requests refused for a missing or unknown API key, by reason (never rate limited)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
   readonly messagesAccepted = new Counter({ name: 'herald_messages_accepted_total', help: 'Messages committed (answered 202)', registers: [this.registry] })
   readonly deliveriesQueued = new Counter({ name: 'herald_deliveries_queued_total', help: 'Per-device deliveries created', registers: [this.registry] })
   readonly deliveries = new Counter({ name: 'herald_deliveries_total', help: 'Per-device delivery outcomes recorded by this server, by status', labelNames: ['status'] as const, registers: [this.registry] })

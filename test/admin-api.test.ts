@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { startTestHerald, connectDevice, ADMIN_PASSWORD, API_KEY, type TestHerald } from './helpers/herald.js'
-import { LOGIN_FAILURES_ALLOWED } from '../server/admin/session.js'
+import { DEFAULT_PASSWORD_POLICY } from '../server/auth/passwordLimiter.js'
 import { ensureWebBuild } from './helpers/browser.js'
 
 let h: TestHerald
@@ -238,8 +238,8 @@ test('pages carry a Content-Security-Policy without inline script; unknown admin
   assert.equal((await fetch(`${h.url}/web/assets/missing.js`)).status, 404)
 })
 
-test(`after ${LOGIN_FAILURES_ALLOWED} failed logins an address is refused for a while, even with the right password`, async () => {
-  for (let i = 0; i < LOGIN_FAILURES_ALLOWED; i++) {
+test(`after ${DEFAULT_PASSWORD_POLICY.freeFailures} failed logins an address is refused for a while, even with the right password`, async () => {
+  for (let i = 0; i < DEFAULT_PASSWORD_POLICY.freeFailures; i++) {
     const res = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: `guess-${i}` }) })
     assert.equal(res.status, 401)
   }

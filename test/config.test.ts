@@ -98,6 +98,23 @@ test('parseConfig: each single problem', () => {
   }
 })
 
+test('parseConfig: TRUST_PROXY takes express\' trust proxy values; anything else is named', () => {
+  assert.equal(parseConfig({}).trustProxy, false)
+  const accepted: Array<[string, unknown]> = [
+    ['false', false], ['true', true], ['0', 0], ['1', 1], ['2', 2],
+    ['loopback', ['loopback']],
+    ['10.0.0.1, 10.0.0.0/8,fd00::/8, 172.16.0.0/255.240.0.0', ['10.0.0.1', '10.0.0.0/8', 'fd00::/8', '172.16.0.0/255.240.0.0']],
+    ['loopback,uniquelocal,linklocal', ['loopback', 'uniquelocal', 'linklocal']]
+  ]
+  for (const [value, expected] of accepted) assert.deepEqual(parseConfig({ TRUST_PROXY: value }).trustProxy, expected, value)
+  for (const value of ['yes', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/fd00::', 'loopback,proxy.local', '1.5', '101', '10.0.0.1,,']) {
+    const problems = problemsOf({ TRUST_PROXY: value })
+    assert.equal(problems.length, 1, `${value}: ${JSON.stringify(problems)}`)
+    assert.ok(problems[0].startsWith(`TRUST_PROXY=${JSON.stringify(value)}: `), problems[0])
+  }
+  assert.match(problemsOf({ TRUST_PROXY: 'loopback,proxy.local' })[0], /"proxy.local" is not an address, CIDR or loopback/)
+})
+
 test('the entry process exits 2 on a bad environment and names every variable on stderr', async () => {
   const server = await spawnServer({
     waitReady: false,

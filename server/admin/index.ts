@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
+import type { PasswordLimiter } from '../auth/passwordLimiter.js'
 import type { DeliveryEngine } from '../delivery/engine.js'
 import type { MessageService } from '../delivery/messageService.js'
 import { apiKeysRouter } from '../api/apiKeys.js'
@@ -28,7 +29,8 @@ const ADMIN_UI_SENDER = null
 export interface AdminDeps {
   pool: Pool
   log: Logger
-  adminPasswordHash: string
+  /** the admin password check, limited per client address (shared with the REST API's HTTP Basic) */
+  passwords: PasswordLimiter
   tokens: DeviceTokens
   engine: DeliveryEngine
   messages: MessageService
@@ -56,7 +58,7 @@ export interface Admin {
  */
 export function createAdmin (deps: AdminDeps): Admin {
   const { pool } = deps
-  const sessions = new AdminSessions({ pool, log: deps.log, adminPasswordHash: deps.adminPasswordHash })
+  const sessions = new AdminSessions({ pool, log: deps.log, passwords: deps.passwords })
   const detail = async (id: string): Promise<unknown> => {
     const m = await getMessageDetail(pool, id, DETAIL_DEVICES_SHOWN)
     return m && { ...m, sender: m.sender ?? 'admin UI', sentFromAdminUi: m.sender === null }

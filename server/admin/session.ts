@@ -1,25 +1,21 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Request, RequestHandler, Response } from 'express'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
-import { verifyPassword } from '../auth/secrets.js'
+import { sameText } from '../auth/secrets.js'
+import { ADMIN_USER, type PasswordLimiter } from '../auth/passwordLimiter.js'
+import { checkAdminPassword } from '../api/auth.js'
 import { ProblemError } from '../api/problem.js'
 import { deleteAdminSession, deleteExpiredAdminSessions, findAdminSession, insertAdminSession } from '../store/adminSessions.js'
 
 export const SESSION_COOKIE = 'herald_admin'
 export const CSRF_HEADER = 'x-herald-csrf'
-const ADMIN_USER = 'admin'
 // A session unused for this long ends; an admin at work keeps it alive by using the UI.
 export const SESSION_IDLE_SECONDS = 12 * 3600
 // ...and none lives longer than this, however busy: a stolen cookie stops working within a week.
 export const SESSION_MAX_AGE_SECONDS = 7 * 24 * 3600
 // Idle expiry is pushed forward at most once a minute per session, not on every request.
 const SESSION_TOUCH_SECONDS = 60
-// Per client address: this many failed logins in the window, then 429 for the rest of the window.
-export const LOGIN_FAILURES_ALLOWED = 5
-export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
-// Bounds the limiter's memory under a spray of addresses.
-const LOGIN_TRACKED_ADDRESSES = 10_000
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -31,7 +27,8 @@ declare module 'express-serve-static-core' {
 export interface SessionDeps {
   pool: Pool
   log: Logger
-  adminPasswordHash: string
+  /** the admin password check, limited per client address (shared with the REST API's HTTP Basic) */
+  passwords: PasswordLimiter
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex')
@@ -42,10 +39,6 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  */
 export function csrfTokenOf (sessionId: string): string {
   return createHash('sha256').update(`herald-csrf:${sessionId}`).digest('base64url')
-}
-
-function sameText (a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
 }
 
 function hostOf (origin: string): string | undefined {
@@ -73,40 +66,11 @@ function setSessionCookie (req: Request, res: Response, value: string, maxAgeSec
   res.append('Set-Cookie', `${SESSION_COOKIE}=${value}; ${attrs.join('; ')}`)
 }
 
-/** Failed logins per client address, in memory: each process limits on its own. */
-class LoginLimiter {
-  private readonly failures = new Map<string, number[]>()
-
-  /** ms to wait, or 0 when this address may try */
-  retryAfter (address: string, now = Date.now()): number {
-    const recent = this.recent(address, now)
-    return recent.length >= LOGIN_FAILURES_ALLOWED ? recent[0] + LOGIN_FAILURE_WINDOW_MS - now : 0
-  }
-
-  fail (address: string, now = Date.now()): void {
-    if (this.failures.size >= LOGIN_TRACKED_ADDRESSES && !this.failures.has(address)) {
-      for (const [key, times] of this.failures) if (times.every(t => now - t >= LOGIN_FAILURE_WINDOW_MS)) this.failures.delete(key)
-      // still full: forget the oldest address rather than grow without bound
-      if (this.failures.size >= LOGIN_TRACKED_ADDRESSES) this.failures.delete(this.failures.keys().next().value!)
-    }
-    this.failures.set(address, [...this.recent(address, now), now])
-  }
-
-  succeed (address: string): void {
-    this.failures.delete(address)
-  }
-
-  private recent (address: string, now: number): number[] {
-    return (this.failures.get(address) ?? []).filter(t => now - t < LOGIN_FAILURE_WINDOW_MS)
-  }
-}
-
 /**
  * Admin sessions: login, logout, and the guards every admin route sits behind. Sessions live in
  * `admin_sessions` (so every process shares them) under the sha256 of their id.
  */
 export class AdminSessions {
-  private readonly limiter = new LoginLimiter()
   private readonly logoutListeners: Array<(idHash: string) => void> = []
 
   constructor (private readonly deps: SessionDeps) {}
@@ -117,25 +81,14 @@ export class AdminSessions {
 
   /** POST /admin/api/login `{"user"?: "admin", "password"}` → 200 `{csrfToken, expiresAt}` and the cookie. */
   readonly login: RequestHandler = async (req, res) => {
-    const address = req.ip ?? req.socket.remoteAddress ?? 'unknown'
-    const wait = this.limiter.retryAfter(address)
-    if (wait > 0) {
-      res.setHeader('Retry-After', String(Math.ceil(wait / 1000)))
-      throw new ProblemError('too-many-requests', `too many failed logins from this address; try again in ${Math.ceil(wait / 60_000)} minute(s)`)
-    }
     const body = (req.body ?? {}) as Record<string, unknown>
     const user = body.user === undefined ? ADMIN_USER : body.user
     if (typeof user !== 'string' || typeof body.password !== 'string' || body.password.length === 0 || body.password.length > 1024) {
       throw new ProblemError('invalid-request', 'send {"user": "admin", "password": "…"} as JSON',
         { errors: [{ field: 'password', message: 'required string' }] })
     }
-    const ok = await verifyPassword(body.password, this.deps.adminPasswordHash)
-    if (!ok || !sameText(user, ADMIN_USER)) {
-      this.limiter.fail(address)
-      this.deps.log.info({ address }, 'admin login refused')
-      throw new ProblemError('unauthorized', 'wrong user or password')
-    }
-    this.limiter.succeed(address)
+    await checkAdminPassword(this.deps.passwords, req, res, user, body.password)
+    const address = req.ip ?? req.socket.remoteAddress
     const sessionId = randomBytes(32).toString('base64url')
     const row = await insertAdminSession(this.deps.pool, sha256(sessionId), SESSION_IDLE_SECONDS, { ip: address, userAgent: req.get('user-agent') })
     // opportunistic sweep: logins are rare, so this keeps the table small at no steady cost

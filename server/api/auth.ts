@@ -1,16 +1,19 @@
-import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { hashApiKey, verifyPassword } from '../auth/secrets.js'
+import { hashApiKey } from '../auth/secrets.js'
+import type { LimitReason, PasswordLimiter } from '../auth/passwordLimiter.js'
 import { ProblemError } from './problem.js'
 
 export interface ApiKeyIdentity { id: string, name: string }
 
 export interface AuthDeps {
   findApiKey: (keyHash: string) => Promise<ApiKeyIdentity | undefined>
-  adminPasswordHash: string
+  /** the admin password check, limited per client address */
+  passwords: PasswordLimiter
   /** called once per authenticated request, so last-used times can be written in batches */
   onApiKeyUsed?: (id: string) => void
+  /** a request with a missing or unknown API key; never limited (keys are long random strings), only counted */
+  onApiKeyFailure?: (reason: 'missing' | 'unknown') => void
 }
 
 declare module 'express-serve-static-core' {
@@ -18,11 +21,6 @@ declare module 'express-serve-static-core' {
     apiKey?: ApiKeyIdentity
   }
 }
-
-const ADMIN_USER = 'admin'
-// Brute force on the admin password: after this many failures in the window, refuse for the rest of it.
-const ADMIN_FAILURES_ALLOWED = 10
-const ADMIN_FAILURE_WINDOW_MS = 60_000
 
 /**
  * `Authorization: Bearer <API key>`: the key's identity, or a 401 problem (with its
@@ -32,11 +30,13 @@ export async function authenticateApiKey (deps: AuthDeps, req: IncomingMessage, 
   const header = req.headers.authorization ?? ''
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
   if (!match) {
+    deps.onApiKeyFailure?.('missing')
     res.setHeader('WWW-Authenticate', 'Bearer realm="herald"')
     throw new ProblemError('unauthorized', header ? 'Authorization header must be "Bearer <API key>"' : 'missing Authorization header; send "Authorization: Bearer <API key>"')
   }
   const key = await deps.findApiKey(hashApiKey(match[1]))
   if (!key) {
+    deps.onApiKeyFailure?.('unknown')
     res.setHeader('WWW-Authenticate', 'Bearer realm="herald", error="invalid_token"')
     throw new ProblemError('unauthorized', 'API key is unknown or revoked')
   }
@@ -56,14 +56,7 @@ export function requireApiKey (deps: AuthDeps): RequestHandler {
 
 /** HTTP Basic `admin:<admin password>`, for managing API keys; never an API key. */
 export function requireAdmin (deps: AuthDeps): RequestHandler {
-  // per client address, so one attacker cannot lock the real admin out
-  const failuresByAddress = new Map<string, number[]>()
   return (req, res, next) => {
-    const now = Date.now()
-    const address = req.socket.remoteAddress ?? 'unknown'
-    if (failuresByAddress.size > 10_000) failuresByAddress.clear()
-    const failures = (failuresByAddress.get(address) ?? []).filter(t => now - t < ADMIN_FAILURE_WINDOW_MS)
-    failuresByAddress.set(address, failures)
     const header = req.get('authorization') ?? ''
     const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header)
     res.setHeader('WWW-Authenticate', 'Basic realm="herald admin", charset="UTF-8"')
@@ -73,26 +66,41 @@ export function requireAdmin (deps: AuthDeps): RequestHandler {
         : 'missing admin credentials; use HTTP Basic with user "admin" and the admin password'
       return next(new ProblemError('unauthorized', detail))
     }
-    if (failures.length >= ADMIN_FAILURES_ALLOWED) {
-      res.setHeader('Retry-After', String(Math.ceil(ADMIN_FAILURE_WINDOW_MS / 1000)))
-      return next(new ProblemError('too-many-requests', 'too many failed admin logins; wait a minute'))
-    }
     const decoded = Buffer.from(match[1], 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
     const user = colon < 0 ? decoded : decoded.slice(0, colon)
     const password = colon < 0 ? '' : decoded.slice(colon + 1)
-    verifyPassword(password, deps.adminPasswordHash).then(ok => {
-      if (!ok || !sameText(user, ADMIN_USER)) {
-        failures.push(now)
-        return next(new ProblemError('unauthorized', 'wrong admin user or password'))
-      }
-      next()
-    }, next)
+    checkAdminPassword(deps.passwords, req, res, user, password).then(() => next(), next)
   }
 }
 
-function sameText (a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest()
-  const hb = createHash('sha256').update(b).digest()
-  return timingSafeEqual(ha, hb)
+/**
+ * The admin credentials check of both admin guards (HTTP Basic here, the login form in
+ * server/admin/session.ts): resolves when they are right; otherwise a 401, or a 429 with
+ * Retry-After while this client must wait. The client is `req.ip`: behind a reverse proxy,
+ * the forwarded address when TRUST_PROXY says which hops to believe.
+ */
+export async function checkAdminPassword (passwords: PasswordLimiter, req: Request, res: Response, user: string, password: string): Promise<void> {
+  const verdict = await passwords.check(req.ip ?? req.socket.remoteAddress ?? 'unknown', user, password)
+  if (verdict.outcome === 'right') return
+  if (verdict.outcome === 'wrong') throw new ProblemError('unauthorized', 'wrong user or password')
+  res.setHeader('Retry-After', String(verdict.retryAfterSeconds))
+  throw new ProblemError('too-many-requests', limitDetail(verdict.reason, verdict.retryAfterSeconds, passwords.policy.maxBackoffSeconds))
+}
+
+function limitDetail (reason: LimitReason, seconds: number, maxBackoffSeconds: number): string {
+  switch (reason) {
+    case 'backoff':
+      return `too many wrong admin passwords from this address; try again in ${duration(seconds)} ` +
+        `(each further wrong one doubles the wait, up to ${duration(maxBackoffSeconds)}; the right one resets it)`
+    case 'in-flight':
+      return `an admin password check from this address is still running; try again in ${duration(seconds)}`
+    case 'busy':
+      return `this server is busy checking other admin passwords; try again in ${duration(seconds)}`
+  }
+}
+
+function duration (seconds: number): string {
+  if (seconds < 120) return seconds === 1 ? '1 second' : `${seconds} seconds`
+  return `${Math.ceil(seconds / 60)} minutes`
 }

@@ -1,5 +1,5 @@
-import { timingSafeEqual, createHash } from 'node:crypto'
 import { Router, type RequestHandler } from 'express'
+import { sameText } from '../auth/secrets.js'
 import type { Metrics } from '../metrics.js'
 
 /** GET /metrics in Prometheus' text format. */
@@ -13,12 +13,9 @@ export function metricsRouter (metrics: Metrics, guard: RequestHandler): Router 
 
 /** `Authorization: Bearer <METRICS_TOKEN>` passes; anything else goes on to `otherwise` (admin credentials). */
 export function metricsTokenOr (token: string | undefined, otherwise: RequestHandler): RequestHandler {
-  const expected = token === undefined ? undefined : digest(token)
   return (req, res, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')
-    if (expected && match && timingSafeEqual(digest(match[1]), expected)) return next()
+    if (token !== undefined && match && sameText(match[1], token)) return next()
     otherwise(req, res, next)
   }
 }
-
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest()

@@ -13,6 +13,7 @@ import { healthRouter, type Readiness } from './health.js'
 import { messagesRouter } from './messages.js'
 import { metricsRouter, metricsTokenOr } from './metrics.js'
 import type { Metrics } from '../metrics.js'
+import type { TrustProxy } from '../config.js'
 import { ProblemError, problemHandler, sendError, shuttingDown } from './problem.js'
 import { checkRequestTarget, jsonBody, MAX_BODY_BYTES, requireJsonContent } from './validate.js'
 import { sendRoutes } from './sendRoutes.js'
@@ -33,6 +34,8 @@ export interface ApiDeps {
   accepting: () => boolean
   metrics: Metrics
   metricsToken?: string
+  /** which X-Forwarded-For hops to believe for req.ip (TRUST_PROXY); false: the socket's address */
+  trustProxy?: TrustProxy
   /** the admin UI (server/admin/): its pages and /admin/api, and its session accepted on /v1/api-keys */
   adminUi?: Pick<Admin, 'router' | 'orSession'>
 }
@@ -47,7 +50,8 @@ export function createApi (deps: ApiDeps): RequestListener {
   app.disable('x-powered-by')
   // API answers are never cached: hashing every body for an ETag is wasted work
   app.set('etag', false)
-  app.set('trust proxy', false)
+  // req.ip, the address the admin password limiter counts by (the admin UI's routes are mounted here too)
+  app.set('trust proxy', deps.trustProxy ?? false)
   const apiKey = requireApiKey(deps.auth)
   const admin = deps.adminUi ? deps.adminUi.orSession(requireAdmin(deps.auth)) : requireAdmin(deps.auth)
   // only request bodies of writes are read; the send routes choose their own size limits

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js'
 import { deleteOldIdempotencyKeys, expireDue } from '../store/deliveries.js'
 import { heartbeatNode, releaseDeadNodes } from '../store/devices.js'
 import { IDEMPOTENCY_WINDOW_HOURS } from '../store/accept.js'
+import { deleteStaleLoginAttempts } from '../store/loginAttempts.js'
 
 const HEARTBEAT_MS = 10_000
 /** A server silent for this long is taken for dead and its devices shown offline. */
@@ -16,7 +17,8 @@ const IDEMPOTENCY_SWEEP_MS = 10 * 60_000
 /**
  * Periodic work: this node's heartbeat, marking devices of dead nodes offline, recording
  * expiries (sending never needs it: expired rows are skipped on the way out), and dropping
- * idempotency keys past their window. Each job runs alone; a failure is logged and retried next tick.
+ * idempotency keys past their window and password-limiter rows of addresses long quiet. Each
+ * job runs alone; a failure is logged and retried next tick.
  */
 export class Maintenance {
   private timers: NodeJS.Timeout[] = []
@@ -42,6 +44,10 @@ export class Maintenance {
     })
     this.every('idempotency', IDEMPOTENCY_SWEEP_MS, async () => {
       await deleteOldIdempotencyKeys(this.pool, IDEMPOTENCY_WINDOW_HOURS)
+    })
+    // admin password limiter state of addresses not seen for a day
+    this.every('login-attempts', IDEMPOTENCY_SWEEP_MS, async () => {
+      await deleteStaleLoginAttempts(this.pool)
     })
   }
 
