@@ -1,24 +1,24 @@
 import type { Request } from 'express'
 import { Checker, QueryReader, isUuid } from '../api/validate.js'
-import type { AdminLogFilter, LogKey } from '../store/adminLog.js'
+import type { AdminLogFilter, AdminLogKey } from '../store/adminLog.js'
 
 export const DEFAULT_LOG_PAGE = 25
 export const MAX_LOG_PAGE = 100
 const MAX_TEXT_LENGTH = 200
 
-export interface LogQuery { filter: AdminLogFilter, after: LogKey | undefined, limit: number }
+export interface LogQuery { filter: AdminLogFilter, after: AdminLogKey | undefined, limit: number }
 
-export function encodeLogCursor (key: LogKey): string {
-  return Buffer.from(`m:${key.at}:${key.id}`).toString('base64url')
+export function encodeLogCursor (key: AdminLogKey): string {
+  return Buffer.from(`m:${key.at}:${key.seq}:${key.id}`).toString('base64url')
 }
 
-function decodeLogCursor (check: Checker, cursor: string): LogKey | undefined {
-  const match = /^m:(\d{1,19}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString())
-  if (!match || !isUuid(match[2])) {
+function decodeLogCursor (check: Checker, cursor: string): AdminLogKey | undefined {
+  const match = /^m:(\d{1,19}):(\d{1,19}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString())
+  if (!match || !isUuid(match[3])) {
     check.fail('cursor', 'is not a cursor this server returned (use next from the previous page)')
     return undefined
   }
-  return { at: BigInt(match[1]), id: match[2] }
+  return { at: BigInt(match[1]), seq: BigInt(match[2]), id: match[3] }
 }
 
 /** GET /admin/api/log's query: every problem reported at once, like the REST API does. */

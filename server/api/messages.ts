@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import { Router, type Request } from 'express'
 import { isValidTopicName, isValidUserId, MAX_ID_LENGTH } from '../ids.js'
 import type { Target } from '../store/accept.js'
-import type { LogFilter, LogPosition } from '../store/messages.js'
+import type { LogFilter } from '../store/messages.js'
+import type { LogKey } from '../store/logOrder.js'
 import { ProblemError } from './problem.js'
 import { MAX_BATCH } from '../delivery/acceptor.js'
 import { Checker, QueryReader, checkJsonValue, isPlainObject, isUuid, objectBody, preview, rejectUnknown, requireUuid, textProblem, typeName } from './validate.js'
@@ -217,15 +218,17 @@ function canonicalJson (value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
-function encodeCursor (row: LogPosition): string {
-  return Buffer.from(JSON.stringify([row.queuedAt.getTime(), row.messageId, row.deviceId])).toString('base64url')
+// A cursor is the last row's place in the log (store/logOrder.ts): its accept time in
+// microseconds and its seq, as decimal strings (both exceed what JSON numbers hold exactly).
+function encodeCursor (key: LogKey): string {
+  return Buffer.from(JSON.stringify([key.at.toString(), key.seq.toString()])).toString('base64url')
 }
 
-function decodeCursor (check: Checker, cursor: string): LogPosition | undefined {
+function decodeCursor (check: Checker, cursor: string): LogKey | undefined {
   try {
-    const [at, messageId, deviceId] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
-    if (Number.isSafeInteger(at) && typeof messageId === 'string' && isUuid(messageId) && typeof deviceId === 'string') {
-      return { queuedAt: new Date(at as number), messageId, deviceId }
+    const [at, seq] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[]
+    if (typeof at === 'string' && /^\d{1,19}$/.test(at) && typeof seq === 'string' && /^\d{1,19}$/.test(seq)) {
+      return { at: BigInt(at), seq: BigInt(seq) }
     }
   } catch {}
   check.fail('cursor', 'is not a cursor this server returned (use nextCursor from the previous page)')
@@ -254,12 +257,8 @@ export function messagesRouter (service: MessageService): Router {
   const router = Router()
 
   router.get('/', async (req, res) => {
-    const filter = parseLogQuery(req.query)
-    // one row more than asked says whether there is a next page
-    const rows = await service.log({ ...filter, limit: filter.limit + 1 })
-    const items = rows.slice(0, filter.limit)
-    const last = items.at(-1)
-    res.json({ items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last) : null })
+    const { items, next } = await service.log(parseLogQuery(req.query))
+    res.json({ items, nextCursor: next === undefined ? null : encodeCursor(next) })
   })
 
   router.get('/:id', async (req, res) => {

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js'
 import { deleteOldIdempotencyKeys, expireDue } from '../store/deliveries.js'
 import { heartbeatNode, releaseDeadNodes } from '../store/devices.js'
 import { IDEMPOTENCY_WINDOW_HOURS } from '../store/accept.js'
+import { LIVE_ONLY_GRACE_SECONDS } from '../store/deliveryStatus.js'
 import { deleteStaleLoginAttempts } from '../store/loginAttempts.js'
 
 const HEARTBEAT_MS = 10_000
@@ -10,8 +11,6 @@ const HEARTBEAT_MS = 10_000
 export const NODE_STALE_SECONDS = 60
 const EXPIRY_SWEEP_MS = 5_000
 const EXPIRY_BATCH = 10_000
-/** A ttl-0 message on its way to an online device gets this long to be acknowledged before it counts as expired. */
-const EXPIRY_GRACE_SECONDS = 30
 const IDEMPOTENCY_SWEEP_MS = 10 * 60_000
 
 /**
@@ -35,7 +34,7 @@ export class Maintenance {
     this.every('expiry', EXPIRY_SWEEP_MS, async () => {
       let expired: number
       do {
-        expired = await expireDue(this.pool, EXPIRY_GRACE_SECONDS, EXPIRY_BATCH)
+        expired = await expireDue(this.pool, LIVE_ONLY_GRACE_SECONDS, EXPIRY_BATCH)
         if (expired > 0) {
           this.log.debug({ expired }, 'deliveries expired')
           this.onExpired(expired)

@@ -6,6 +6,7 @@ import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../api/message
 import type { AcceptOutcome, AcceptRequest, NewMessage } from '../store/accept.js'
 import { revokeMessage } from '../store/deliveries.js'
 import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
+import type { LogKey } from '../store/logOrder.js'
 import type { Metrics } from '../metrics.js'
 import type { Acceptor } from './acceptor.js'
 import type { DeliveryEngine, DispatchItem } from './engine.js'
@@ -144,7 +145,7 @@ export class MessageService {
     }
   }
 
-  log (filter: LogFilter): Promise<LogRow[]> {
+  log (filter: LogFilter): Promise<{ items: LogRow[], next: LogKey | undefined }> {
     return listDeliveries(this.pool, filter)
   }
 

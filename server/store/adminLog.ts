@@ -1,11 +1,16 @@
 import type { Pool } from '../db/pool.js'
 import type { DeliveryStatus } from './deliveries.js'
+import { effectiveStatus, statusBranches, waiting } from './deliveryStatus.js'
+import { AT, MICROS, type LogKey } from './logOrder.js'
 
 /**
- * The admin's delivery log: one row per message, newest first, keyset-paginated on
- * (accepted_at, id). Deliveries copy a message's accepted_at as queued_at, so the log can be
- * read from messages or from the deliveries of one user / device / status in the same order,
- * each through an index of migration 0003 that seeks straight to the cursor.
+ * The admin's delivery log: one row per message, newest first in the order of
+ * store/logOrder.ts, keyset-paginated on (accepted_at, seq). Deliveries copy a message's
+ * accepted_at as queued_at, and a message's deliveries are inserted right after it in the same
+ * locked transaction, in the same order, so their seqs are one unbroken run that sorts among
+ * other messages' runs as the messages' seqs do: the log can be read from messages or from the
+ * deliveries of one user / device / status in the same order, each through an index of
+ * migration 0006 that seeks straight to the cursor.
  */
 export interface AdminLogFilter {
   messageId?: string
@@ -18,8 +23,8 @@ export interface AdminLogFilter {
   text?: string
 }
 
-/** Position after the last row of a page: its accepted_at in microseconds since the epoch (exact), and its id. */
-export interface LogKey { at: bigint, id: string }
+/** Position after the last row of a page: that message's accept time and seq, and its id. */
+export interface AdminLogKey extends LogKey { id: string }
 
 export interface AdminLogRow {
   id: string
@@ -38,13 +43,8 @@ export interface AdminLogRow {
   slowest: { deviceId: string, ms: number } | null
 }
 
-const HIGHEST_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff'
-const LOWEST_UUID = '00000000-0000-0000-0000-000000000000'
-// far beyond any accepted_at: the key of "from the newest"
-const NO_KEY: LogKey = { at: 2n ** 62n, id: HIGHEST_UUID }
-// epoch microseconds <-> timestamptz, exact (no floating point on the way)
-const AT = (param: string): string => `(timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond')`
-const MICROS = (column: string): string => `(extract(epoch from ${column}) * 1000000)::bigint::text`
+// beyond any accepted_at and seq: the key of "from the newest"
+const NEWEST = 2n ** 62n
 /** Users of a multi-user target shown in a log row. */
 const TARGET_USERS_SHOWN = 3
 
@@ -52,69 +52,89 @@ function likePattern (text: string): string {
   return '%' + text.replace(/[\\%_]/g, c => '\\' + c) + '%'
 }
 
-export async function listMessageLog (pool: Pool, f: AdminLogFilter, after: LogKey | undefined, limit: number): Promise<{ rows: AdminLogRow[], next: LogKey | undefined }> {
+export async function listMessageLog (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<{ rows: AdminLogRow[], next: AdminLogKey | undefined }> {
+  let keys: Array<{ id: string, at: string, seq: string }>
+  if (f.messageId !== undefined) keys = await pageOfOne(pool, f)
+  else if (f.user !== undefined || f.device !== undefined || f.status !== undefined) keys = await pageByDeliveries(pool, f, after, limit)
+  else keys = await pageByMessages(pool, f, after, limit)
+  const page = keys.slice(0, limit)
+  const last = page[page.length - 1]
+  const next = keys.length > limit ? { at: BigInt(last.at), seq: BigInt(last.seq), id: last.id } : undefined
+  return { rows: await describeMessages(pool, page.map(r => r.id)), next }
+}
+
+type PageKeys = Array<{ id: string, at: string, seq: string }>
+
+/** No delivery filter: a page of messages_admin_log, from the cursor (or `until`) down. */
+async function pageByMessages (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<PageKeys> {
   const params: unknown[] = []
   const p = (value: unknown): string => {
     params.push(value)
     return `$${params.length}`
   }
-  // start below the cursor and below `until`: the key (until, lowest id) excludes until itself,
-  // so one row comparison bounds the index scan
-  let start = after ?? NO_KEY
+  // start below the cursor and below `until`: the key (until, 0) excludes until itself (seqs
+  // start at 1), so one row comparison bounds the index scan
+  let start: LogKey = after ?? { at: NEWEST, seq: NEWEST }
   if (f.until !== undefined) {
     const until = BigInt(f.until.getTime()) * 1000n
-    if (until <= start.at) start = { at: until, id: LOWEST_UUID }
+    if (until <= start.at) start = { at: until, seq: 0n }
   }
-  const byDeliveries = f.user !== undefined || f.device !== undefined || f.status !== undefined
-
-  let ids: Array<{ id: string, at: string }>
-  if (f.messageId !== undefined) {
-    ids = await pageOfOne(pool, f)
-  } else if (byDeliveries) {
-    const cond: string[] = []
-    if (f.user !== undefined) cond.push(`d.user_id = ${p(f.user)}`)
-    if (f.device !== undefined) cond.push(`d.device_id = ${p(f.device)}`)
-    if (f.status !== undefined) cond.push(`d.status = ${p(f.status)}`)
-    if (f.since !== undefined) cond.push(`d.queued_at >= ${p(f.since)}`)
-    if (f.text !== undefined) cond.push(`exists (select 1 from messages t where t.id = d.message_id and t.title ilike ${p(likePattern(f.text))})`)
-    const where = cond.join(' and ')
-    const startAt = AT(p(start.at.toString()))
-    const startId = p(start.id)
-    const max = p(limit + 1)
-    // A loose index scan: each step seeks to the next older message with a matching delivery,
-    // skipping the other matching deliveries of the message it just found.
-    const { rows } = await pool.query<{ id: string, at: string }>(
-      `with recursive walk (at, id, n) as (
-         (select d.queued_at, d.message_id, 1 from deliveries d
-          where ${where} and (d.queued_at, d.message_id) < (${startAt}, ${startId}::uuid)
-          order by d.queued_at desc, d.message_id desc limit 1)
-         union all
-         (select x.queued_at, x.message_id, w.n + 1 from walk w cross join lateral (
-            select d.queued_at, d.message_id from deliveries d
-            where ${where} and (d.queued_at, d.message_id) < (w.at, w.id)
-            order by d.queued_at desc, d.message_id desc limit 1) x
-          where w.n < ${max})
-       )
-       select id::text, ${MICROS('at')} as at from walk order by n`, params)
-    ids = rows
-  } else {
-    const cond: string[] = []
-    if (f.since !== undefined) cond.push(`m.accepted_at >= ${p(f.since)}`)
-    if (f.text !== undefined) cond.push(`m.title ilike ${p(likePattern(f.text))}`)
-    cond.push(`(m.accepted_at, m.id) < (${AT(p(start.at.toString()))}, ${p(start.id)}::uuid)`)
-    const { rows } = await pool.query<{ id: string, at: string }>(
-      `select m.id::text, ${MICROS('m.accepted_at')} as at from messages m
-       where ${cond.join(' and ')}
-       order by m.accepted_at desc, m.id desc limit ${p(limit + 1)}`, params)
-    ids = rows
-  }
-  const page = ids.slice(0, limit)
-  const last = page[page.length - 1]
-  const next = ids.length > limit ? { at: BigInt(last.at), id: last.id } : undefined
-  return { rows: await describeMessages(pool, page.map(r => r.id)), next }
+  const cond: string[] = []
+  if (f.since !== undefined) cond.push(`m.accepted_at >= ${p(f.since)}`)
+  if (f.text !== undefined) cond.push(`m.title ilike ${p(likePattern(f.text))}`)
+  cond.push(`(m.accepted_at, m.seq) < (${AT(p(start.at.toString()))}, ${p(start.seq.toString())}::bigint)`)
+  const { rows } = await pool.query<PageKeys[number]>(
+    `select m.id::text, ${MICROS('m.accepted_at')} as at, m.seq::text as seq from messages m
+     where ${cond.join(' and ')}
+     order by m.accepted_at desc, m.seq desc limit ${p(limit + 1)}`, params)
+  return rows
 }
 
-async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<Array<{ id: string, at: string }>> {
+/**
+ * A user, device or status filter: a loose index scan over the matching deliveries. Each step
+ * seeks to the next older matching delivery of another message: (queued_at, seq) below the
+ * one just found, skipping the rest of that message's run (its other matching deliveries).
+ * A status with several branches (store/deliveryStatus.ts) takes the newest of one seek per branch.
+ */
+async function pageByDeliveries (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<PageKeys> {
+  const params: unknown[] = []
+  const p = (value: unknown): string => {
+    params.push(value)
+    return `$${params.length}`
+  }
+  const cond: string[] = []
+  if (f.user !== undefined) cond.push(`d.user_id = ${p(f.user)}`)
+  if (f.device !== undefined) cond.push(`d.device_id = ${p(f.device)}`)
+  if (f.since !== undefined) cond.push(`d.queued_at >= ${p(f.since)}`)
+  if (f.until !== undefined) cond.push(`d.queued_at < ${p(f.until)}`)
+  if (f.text !== undefined) cond.push(`exists (select 1 from messages t where t.id = d.message_id and t.title ilike ${p(likePattern(f.text))})`)
+  const branches = f.status === undefined ? ['true'] : statusBranches('d', f.status)
+  // the newest matching delivery below `bound`
+  const nextMatch = (bound: string): string => {
+    const seeks = branches.map(b => `(select d.queued_at, d.seq, d.message_id from deliveries d
+        where ${[...cond, b, bound].join(' and ')} order by d.queued_at desc, d.seq desc limit 1)`)
+    return seeks.length === 1 ? seeks[0] : `(select * from (${seeks.join(' union all ')}) s order by 1 desc, 2 desc limit 1)`
+  }
+  // below the cursor's message: any one of its deliveries marks where its run is (the other
+  // messages accepted at the same instant have runs wholly above or below it)
+  const start = after === undefined
+    ? 'true'
+    : `(d.queued_at, d.seq) < (${AT(p(after.at.toString()))},
+         coalesce((select c.seq from deliveries c where c.message_id = ${p(after.id)} limit 1), ${NEWEST})) and d.message_id <> ${p(after.id)}`
+  const max = p(limit + 1)
+  const { rows } = await pool.query<PageKeys[number]>(
+    `with recursive walk (at, dseq, id, n) as (
+       (select x.queued_at, x.seq, x.message_id, 1 from ${nextMatch(start)} x)
+       union all
+       (select x.queued_at, x.seq, x.message_id, w.n + 1 from walk w
+        cross join lateral ${nextMatch('(d.queued_at, d.seq) < (w.at, w.dseq) and d.message_id <> w.id')} x
+        where w.n < ${max})
+     )
+     select w.id::text, ${MICROS('w.at')} as at, m.seq::text as seq from walk w join messages m on m.id = w.id order by w.n`, params)
+  return rows
+}
+
+async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<PageKeys> {
   const params: unknown[] = [f.messageId]
   const p = (value: unknown): string => {
     params.push(value)
@@ -124,13 +144,13 @@ async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<Array<{ id: st
   const dcond: string[] = []
   if (f.user !== undefined) dcond.push(`d.user_id = ${p(f.user)}`)
   if (f.device !== undefined) dcond.push(`d.device_id = ${p(f.device)}`)
-  if (f.status !== undefined) dcond.push(`d.status = ${p(f.status)}`)
+  if (f.status !== undefined) dcond.push(`(${statusBranches('d', f.status).join(' or ')})`)
   if (dcond.length > 0) cond.push(`exists (select 1 from deliveries d where d.message_id = m.id and ${dcond.join(' and ')})`)
   if (f.since !== undefined) cond.push(`m.accepted_at >= ${p(f.since)}`)
   if (f.until !== undefined) cond.push(`m.accepted_at < ${p(f.until)}`)
   if (f.text !== undefined) cond.push(`m.title ilike ${p(likePattern(f.text))}`)
-  const { rows } = await pool.query<{ id: string, at: string }>(
-    `select m.id::text, ${MICROS('m.accepted_at')} as at from messages m where ${cond.join(' and ')}`, params)
+  const { rows } = await pool.query<PageKeys[number]>(
+    `select m.id::text, ${MICROS('m.accepted_at')} as at, m.seq::text as seq from messages m where ${cond.join(' and ')}`, params)
   return rows
 }
 
@@ -153,8 +173,9 @@ export async function describeMessages (pool: Pool, ids: string[]): Promise<Admi
      -- then the device that took that long
      left join lateral (
        select sum(c.delivered)::int as delivered, jsonb_object_agg(c.status, c.n) as counts, max(c.slowest) as slowest_ms
-       from (select d.status, count(*)::int as n, count(d.delivered_at) as delivered, max(d.delivered_at - d.queued_at) as slowest
-             from deliveries d where d.message_id = m.id group by d.status) c
+       from (select ${effectiveStatus('d')} as status, count(*)::int as n, count(d.delivered_at) as delivered,
+                    max(d.delivered_at - d.queued_at) as slowest
+             from deliveries d where d.message_id = m.id group by 1) c
      ) a on true
      left join lateral (
        select jsonb_build_object('deviceId', d.device_id, 'ms', round(extract(epoch from a.slowest_ms) * 1000)) as slowest
@@ -217,13 +238,14 @@ export async function getMessageDetail (pool: Pool, id: string, limit: number): 
   if (!message.rows[0]) return undefined
   const [deliveries, counts] = await Promise.all([
     pool.query<DeliveryTimeline>(
-      `select d.device_id as "deviceId", d.user_id as "userId", d.status, d.queued_at as "queuedAt", d.sent_at as "sentAt",
+      `select d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status, d.queued_at as "queuedAt",
+              d.sent_at as "sentAt",
               d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt", d.opened_at as "openedAt",
               d.dismissed_at as "dismissedAt", d.expires_at as "expiresAt"
        from deliveries d where d.message_id = $1
-       order by d.status in ('queued', 'sent') desc, d.user_id, d.device_id limit $2`, [id, limit]),
+       order by ${waiting('d')} desc, d.user_id, d.device_id limit $2`, [id, limit]),
     pool.query<{ status: DeliveryStatus, n: number }>(
-      'select status, count(*)::int as n from deliveries where message_id = $1 group by status', [id])
+      `select ${effectiveStatus('d')} as status, count(*)::int as n from deliveries d where d.message_id = $1 group by 1`, [id])
   ])
   const byStatus: Record<DeliveryStatus, number> = { ...NO_COUNTS }
   let total = 0
@@ -242,8 +264,8 @@ export async function messageFingerprint (pool: Pool, id: string): Promise<strin
   const { rows } = await pool.query<{ f: string | null }>(
     `select (select coalesce(revoked_at::text, '') from messages where id = $1) || '|' || count(*) || '|' ||
             coalesce(max(greatest(sent_at, delivered_at, displayed_at, opened_at, dismissed_at))::text, '') || '|' ||
-            string_agg(distinct status, ',') || '|' || count(*) filter (where status in ('queued', 'sent')) as f
-     from deliveries where message_id = $1`, [id])
+            string_agg(distinct ${effectiveStatus('d')}, ',') || '|' || count(*) filter (where ${waiting('d')}) as f
+     from deliveries d where d.message_id = $1`, [id])
   const f = rows[0]?.f
   if (f === null || f === undefined) {
     const exists = await pool.query('select 1 from messages where id = $1', [id])

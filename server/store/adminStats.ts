@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js'
+import { COUNT_WAITING, pastExpiry } from './deliveryStatus.js'
 
 /** Per-minute figures of the last hour, oldest first; every minute is present, quiet ones as 0. */
 export interface MinuteSeries {
@@ -14,7 +15,7 @@ export interface MinuteSeries {
 export interface Overview {
   at: Date
   devicesOnline: number
-  /** per-device queue entries still waiting for their device (queued or sent, not expired) */
+  /** per-device queue entries still waiting for their device (queued or sent, not past the TTL: store/deliveryStatus.ts) */
   waiting: number
   expiredLastDay: number
   latency: { windowMinutes: number, p50: number | null, p95: number | null, samples: number }
@@ -27,7 +28,8 @@ const SERIES_MINUTES = 60
 
 /**
  * The overview's figures, each read from an index: devices online (devices_online), waiting
- * (deliveries_expiring), expired (deliveries_expired), accepted per minute (messages_admin_log),
+ * (deliveries_expiring), expired (deliveries_expired, plus deliveries_expiring for the ones past
+ * their TTL the sweep has not marked yet), accepted per minute (messages_admin_log),
  * delivered and latency (deliveries_delivered_at).
  */
 export async function readOverview (pool: Pool): Promise<Overview> {
@@ -35,8 +37,11 @@ export async function readOverview (pool: Pool): Promise<Overview> {
     pool.query<{ at: Date, devicesOnline: number, waiting: number, expiredLastDay: number }>(
       `select now() as at,
               (select count(*)::int from devices where connected_node is not null) as "devicesOnline",
-              (select count(*)::int from deliveries where status in ('queued', 'sent') and expires_at > now()) as waiting,
-              (select count(*)::int from deliveries where status = 'expired' and expires_at > now() - interval '1 day') as "expiredLastDay"`),
+              ${COUNT_WAITING} as waiting,
+              (select count(*)::int from deliveries where status = 'expired' and expires_at > now() - interval '1 day') +
+              (select count(*)::int from deliveries d
+                where d.status in ('queued', 'sent') and d.expires_at > now() - interval '1 day' and ${pastExpiry('d')}
+              ) as "expiredLastDay"`),
     pool.query<{ p50: number | null, p95: number | null, samples: number }>(
       `select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.95) within group (order by ms) as p95,
               count(*)::int as samples

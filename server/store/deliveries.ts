@@ -1,4 +1,5 @@
 import { inTransaction, type Pool } from '../db/pool.js'
+import { COUNT_WAITING } from './deliveryStatus.js'
 
 export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
@@ -178,8 +179,8 @@ export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq:
   return rowCount ?? 0
 }
 
-/** Deliveries not yet delivered or ended, in the whole database (index-only on deliveries_pending). */
+/** Deliveries still waiting for their device (store/deliveryStatus.ts: not past their TTL), in the whole database. */
 export async function countPendingDeliveries (pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>("select count(*)::int as n from deliveries where status in ('queued', 'sent')")
+  const { rows } = await pool.query<{ n: number }>(`select ${COUNT_WAITING} as n`)
   return rows[0].n
 }

@@ -1,4 +1,5 @@
 import { inTransaction, type Pool } from '../db/pool.js'
+import { waiting } from './deliveryStatus.js'
 
 export type ClaimResult =
   /** for a clean connect, `discardQueueUpTo` is the highest seq committed before it: older queue rows belong to an earlier session */
@@ -60,7 +61,7 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
     `select d.device_id as "deviceId", d.user_id as "userId", d.persistent,
             d.connected_node is not null as online, d.connected_at as "connectedAt", d.last_seen_at as "lastSeenAt",
             (select count(*)::int from deliveries q
-              where q.device_id = d.device_id and q.status in ('queued', 'sent') and q.expires_at > now()) as pending
+              where q.device_id = d.device_id and ${waiting('q')}) as pending
      from devices d where d.user_id = $1 order by d.last_seen_at desc nulls last, d.device_id`, [userId])
   return rows
 }

@@ -1,5 +1,7 @@
 import type { Pool } from '../db/pool.js'
 import type { DeliveryStatus } from './deliveries.js'
+import { effectiveStatus, statusBranches } from './deliveryStatus.js'
+import { AT, MICROS, type LogKey } from './logOrder.js'
 
 export interface MessageRow {
   id: string
@@ -29,7 +31,8 @@ export interface DeliveryRow {
   dismissedAt: Date | null
 }
 
-const DELIVERY_COLUMNS = `d.device_id as "deviceId", d.user_id as "userId", d.status, d.queued_at as "queuedAt",
+const DELIVERY_COLUMNS = `d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status,
+  d.queued_at as "queuedAt",
   d.sent_at as "sentAt", d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt",
   d.opened_at as "openedAt", d.dismissed_at as "dismissedAt"`
 
@@ -52,12 +55,9 @@ export interface LogFilter {
   since?: Date
   until?: Date
   /** return rows after this one in the log's order (the cursor) */
-  after?: LogPosition
+  after?: LogKey
   limit: number
 }
-
-/** A row's place in the log: newest first by accept time, then message id, then device id. */
-export interface LogPosition { queuedAt: Date, messageId: string, deviceId: string }
 
 export interface LogRow extends DeliveryRow {
   messageId: string
@@ -67,31 +67,39 @@ export interface LogRow extends DeliveryRow {
 }
 
 /**
- * The delivery log, newest first, keyset-paginated on (queued_at, message_id, device_id). Each
- * filter has an index that starts with it and continues with that order, so a page reads about
- * `limit` index entries however many millions of rows there are.
+ * The delivery log, newest first in the order of store/logOrder.ts, keyset-paginated on
+ * (queued_at, seq). Each filter has an index that starts with it and continues with that order
+ * (migrations/0006_log_order.sql), so a page reads about `limit` index entries however many
+ * millions of rows there are. A status filter is one ordered read per branch of the status
+ * (store/deliveryStatus.ts), merged.
  */
-export async function listDeliveries (pool: Pool, f: LogFilter): Promise<LogRow[]> {
-  const where: string[] = []
+export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items: LogRow[], next: LogKey | undefined }> {
   const params: unknown[] = []
-  const add = (sql: string, value: unknown): void => {
+  const p = (value: unknown): string => {
     params.push(value)
-    where.push(sql.replace('?', `$${params.length}`))
+    return `$${params.length}`
   }
-  if (f.user !== undefined) add('d.user_id = ?', f.user)
-  if (f.device !== undefined) add('d.device_id = ?', f.device)
-  if (f.status !== undefined) add('d.status = ?', f.status)
-  if (f.since !== undefined) add('d.queued_at >= ?', f.since)
-  if (f.until !== undefined) add('d.queued_at < ?', f.until)
-  if (f.after !== undefined) {
-    params.push(f.after.queuedAt, f.after.messageId, f.after.deviceId)
-    where.push(`(d.queued_at, d.message_id, d.device_id) < ($${params.length - 2}, $${params.length - 1}, $${params.length})`)
-  }
-  params.push(f.limit)
-  const { rows } = await pool.query<LogRow>(
-    `select d.message_id as "messageId", m.title, m.priority, d.expires_at as "expiresAt", ${DELIVERY_COLUMNS}
-     from deliveries d join messages m on m.id = d.message_id
-     ${where.length > 0 ? `where ${where.join(' and ')}` : ''}
-     order by d.queued_at desc, d.message_id desc, d.device_id desc limit $${params.length}`, params)
-  return rows
+  const where: string[] = []
+  if (f.user !== undefined) where.push(`d.user_id = ${p(f.user)}`)
+  if (f.device !== undefined) where.push(`d.device_id = ${p(f.device)}`)
+  if (f.since !== undefined) where.push(`d.queued_at >= ${p(f.since)}`)
+  if (f.until !== undefined) where.push(`d.queued_at < ${p(f.until)}`)
+  if (f.after !== undefined) where.push(`(d.queued_at, d.seq) < (${AT(p(f.after.at.toString()))}, ${p(f.after.seq.toString())}::bigint)`)
+  // one row more than asked says whether there is a next page
+  const limit = p(f.limit + 1)
+  const branches = f.status === undefined ? [] : statusBranches('d', f.status)
+  const pick = (branches.length === 0 ? [undefined] : branches).map(branch => {
+    const cond = branch === undefined ? where : [...where, branch]
+    return `(select d.seq from deliveries d ${cond.length > 0 ? `where ${cond.join(' and ')}` : ''}
+             order by d.queued_at desc, d.seq desc limit ${limit})`
+  })
+  const { rows } = await pool.query<LogRow & { seq: string, at: string }>(
+    `select d.seq::text as seq, ${MICROS('d.queued_at')} as at,
+            d.message_id as "messageId", m.title, m.priority, d.expires_at as "expiresAt", ${DELIVERY_COLUMNS}
+     from (${pick.join(' union all ')}) page
+     join deliveries d on d.seq = page.seq join messages m on m.id = d.message_id
+     order by d.queued_at desc, d.seq desc limit ${limit}`, params)
+  const items = rows.slice(0, f.limit).map(({ seq, at, ...row }) => row)
+  const last = rows[f.limit - 1]
+  return { items, next: rows.length > f.limit ? { at: BigInt(last.at), seq: BigInt(last.seq) } : undefined }
 }

@@ -96,6 +96,10 @@ async function insertHistory (pool: pg.Pool, shape: SeedShape): Promise<Seeded> 
               case when d.device_id like '%-dev-2' then null else m.accepted_at + interval '40 milliseconds' end
        from messages m cross join devices d where m.id = $1 order by d.device_id`, [id])
   }
+  // what the expiry sweep would have written by now: no undelivered row is left long past its TTL
+  await pool.query(
+    "update deliveries set status = 'expired' where status in ('queued', 'sent') and expires_at < $1::timestamptz - interval '1 minute'",
+    [base])
   const { rows } = await pool.query<{ m: number, d: number, v: number }>(
     'select (select count(*)::int from messages) as m, (select count(*)::int from deliveries) as d, (select count(*)::int from devices) as v')
   return { messages: rows[0].m, deliveries: rows[0].d, devices: rows[0].v }
