@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerOptions } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Config } from './config.js'
@@ -54,6 +54,8 @@ export interface HeraldDeps {
   maxBatchTopicDeliveries?: number
   /** tests shorten or lengthen the admin password backoff */
   passwordPolicy?: Partial<PasswordPolicy>
+  /** tests shorten them to watch them act */
+  httpTimeouts?: HttpTimeouts
 }
 
 // How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
@@ -66,6 +68,22 @@ const LAST_USED_FLUSH_MS = 30_000
 const READY_DB_TIMEOUT_MS = 3_000
 // on stop, how long HTTP requests in flight may take before their connections are closed
 const HTTP_DRAIN_MS = 2_000
+
+export interface HttpTimeouts { headersMs: number, requestMs: number }
+/**
+ * How long a client may take to send a request's headers (a WebSocket upgrade's too) and the
+ * whole request. Without them a connection that trickles a header line every few seconds is held
+ * for ever (500 such were all still open after 72 s). A backend sends its headers in one packet:
+ * 10 s is slack for a slow mobile link; the largest body, a 2 MiB batch, arrives in 30 s at
+ * 70 KB/s. An upgraded WebSocket (an MQTT device) is no longer an HTTP request: neither applies.
+ */
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_000 }
+// how often Node looks for connections past those timeouts: its default (30 s) would let them live 40 s
+const HTTP_TIMEOUT_CHECK_MS = 1_000
+
+function httpServerOptions ({ headersMs, requestMs }: HttpTimeouts): ServerOptions {
+  return { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS }
+}
 
 /**
  * Builds and starts a Herald server from a parsed config. Only the entry file reads the
@@ -238,7 +256,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     }
   })
 
-  const http = createServer(api)
+  const http = createServer(httpServerOptions(deps.httpTimeouts ?? HTTP_TIMEOUTS), api)
   // idle keep-alive sockets of backends are reused for many sends
   http.keepAliveTimeout = 65_000
   // once shutting down, every answer closes its connection
@@ -251,7 +269,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
   const port = (http.address() as AddressInfo).port
   const mqttTcpPort = config.mqttPort !== undefined ? await broker.listenTcp(config.mqttPort, config.host) : undefined
 
-  const metricsHttp = config.metricsPort !== undefined ? await serveMetrics(metrics, config.metricsPort, config.host) : undefined
+  const metricsHttp = config.metricsPort !== undefined ? await serveMetrics(metrics, config.metricsPort, config.host, deps.httpTimeouts ?? HTTP_TIMEOUTS) : undefined
   const maintenance = new Maintenance(pool, nodeLog, nodeId, expired => metrics.deliveries.inc({ status: 'expired' }, expired))
   maintenance.start()
 
@@ -353,11 +371,11 @@ class Batch<T> {
 }
 
 /** METRICS_PORT: /metrics alone, without credentials, for a scraper on a private network. */
-async function serveMetrics (metrics: Metrics, port: number, host: string): Promise<Server> {
+async function serveMetrics (metrics: Metrics, port: number, host: string, timeouts: HttpTimeouts): Promise<Server> {
   const app = express()
   app.disable('x-powered-by')
   app.use(metricsRouter(metrics, (_req, _res, next) => next()))
-  const server = createServer(app)
+  const server = createServer(httpServerOptions(timeouts), app)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => resolve())
