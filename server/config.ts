@@ -155,7 +155,8 @@ function parseTrustProxy (raw: string | undefined, problems: string[]): TrustPro
   const entries = value.split(',').map(e => e.trim())
   const wrong = entries.filter(e => !TRUST_PROXY_NAMES.includes(e) && !isAddressOrRange(e))
   if (wrong.length > 0) {
-    problems.push(`TRUST_PROXY=${JSON.stringify(raw)}: ${wrong.map(w => JSON.stringify(w)).join(', ')} is not an address, ` +
+    const named = wrong.map(w => JSON.stringify(w)).join(', ')
+    problems.push(`TRUST_PROXY=${JSON.stringify(raw)}: ${named} is not an address, ` +
       `CIDR or ${TRUST_PROXY_NAMES.join('/')}; use false, true, a hop count, or a comma-separated list of the proxies`)
     return false
   }

@@ -80,12 +80,15 @@ export function requireAdmin (deps: AuthDeps): RequestHandler {
  * Retry-After while this client must wait. The client is `req.ip`: behind a reverse proxy,
  * the forwarded address when TRUST_PROXY says which hops to believe.
  */
-export async function checkAdminPassword (passwords: PasswordLimiter, req: Request, res: Response, user: string, password: string): Promise<void> {
+export async function checkAdminPassword (
+  passwords: PasswordLimiter, req: Request, res: Response, user: string, password: string
+): Promise<void> {
   const verdict = await passwords.check(req.ip ?? req.socket.remoteAddress ?? 'unknown', user, password)
   if (verdict.outcome === 'right') return
   if (verdict.outcome === 'wrong') throw new ProblemError('unauthorized', 'wrong user or password')
   res.setHeader('Retry-After', String(verdict.retryAfterSeconds))
-  throw new ProblemError('too-many-requests', limitDetail(verdict.reason, verdict.retryAfterSeconds, passwords.policy.maxBackoffSeconds))
+  const detail = limitDetail(verdict.reason, verdict.retryAfterSeconds, passwords.policy.maxBackoffSeconds)
+  throw new ProblemError('too-many-requests', detail)
 }
 
 function limitDetail (reason: LimitReason, seconds: number, maxBackoffSeconds: number): string {

@@ -74,7 +74,9 @@ export class PasswordLimiter {
     const address = limiterKey(clientAddress)
     const reservation = await reserveLoginAttempt(pool, address, this.policy)
     if (!reservation.allowed) {
-      return reservation.waitSeconds > 0 ? this.limited('backoff', reservation.waitSeconds) : this.limited('in-flight', 1)
+      return reservation.waitSeconds > 0
+        ? this.limited('backoff', reservation.waitSeconds)
+        : this.limited('in-flight', 1)
     }
     if (!await this.hashing.enter()) {
       await releaseLoginAttempt(pool, address)
@@ -121,7 +123,8 @@ export function limiterKey (address: string): string {
     part ? part.split(':').flatMap(g => g.includes('.') ? ['0', '0'] : [g]) : []
   const left = groupsOf(head)
   const right = groupsOf(tail)
-  const groups = tail === undefined ? left : [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right]
+  const zeros = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0')
+  const groups = [...left, ...zeros, ...right]
   return `${groups.slice(0, 4).map(g => parseInt(g, 16).toString(16)).join(':')}::/64`
 }
 

@@ -27,7 +27,9 @@ const LIVE_IN_FLIGHT = '(case when a.lease_until > now() then a.in_flight else 0
  * many seconds the backoff still runs (0 when the refusal is for checks in flight); that wait is
  * read from the statement's snapshot, so under a race it can be a moment old, never the decision.
  */
-export async function reserveLoginAttempt (pool: Pool, address: string, limits: LoginAttemptLimits): Promise<{ allowed: boolean, waitSeconds: number }> {
+export async function reserveLoginAttempt (
+  pool: Pool, address: string, limits: LoginAttemptLimits
+): Promise<{ allowed: boolean, waitSeconds: number }> {
   const { rows } = await pool.query<{ allowed: boolean, waitSeconds: number }>(
     `with reserved as (
        insert into login_attempts as a (address, in_flight, lease_until)
@@ -53,7 +55,9 @@ export async function reserveLoginAttempt (pool: Pool, address: string, limits: 
  * A wrong password: one more failure, and past the free ones a backoff of
  * first × 2^(failures past the free ones), capped. Returns the failure count and the wait now due.
  */
-export async function recordLoginFailure (pool: Pool, address: string, limits: LoginAttemptLimits): Promise<{ failures: number, waitSeconds: number }> {
+export async function recordLoginFailure (
+  pool: Pool, address: string, limits: LoginAttemptLimits
+): Promise<{ failures: number, waitSeconds: number }> {
   const { rows } = await pool.query<{ failures: number, waitSeconds: number }>(
     `update login_attempts a
         set failures = a.failures + 1,
@@ -95,6 +99,7 @@ export async function releaseLoginAttempt (pool: Pool, address: string): Promise
 
 /** Forgets addresses with no attempt for `hours`: their backoff is long over, and the table stays small. */
 export async function deleteStaleLoginAttempts (pool: Pool, hours = LOGIN_ATTEMPTS_FORGET_HOURS): Promise<number> {
-  const { rowCount } = await pool.query('delete from login_attempts where updated_at < now() - make_interval(hours => $1)', [hours])
+  const { rowCount } = await pool.query(
+    'delete from login_attempts where updated_at < now() - make_interval(hours => $1)', [hours])
   return rowCount ?? 0
 }
