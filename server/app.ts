@@ -56,6 +56,8 @@ export interface HeraldDeps {
   passwordPolicy?: Partial<PasswordPolicy>
   /** tests shorten them to watch them act */
   httpTimeouts?: HttpTimeouts
+  /** tests shorten it to see a silent WebSocket peer dropped (broker.ts WS_PING_INTERVAL_MS) */
+  wsPingIntervalMs?: number
 }
 
 // How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
@@ -122,7 +124,8 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     delivered: latencyMs => {
       deliveredCount.inc()
       metrics.deliveryLatency.observe(latencyMs / 1000)
-    }
+    },
+    stalled: () => metrics.stalledDisconnects.inc()
   })
   const deliveryEngine = engine
 
@@ -151,7 +154,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       deliveryEngine.detach(client)
       disconnects.add(client.id)
     },
-    stalled: () => metrics.stalledDisconnects.inc()
+    wsPingIntervalMs: deps.wsPingIntervalMs
   }, nodeLog)
   await broker.start()
 

@@ -16,9 +16,9 @@ export interface Config {
   logLevel: LogLevel
   shutdownTimeoutMs: number
   maxInflightPerDevice: number
-  /** bearer token for GET /metrics (the admin credentials work too) */
   /** a device that owes PUBACKs and makes no progress for this long is disconnected (its queue stays in Postgres) */
   stalledDeviceTimeoutMs: number
+  /** bearer token for GET /metrics (the admin credentials work too) */
   metricsToken: string | undefined
   /** serve /metrics, without credentials, on this separate port (keep it off the public network) */
   metricsPort: number | undefined
@@ -39,15 +39,15 @@ export const DEFAULT_DATA_DIR = './data'
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 // Unacknowledged QoS 1 PUBLISHes per device: enough to fill a mobile link, far below MQTT's 65,535 message ids.
 export const DEFAULT_MAX_INFLIGHT_PER_DEVICE = 500
+// A device that stops reading its socket (or acknowledging) holds a window of messages in the
+// server's buffers; a phone on a poor link can stall for seconds, one stalled this long is gone.
+export const DEFAULT_STALLED_DEVICE_TIMEOUT_MS = 30_000
 // An HS256 secret shorter than this is guessable offline from one token.
 const MIN_JWT_SECRET_LENGTH = 32
 const MIN_API_KEY_LENGTH = 32
 const MIN_ADMIN_PASSWORD_LENGTH = 12
 const MIN_METRICS_TOKEN_LENGTH = 16
 
-// A device that stops reading its socket (or acknowledging) holds a window of messages in the
-// server's buffers; a phone on a poor link can stall for seconds, one stalled this long is gone.
-export const DEFAULT_STALLED_DEVICE_TIMEOUT_MS = 30_000
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`)
@@ -124,6 +124,7 @@ export function parseConfig (env: Env): Readonly<Config> {
     logLevel,
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', DEFAULT_SHUTDOWN_TIMEOUT_MS, 0, 600_000)!,
     maxInflightPerDevice: int('MAX_INFLIGHT_PER_DEVICE', DEFAULT_MAX_INFLIGHT_PER_DEVICE, 1, 1000)!,
+    stalledDeviceTimeoutMs: int('STALLED_DEVICE_TIMEOUT_MS', DEFAULT_STALLED_DEVICE_TIMEOUT_MS, 1_000, 600_000)!,
     metricsToken: minLength('METRICS_TOKEN', MIN_METRICS_TOKEN_LENGTH),
     metricsPort,
     trustProxy
@@ -131,7 +132,6 @@ export function parseConfig (env: Env): Readonly<Config> {
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
 }
-    stalledDeviceTimeoutMs: int('STALLED_DEVICE_TIMEOUT_MS', DEFAULT_STALLED_DEVICE_TIMEOUT_MS, 1_000, 600_000)!,
 
 // express' (proxy-addr's) names for well-known ranges
 const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal']
