@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js'
-import type { DeliveryStatus } from './deliveries.js'
-import { effectiveStatus, statusBranches, waiting } from './deliveryStatus.js'
+import type { DeliveryReason, DeliveryStatus } from './deliveries.js'
+import { effectiveReason, effectiveStatus, statusBranches, waiting } from './deliveryStatus.js'
 import { AT, MICROS, type LogKey } from './logOrder.js'
 
 /**
@@ -197,6 +197,10 @@ export interface DeliveryTimeline {
   deviceId: string
   userId: string
   status: DeliveryStatus
+  /** why it was expired, replaced or revoked (null otherwise) */
+  reason: DeliveryReason | null
+  /** for `replaced`: the message that took its place */
+  replacedBy: string | null
   queuedAt: Date
   sentAt: Date | null
   deliveredAt: Date | null
@@ -238,8 +242,8 @@ export async function getMessageDetail (pool: Pool, id: string, limit: number): 
   if (!message.rows[0]) return undefined
   const [deliveries, counts] = await Promise.all([
     pool.query<DeliveryTimeline>(
-      `select d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status, d.queued_at as "queuedAt",
-              d.sent_at as "sentAt",
+      `select d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status,
+              ${effectiveReason('d')} as reason, d.replaced_by as "replacedBy", d.queued_at as "queuedAt", d.sent_at as "sentAt",
               d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt", d.opened_at as "openedAt",
               d.dismissed_at as "dismissedAt", d.expires_at as "expiresAt"
        from deliveries d where d.message_id = $1

@@ -30,6 +30,12 @@ export function effectiveStatus (d: string): string {
   return `(case when ${d}.status in ${UNDELIVERED} and ${pastExpiry(d)} then 'expired' else ${d}.status end)`
 }
 
+/** The row's reason as shown: one that reads expired by the rule says why before the sweep writes it. */
+export function effectiveReason (d: string): string {
+  return `(case when ${d}.status in ${UNDELIVERED} and ${pastExpiry(d)} then ` +
+    `(case when ${d}.expires_at = ${d}.queued_at then 'connection-ended' else 'ttl-ended' end) else ${d}.reason end)`
+}
+
 /**
  * Still waiting for its device: queued or sent, and not past its TTL (the complement of
  * pastExpiry among queued and sent rows, as expires_at >= queued_at), written so that

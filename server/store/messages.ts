@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js'
-import type { DeliveryStatus } from './deliveries.js'
-import { effectiveStatus, statusBranches } from './deliveryStatus.js'
+import type { DeliveryReason, DeliveryStatus } from './deliveries.js'
+import { effectiveReason, effectiveStatus, statusBranches } from './deliveryStatus.js'
 import { AT, MICROS, type LogKey } from './logOrder.js'
 
 export interface MessageRow {
@@ -23,6 +23,10 @@ export interface DeliveryRow {
   deviceId: string
   userId: string
   status: DeliveryStatus
+  /** why it was expired, replaced or revoked (null otherwise) */
+  reason: DeliveryReason | null
+  /** for `replaced`: the message that took its place */
+  replacedBy: string | null
   queuedAt: Date
   sentAt: Date | null
   deliveredAt: Date | null
@@ -32,6 +36,7 @@ export interface DeliveryRow {
 }
 
 const DELIVERY_COLUMNS = `d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status,
+  ${effectiveReason('d')} as reason, d.replaced_by as "replacedBy",
   d.queued_at as "queuedAt",
   d.sent_at as "sentAt", d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt",
   d.opened_at as "openedAt", d.dismissed_at as "dismissedAt"`

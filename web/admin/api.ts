@@ -28,10 +28,27 @@ export interface LogRow {
   slowest: { deviceId: string, ms: number } | null
 }
 
+/** Why a delivery was expired, replaced or revoked, as the server records it. */
+export const REASONS = {
+  'ttl-ended': 'its TTL ended before it was delivered',
+  'connection-ended': 'a ttl 0 message: the connection ended first',
+  'clean-session-ended': 'the clean session it was for ended',
+  collapsed: 'a newer message with the same collapseKey took its place before it was written',
+  'message-revoked': 'revoked by DELETE /v1/messages',
+  'device-removed': 'the device session was ended by DELETE /v1/devices',
+  'admin-message-revoked': 'revoked in the admin UI',
+  'admin-device-removed': 'the device session was ended in the admin UI',
+  'session-discarded': 'the device reconnected with a clean session, discarding its persistent one'
+} as const
+export type DeliveryReason = keyof typeof REASONS
+
 export interface Timeline {
   deviceId: string
   userId: string
   status: DeliveryStatus
+  reason: DeliveryReason | null
+  /** for `replaced`: the message that took its place */
+  replacedBy: string | null
   queuedAt: string
   sentAt: string | null
   deliveredAt: string | null

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react'
-import { api, ApiError, type MessageDetail, type Timeline } from '../api'
+import { api, ApiError, REASONS, type MessageDetail, type Timeline } from '../api'
 import { duration, exactTime } from '../../shared/time'
 import { Link } from '../router'
 import { Badge, Empty, ErrorBox, Time } from '../ui'
@@ -51,6 +51,12 @@ function DeviceTimeline ({ d }: { d: Timeline }) {
           )
         })}
       </div>
+      {d.reason && (
+        <div className='small muted reason' data-testid='reason'>
+          {REASONS[d.reason] ?? d.reason}
+          {d.replacedBy && <> by <Link to={`/admin/messages/${d.replacedBy}`}><span className='mono'>{d.replacedBy.slice(0, 8)}</span></Link></>}
+        </div>
+      )}
     </div>
   )
 }
