@@ -21,13 +21,27 @@ const MAX_CLIENT_ID_LENGTH = 128
 // One stuck device must not hold delivery slots for a minute (aedes' default).
 const DRAIN_TIMEOUT_MS = 10_000
 const CONNECT_TIMEOUT_MS = 10_000
-// Keep-alive above this is refused (CONNACK 6 is MQTT 5; 3.1.1 clients are closed): 20 minutes.
-const KEEPALIVE_LIMIT_S = 1_200
+/**
+ * The server pings every WebSocket connection this often, and closes one that has not answered
+ * the previous ping. Devices may ask for any keep-alive, 0 (off) included [MQTT-3.1.2-10], so
+ * MQTT's own keep-alive cannot find a device that vanished (phone off the network, NAT mapping
+ * gone): with nothing written to it, its half-open connection would hold its session "online"
+ * for ever. The server may drop a non-responsive client at any time (3.1.1 §3.1.2.10). A ping,
+ * unlike forcing a keep-alive on the device, is answered by the browser's or the WebSocket
+ * library's network code with no app code, so a live device with nothing to say is never cut,
+ * and a dead one goes within two intervals, whatever keep-alive it asked for. 30 s also keeps
+ * proxies that close quiet connections (nginx after 60 s by default) from cutting idle ones.
+ */
+export const WS_PING_INTERVAL_MS = 30_000
+/** plain TCP (MQTT_PORT) has no pings: the kernel's keep-alive probes an idle socket after this */
+const TCP_KEEPALIVE_DELAY_MS = 30_000
 
 export interface BrokerDeps extends HookDeps {
   persistence: unknown
   onReady: (client: Client, userId: string) => void
   onGone: (client: Client) => void
+  /** tests shorten it; WS_PING_INTERVAL_MS otherwise */
+  wsPingIntervalMs?: number
 }
 
 /**
@@ -38,6 +52,7 @@ export class Broker {
   readonly aedes: Aedes
   private wss: WebSocketServer | undefined
   private tcp: TcpServer | undefined
+  private pinger: NodeJS.Timeout | undefined
   private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>()
   /** online clients' broadcast subscriptions, for fan-out to clean sessions (persistent ones are in the persistence) */
   private readonly broadcastSubscribers = new Map<string, Set<string>>()
@@ -52,7 +67,8 @@ export class Broker {
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
       drainTimeout: DRAIN_TIMEOUT_MS,
       connectTimeout: CONNECT_TIMEOUT_MS,
-      keepaliveLimit: KEEPALIVE_LIMIT_S,
+      // no keepaliveLimit: aedes refuses keep-alive 0 and anything above it with CONNACK 6,
+      // which MQTT 3.1.1 does not have; dead peers are found by pings (WS_PING_INTERVAL_MS)
       maxTopicLevels: 8,
       ...createHooks(deps)
     })
@@ -78,26 +94,45 @@ export class Broker {
 
   /** Serves MQTT over WebSocket on `server` at /mqtt. */
   attachWebSocket (server: HttpServer): void {
-    this.wss = new WebSocketServer({
+    // one timer for every connection and one shared pong listener: nothing per connection but a set entry
+    const unanswered = new WeakSet<WebSocket>()
+    const answered = function (this: WebSocket): void { unanswered.delete(this) }
+    const wss = this.wss = new WebSocketServer({
       server,
       path: '/mqtt',
       maxPayload: MAX_WS_FRAME_BYTES,
       // mqtt.js offers "mqtt"; accept it, or no subprotocol for simple clients
       handleProtocols: protocols => protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false
     })
-    this.wss.on('connection', ws => {
+    wss.on('connection', ws => {
       const stream = coalescingWebSocketStream(ws)
       stream.on('error', err => this.log.debug({ err: err.message }, 'websocket stream error'))
       // without the upgrade request: aedes would keep it (headers and all) for the life of the
       // connection as client.req, which nothing here reads
-      limitPacketSize(this.aedes.handle(stream))
+      guardParser(this.aedes.handle(stream))
+      ws.on('pong', answered)
     })
-    this.wss.on('error', err => this.log.error({ err }, 'websocket server error'))
+    wss.on('error', err => this.log.error({ err }, 'websocket server error'))
+    this.pinger = setInterval(() => {
+      for (const ws of wss.clients) {
+        if (unanswered.has(ws)) {
+          this.log.debug('no answer to the last WebSocket ping; closing the connection')
+          ws.terminate()
+          continue
+        }
+        unanswered.add(ws)
+        ws.ping()
+      }
+    }, this.deps.wsPingIntervalMs ?? WS_PING_INTERVAL_MS)
+    this.pinger.unref()
     this.listening = true
   }
 
   async listenTcp (port: number, host: string): Promise<number> {
-    this.tcp = createTcpServer(socket => limitPacketSize(this.aedes.handle(socket)))
+    this.tcp = createTcpServer(socket => {
+      socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS)
+      guardParser(this.aedes.handle(socket))
+    })
     await new Promise<void>((resolve, reject) => {
       this.tcp!.once('error', reject)
       this.tcp!.listen(port, host, () => resolve())
@@ -122,6 +157,7 @@ export class Broker {
   /** Stops accepting connections and closes every device connection. */
   async close (): Promise<void> {
     this.listening = false
+    clearInterval(this.pinger)
     await new Promise<void>(resolve => this.tcp ? this.tcp.close(() => resolve()) : resolve())
     for (const ws of this.wss?.clients ?? []) ws.terminate()
     await new Promise<void>(resolve => this.wss ? this.wss.close(() => resolve()) : resolve())
@@ -197,25 +233,68 @@ function storeOnlyGrantedSubscriptions (persistence: unknown): void {
   p.addSubscriptions = (client, subs) => add(client, subs.flatMap(sub => grantedSubscription(client, sub) ?? []))
 }
 
-/** Refuses an inbound packet whose fixed header announces more than MAX_MQTT_PACKET_BYTES. */
-function limitPacketSize (client: Client): void {
-  // mqtt-packet's parser has no size limit for MQTT 3.1.1: check the length once it is parsed
+/** Fixes two things mqtt-packet's parser does with a connection's inbound bytes. */
+function guardParser (client: Client): void {
   const parser = (client as unknown as { _parser?: MqttParser })._parser
-  if (!parser || typeof parser._parseLength !== 'function') return
-  const parseLength = parser._parseLength
-  parser._parseLength = function (this: MqttParser): boolean {
-    const done = parseLength.call(this)
-    if (done && this.packet.length > MAX_MQTT_PACKET_BYTES) {
-      this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the limit of ${MAX_MQTT_PACKET_BYTES}`))
-      return false
-    }
-    return done
+  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._parseConnect !== 'function') return
+  parseLength ??= parser._parseLength
+  parseConnect ??= parser._parseConnect
+  // shared functions, not closures: a few bytes per connection
+  parser._parseLength = parseLengthWithLimit
+  parser._parseConnect = parseConnectOfAnyLevel
+}
+
+let parseLength: MqttParser['_parseLength'] | undefined
+let parseConnect: MqttParser['_parseConnect'] | undefined
+
+/**
+ * Refuses an inbound packet whose fixed header announces more than MAX_MQTT_PACKET_BYTES:
+ * mqtt-packet's parser has no size limit for MQTT 3.1.1.
+ */
+function parseLengthWithLimit (this: MqttParser): boolean {
+  const done = parseLength!.call(this)
+  if (done && this.packet.length > MAX_MQTT_PACKET_BYTES) {
+    this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the limit of ${MAX_MQTT_PACKET_BYTES}`))
+    return false
   }
+  return done
+}
+
+const PROTOCOL_NAMES = new Set(['MQTT', 'MQIsdp'])
+// 3.1, 3.1.1, and 5 (which aedes answers with CONNACK 1 itself); bit 7 is mqtt-packet's bridge flag
+const PARSED_LEVELS = new Set([3, 4, 5])
+
+/**
+ * [MQTT-3.1.2-2]: a CONNECT of a protocol level the server does not support gets CONNACK 1
+ * (unacceptable protocol version) before the connection is closed. mqtt-packet fails the parse
+ * of any level but 3, 4 and 5 instead, and the client is closed with no answer: hand aedes a
+ * CONNECT carrying just the level, which aedes answers with 1.
+ */
+function parseConnectOfAnyLevel (this: MqttParser): unknown {
+  const list = this._list
+  const end = Math.min(this.packet.length, list.length)
+  const nameLength = end >= 2 ? list.readUInt16BE(0) : end
+  if (end >= 3 + nameLength) {
+    const level = list.readUInt8(2 + nameLength)
+    const protocolId = PARSED_LEVELS.has(level & 0x7f) ? undefined : list.slice(2, 2 + nameLength).toString('latin1')
+    if (protocolId !== undefined && PROTOCOL_NAMES.has(protocolId)) {
+      return Object.assign(this.packet, { protocolId, protocolVersion: level, clientId: '', clean: true, keepalive: 0 })
+    }
+  }
+  return parseConnect!.call(this)
 }
 
 interface MqttParser {
   packet: { length: number }
+  /** the packet's bytes after its fixed header (a BufferList) */
+  _list: {
+    length: number
+    readUInt8: (offset: number) => number
+    readUInt16BE: (offset: number) => number
+    slice: (start: number, end: number) => Buffer
+  }
   _parseLength: () => boolean
+  _parseConnect: () => unknown
   _emitError: (err: Error) => void
 }
 

@@ -1,4 +1,4 @@
-import type { AedesOptions, Client } from 'aedes'
+import type { AedesOptions, Client, ConnectPacket } from 'aedes'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
 import { TokenError } from '../auth/deviceTokens.js'
 import { BROADCAST_PREFIX, MAX_ID_LENGTH, inboxTopic, isValidTopicName, receiptsTopic } from '../ids.js'
@@ -21,6 +21,9 @@ export interface DeviceIdentity {
 const identities = new WeakMap<Client, DeviceIdentity>()
 export const identityOf = (client: Client): DeviceIdentity | undefined => identities.get(client)
 
+/** connections whose CONNECT had an empty client id where MQTT forbids one: refused in authenticate */
+const emptyIdsRefused = new WeakSet<Client>()
+
 export interface HookDeps {
   tokens: DeviceTokens
   log: Logger
@@ -36,17 +39,37 @@ function refuse (returnCode: number, message: string): Error & { returnCode: num
 
 const RECEIPT_EVENTS = new Set<string>(['displayed', 'opened', 'dismissed'])
 
+type BrokerHooks = Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward'>
+
 /**
  * The broker's access rules. aedes allows everything by default, so every hook is set:
  * a device proves its user with a JWT, subscribes only to its inbox and to broadcast
  * topics, and publishes only receipts.
  */
-export function createHooks (deps: HookDeps): Pick<AedesOptions, 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward'> {
+export function createHooks (deps: HookDeps): BrokerHooks {
   const { tokens, log } = deps
   const fail = (reason: string): void => deps.onAuthFailure?.(reason)
 
   return {
+    preConnect (client, packet, done) {
+      const violation = connectViolation(packet)
+      if (violation) {
+        // a protocol violation closes the connection without a CONNACK [MQTT-4.8.0-1]
+        log.info({ violation }, 'malformed CONNECT; disconnecting')
+        return done(new Error(violation), false)
+      }
+      // aedes makes up an id for an empty one: right for a 3.1.1 clean session [MQTT-3.1.3-6], but
+      // a persistent session must get CONNACK 2 [MQTT-3.1.3-8] (it could never be resumed), and
+      // MQTT 3.1 requires 1 to 23 characters. aedes sends a CONNACK code for authenticate only.
+      if (packet.clientId === '' && (!packet.clean || packet.protocolVersion === 3)) emptyIdsRefused.add(client)
+      done(null, true)
+    },
+
     authenticate (client, _username, password, done) {
+      if (emptyIdsRefused.has(client)) {
+        fail('empty-client-id')
+        return done(refuse(IDENTIFIER_REJECTED, 'a persistent session needs a client id'), false)
+      }
       // username is ignored: the token says who the device belongs to
       if (client.id.length > MAX_ID_LENGTH) {
         fail('client-id-too-long')
@@ -128,6 +151,24 @@ export function grantedSubscription<S extends { topic: string, qos: number }> (c
     topic === inboxTopic(identity.userId) ||
     (topic.startsWith(BROADCAST_PREFIX) && isValidTopicName(topic.slice(BROADCAST_PREFIX.length))))
   return allowed ? { ...sub, qos: Math.min(sub.qos, 1) } : null
+}
+
+/**
+ * What makes a CONNECT break MQTT 3.1.1 although mqtt-packet parsed it (it checks the reserved
+ * flag, the will flags without a will, the protocol name), or undefined.
+ */
+function connectViolation (packet: ConnectPacket): string | undefined {
+  // [MQTT-1.5.3-2]; and Postgres cannot store U+0000 in a device id
+  if ([packet.clientId, packet.username, packet.will?.topic].some(text => text?.includes('\u0000'))) {
+    return 'U+0000 in a string'
+  }
+  // [MQTT-3.1.2-14]
+  if ((packet.will?.qos ?? 0) > 2) return 'will QoS 3'
+  // [MQTT-3.1.2-22] (MQTT 3.1 did not require it)
+  if (packet.protocolVersion === 4 && packet.password !== undefined && packet.username === undefined) {
+    return 'password without a user name'
+  }
+  return undefined
 }
 
 function parseReceipt (payload: Buffer | string): { messageId: string, event: ReceiptEvent } | undefined {
