@@ -26,10 +26,13 @@ function assertProblem (res: Res, status: number, field?: string | RegExp): void
   assert.ok(named, `expected ${field} among errors[].field: ${context}`)
 }
 
-async function request (path: string, init: { method?: string, body?: string, headers?: Record<string, string> } = {}): Promise<Res> {
+interface Init { method?: string, body?: string, headers?: Record<string, string> }
+
+async function request (path: string, init: Init = {}): Promise<Res> {
+  const type: Record<string, string> = init.body === undefined ? {} : { 'content-type': 'application/json' }
   const res = await fetch(h.url + path, {
     method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-    headers: { authorization: `Bearer ${API_KEY}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
+    headers: { authorization: `Bearer ${API_KEY}`, ...type, ...init.headers },
     body: init.body
   })
   const text = await res.text()
@@ -38,6 +41,8 @@ async function request (path: string, init: { method?: string, body?: string, he
   return { status: res.status, body, headers: res.headers }
 }
 
+/** POST of a raw JSON text */
+const post = (path: string, body: string, headers: Record<string, string> = {}): Promise<Res> => request(path, { body, headers })
 const valid = (i: number): string => JSON.stringify({ to: { user: `hardening-${i % 7}` }, title: `valid ${i}` })
 
 describe('a bad send beside valid ones', () => {
@@ -67,13 +72,14 @@ describe('a bad send beside valid ones', () => {
   })
 
   test('the same in a batch: the item is named', async () => {
-    const messages = [{ to: { user: 'a' }, title: 'ok' }, { to: { user: 'a' }, title: 'ok' }, { to: { user: 'a' }, body: 'x\u0000' }]
+    const ok = { to: { user: 'a' }, title: 'ok' }
+    const messages = [ok, ok, { to: { user: 'a' }, body: 'x\u0000' }]
     assertProblem(await request('/v1/messages/batch', { body: JSON.stringify({ messages }) }), 400, 'messages[2].body')
   })
 
   test('an API key name holding U+0000 → 400 naming name', async () => {
     const admin = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` }
-    assertProblem(await request('/v1/api-keys', { body: JSON.stringify({ name: 'a\u0000b' }), headers: admin }), 400, 'name')
+    assertProblem(await post('/v1/api-keys', JSON.stringify({ name: 'a\u0000b' }), admin), 400, 'name')
   })
 })
 
@@ -89,7 +95,8 @@ describe('a value the database refuses past validation', () => {
         culprit text;
         size bigint;
       begin
-        select title, (select count(*) from inserted) into culprit, size from inserted where title like 'poison-%' limit 1;
+        select title, (select count(*) from inserted) into culprit, size
+          from inserted where title like 'poison-%' limit 1;
         if culprit is null then return null; end if;
         if size > 1 then perform nextval('poison_shared_groups'); end if;
         if culprit = 'poison-data' then
@@ -101,10 +108,11 @@ describe('a value the database refuses past validation', () => {
         for each statement execute function refuse_poison();`)
   })
   after(async () => {
-    await h.db.pool.query('drop trigger refuse_poison on messages; drop function refuse_poison(); drop sequence poison_shared_groups')
+    await h.db.pool.query(`drop trigger refuse_poison on messages; drop function refuse_poison();
+      drop sequence poison_shared_groups`)
   })
 
-  test('only the culprit fails (400 for a data exception, 500 otherwise); every message beside it commits', async () => {
+  test('only the culprit fails (400 for a data exception, 500 otherwise); all beside it commit', async () => {
     // hold the accept lock so that the sends queue up and commit as one group behind it
     const lock = new pg.Client({ connectionString: h.db.url })
     await lock.connect()
@@ -120,13 +128,15 @@ describe('a value the database refuses past validation', () => {
         if (rows.length > 0) break
       }
       await lock.query('select pg_advisory_unlock($1)', [0x4865_7262])
-      const [good, refusedData, refusedOther, good2] = await Promise.all([Promise.all(sends), data, other, Promise.all(more)])
+      const [good, refusedData, refusedOther, good2] =
+        await Promise.all([Promise.all(sends), data, other, Promise.all(more)])
       for (const res of [...good, ...good2]) assert.equal(res.status, 202, JSON.stringify(res.body))
       assertProblem(refusedData, 400)
       assert.match(refusedData.body.detail, /value refused/)
       assertProblem(refusedOther, 500)
       const ids = [...good, ...good2].map(r => r.body.id)
-      const { rows } = await h.db.pool.query('select count(*)::int as n from messages where id = any($1::uuid[])', [ids])
+      const { rows } = await h.db.pool.query(
+        'select count(*)::int as n from messages where id = any($1::uuid[])', [ids])
       assert.equal(rows[0].n, 120, 'every valid message is committed')
       const shared = await h.db.pool.query('select last_value, is_called from poison_shared_groups')
       assert.ok(shared.rows[0].is_called, 'a poisoned group had other messages in it')
@@ -147,25 +157,25 @@ describe('deeply nested JSON', () => {
     const ok = await request('/v1/messages', { body: `{"to":{"user":"a"},"data":${nest(MAX_DATA_DEPTH)}}` })
     assert.equal(ok.status, 202, JSON.stringify(ok.body))
     const cut = `data${'.a'.repeat(MAX_DATA_DEPTH)}`
-    assertProblem(await request('/v1/messages', { body: `{"to":{"user":"a"},"data":${nest(MAX_DATA_DEPTH + 1)}}` }), 400, cut)
+    assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"data":${nest(MAX_DATA_DEPTH + 1)}}`), 400, cut)
     for (const key of [undefined, 'deep-1']) {
-      const res = await request('/v1/messages', { body: `{"to":{"user":"a"},"data":${nest(10_000)}}`, headers: key ? { 'idempotency-key': key } : {} })
+      const res = await post('/v1/messages', `{"to":{"user":"a"},"data":${nest(10_000)}}`, key ? { 'idempotency-key': key } : {})
       assertProblem(res, 400, cut)
     }
   })
 
   test('arrays nested 300,000 levels in a batch, with an Idempotency-Key → 400 naming the item', async () => {
     const deep = '['.repeat(300_000) + ']'.repeat(300_000)
-    const res = await request('/v1/messages/batch', { body: `{"messages":[{"to":{"user":"a"},"title":"x"},${deep}]}`, headers: { 'idempotency-key': 'deep-2' } })
+    const res = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"title":"x"},${deep}]}`, { 'idempotency-key': 'd2' })
     assertProblem(res, 400, 'messages[1]')
-    const data = await request('/v1/messages/batch', { body: `{"messages":[{"to":{"user":"a"},"data":{"x":${deep}}}]}`, headers: { 'idempotency-key': 'deep-3' } })
+    const data = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"data":{"x":${deep}}}]}`, { 'idempotency-key': 'd3' })
     assertProblem(data, 400, /^messages\[0\]\.data\.x(\[0\])+$/)
   })
 
   test('a deeply nested value where a number or string belongs → 400 naming it', async () => {
     const deep = '['.repeat(50_000) + ']'.repeat(50_000)
-    assertProblem(await request('/v1/messages', { body: `{"to":{"user":"a"},"title":"x","ttl":${deep},"priority":${deep}}` }), 400, 'ttl')
-    assertProblem(await request('/v1/messages', { body: `{"to":{"user":"a"},"title":"x","nope":${deep}}` }), 400, 'nope')
+    assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"title":"x","ttl":${deep},"priority":${deep}}`), 400, 'ttl')
+    assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"title":"x","nope":${deep}}`), 400, 'nope')
   })
 })
 

@@ -104,7 +104,8 @@ export function sendError (log: Logger, req: IncomingMessage, res: ServerRespons
   }
   if (isDataException(err)) {
     log.warn({ err: (err as Error).message, method: req.method, path }, 'the database refused a value of a request')
-    return sendProblem(res, 'invalid-request', `the database refused a value of this request: ${(err as Error).message}`)
+    const detail = `the database refused a value of this request: ${(err as Error).message}`
+    return sendProblem(res, 'invalid-request', detail)
   }
   if (isDatabaseUnavailable(err)) {
     log.warn({ err: (err as Error).message, path }, 'database unavailable')

@@ -33,14 +33,15 @@ export function sendRoutes (deps: SendRouteDeps): (req: IncomingMessage, res: Se
     if (!deps.accepting()) throw shuttingDown(res)
     const body = await readJsonBody(req, route === 'single' ? MAX_BODY_BYTES : MAX_BATCH_BODY_BYTES)
     // validated before it is hashed: validation bounds how deep the body nests
+    const idempotency = (): ReturnType<typeof idempotencyOf> => idempotencyOf(req.headers['idempotency-key'], body)
     if (route === 'single') {
       const input = parseSendBody(body)
-      const result = await deps.messages.send(input, apiKey.id, idempotencyOf(req.headers['idempotency-key'], body))
+      const result = await deps.messages.send(input, apiKey.id, idempotency())
       res.setHeader('Location', `/v1/messages/${(result.body as { id: string }).id}`)
       sendJson(res, result.status, result.body)
     } else {
       const inputs = parseBatchBody(body)
-      const result = await deps.messages.sendBatch(inputs, apiKey.id, idempotencyOf(req.headers['idempotency-key'], body))
+      const result = await deps.messages.sendBatch(inputs, apiKey.id, idempotency())
       sendJson(res, result.status, result.body)
     }
   }

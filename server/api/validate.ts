@@ -31,11 +31,14 @@ export function readJsonBody (req: IncomingMessage, limit: number): Promise<unkn
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit))
   const encoding = req.headers['content-encoding']?.trim().toLowerCase()
   if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
-    return Promise.reject(new ProblemError('unsupported-media-type', `Content-Encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported; send the body uncompressed`))
+    const detail = `Content-Encoding ${JSON.stringify(encoding.slice(0, 32))} is not supported; send the body as is`
+    return Promise.reject(new ProblemError('unsupported-media-type', detail))
   }
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.headers['content-type'] ?? '')?.[1].toLowerCase()
+  const type = req.headers['content-type'] ?? ''
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1].toLowerCase()
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    return Promise.reject(new ProblemError('unsupported-media-type', `charset ${JSON.stringify(charset.slice(0, 32))} is not supported; JSON is UTF-8`))
+    const detail = `charset ${JSON.stringify(charset.slice(0, 32))} is not supported; JSON is UTF-8`
+    return Promise.reject(new ProblemError('unsupported-media-type', detail))
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -93,7 +96,8 @@ export function checkRequestTarget (url: string): void {
   const check = new Checker()
   const q = url.indexOf('?')
   for (const segment of (q < 0 ? url : url.slice(0, q)).split('/')) {
-    if (decode(segment) === undefined) check.fail('path', `segment ${JSON.stringify(segment.slice(0, 64))} is not percent-encoded UTF-8`)
+    if (decode(segment) !== undefined) continue
+    check.fail('path', `segment ${JSON.stringify(segment.slice(0, 64))} is not percent-encoded UTF-8`)
   }
   if (q >= 0) {
     for (const pair of url.slice(q + 1).split('&')) {
@@ -216,7 +220,8 @@ export function checkJsonValue (check: Checker, field: string, value: unknown, m
     }
     const children: typeof stack = []
     if (Array.isArray(item.value)) {
-      item.value.forEach((child, i) => children.push({ value: child, path: `${item.path}[${i}]`, depth: item.depth + 1 }))
+      const depth = item.depth + 1
+      item.value.forEach((child, i) => children.push({ value: child, path: `${item.path}[${i}]`, depth }))
     } else {
       for (const [key, child] of Object.entries(item.value)) {
         const path = `${item.path}${pathKey(key)}`

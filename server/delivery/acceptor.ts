@@ -62,7 +62,8 @@ export class Acceptor {
       outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, () => acceptBatch(this.pool, requests)) : acceptBatch(this.pool, requests))
     } catch (err) {
       if (batch.length > 1 && !isDatabaseUnavailable(err)) {
-        this.log.warn({ err: (err as Error).message, requests: requests.length }, 'accept transaction failed; committing its halves apart')
+        const failure = { err: (err as Error).message, requests: requests.length }
+        this.log.warn(failure, 'accept transaction failed; committing its halves apart')
         const half = Math.ceil(batch.length / 2)
         await this.commit(batch.slice(0, half))
         await this.commit(batch.slice(half))
