@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import mqttPacket, { type IConnackPacket } from 'mqtt-packet'
 import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from './helpers/herald.js'
 import { waitOffline, listDevices } from './helpers/delivery.js'
-import { connectBytes, openRawDevice } from './helpers/mqttBytes.js'
+import { connectBytes, openRawDevice, type ConnectFields } from './helpers/mqttBytes.js'
 
 /** The device gets a push sent now, and is still connected. */
 async function stillServed (h: TestHerald, device: TestDevice, user: string): Promise<void> {
@@ -32,7 +32,7 @@ describe('keep-alive', () => {
   before(async () => { h = await startTestHerald() })
   after(async () => { await h.stop() })
 
-  test('keep-alive 0 (off) [MQTT-3.1.2-10] and 65535 s (the largest) are accepted; the device gets its pushes', async () => {
+  test('keep-alive 0 (off) [MQTT-3.1.2-10] and 65535 s (the largest) are accepted, and get pushes', async () => {
     for (const [keepalive, clientId] of [[0, 'ka-off'], [65_535, 'ka-max']] as const) {
       const device = await connectDevice(h.wsUrl, { clientId, password: await h.token('kim'), keepalive })
       try {
@@ -50,10 +50,13 @@ describe('WebSocket pings find dead peers', () => {
   before(async () => { h = await startTestHerald({ deps: { wsPingIntervalMs: PING_MS } }) })
   after(async () => { await h.stop() })
 
-  test('a keep-alive 0 peer that stops answering pings is dropped and shown offline; one that answers stays', async () => {
+  test('a keep-alive 0 peer that stops answering pings is dropped and shown offline; others stay', async () => {
     const live = await connectDevice(h.wsUrl, { clientId: 'ping-live', password: await h.token('lena'), keepalive: 0 })
     const silent = await openRawDevice(h.wsUrl, { autoPong: false })
-    silent.ws.send(connectBytes({ clientId: 'ping-silent', clean: false, keepalive: 0, username: 'device', password: await h.token('sid') }))
+    const token = await h.token('sid')
+    silent.ws.send(
+      connectBytes({ clientId: 'ping-silent', clean: false, keepalive: 0, username: 'device', password: token })
+    )
     assert.equal((await silent.next('connack') as IConnackPacket).returnCode, 0)
     assert.equal((await listDevices(h, 'sid')).find(d => d.deviceId === 'ping-silent')?.online, true)
     // a witness that answers pings, to count the server's rounds
@@ -78,6 +81,8 @@ describe('WebSocket pings find dead peers', () => {
 describe('CONNECT edge cases', () => {
   let h: TestHerald
   let token: string
+  /** a CONNECT with cora's valid token */
+  const withToken = (fields: ConnectFields): Buffer => connectBytes({ username: 'device', password: token, ...fields })
   before(async () => {
     h = await startTestHerald()
     token = await h.token('cora')
@@ -88,15 +93,18 @@ describe('CONNECT edge cases', () => {
     // 5 is parsed (MQTT 5), the others are not; 0x89 is level 9 with mqtt-packet's bridge bit
     for (const level of [0, 1, 2, 5, 6, 9, 0x7f, 0x89, 0xff]) {
       const bytes = level === 5
-        ? mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'level-5', clean: true, keepalive: 60, username: 'device', password: Buffer.from(token) })
-        : connectBytes({ level, clientId: `level-${level}`, username: 'device', password: token })
+        ? mqttPacket.generate({
+          cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'level-5', clean: true, keepalive: 60,
+          username: 'device', password: Buffer.from(token)
+        })
+        : withToken({ level, clientId: `level-${level}` })
       assert.equal(await answerBeforeClose(h, bytes), 'connack 1', `level ${level}`)
     }
   })
 
   test('an empty client id: CONNACK 2 for a persistent session [MQTT-3.1.3-8] and for MQTT 3.1', async () => {
-    assert.equal(await answerBeforeClose(h, connectBytes({ clientId: '', clean: false, username: 'device', password: token })), 'connack 2')
-    const mqtt31 = connectBytes({ protocolName: 'MQIsdp', level: 3, clientId: '', clean: true, username: 'device', password: token })
+    assert.equal(await answerBeforeClose(h, withToken({ clientId: '', clean: false })), 'connack 2')
+    const mqtt31 = withToken({ protocolName: 'MQIsdp', level: 3, clientId: '', clean: true })
     assert.equal(await answerBeforeClose(h, mqtt31), 'connack 2')
   })
 
@@ -114,17 +122,14 @@ describe('CONNECT edge cases', () => {
 
   test('protocol violations close the connection with no CONNACK', async () => {
     const cases: Array<[string, Buffer]> = [
-      ['[MQTT-3.1.2-3] reserved connect flag set', connectBytes({ flags: 0xc3, username: 'device', password: token })],
-      ['[MQTT-2.2.2-2] CONNECT header flags not 0', connectBytes({ header: 0x12, username: 'device', password: token })],
-      ['[MQTT-3.1.2-14] will QoS 3', connectBytes({ will: { topic: 'users/cora/receipts', payload: Buffer.from('x'), qos: 3 }, username: 'device', password: token })],
-      ['[MQTT-3.1.2-15] will retain without a will', connectBytes({ flags: 0xe2, username: 'device', password: token })],
+      ['[MQTT-3.1.2-3] reserved connect flag set', withToken({ flags: 0xc3 })],
+      ['[MQTT-2.2.2-2] CONNECT header flags not 0', withToken({ header: 0x12 })],
+      ['[MQTT-3.1.2-14] will QoS 3', withToken({ will: { topic: 'a', payload: Buffer.from('x'), qos: 3 } })],
+      ['[MQTT-3.1.2-15] will retain without a will', withToken({ flags: 0xe2 })],
       ['[MQTT-3.1.2-22] password without a user name', connectBytes({ password: token })],
-      ['[MQTT-1.5.3-2] U+0000 in the client id', connectBytes({ clientId: 'nul\u0000id', username: 'device', password: token })],
-      ['[MQTT-1.5.3-2] U+0000 in the user name', connectBytes({ username: 'dev\u0000ice', password: token })],
-      ['[MQTT-3.1.0-2] a second CONNECT, in the same frame', Buffer.concat([
-        connectBytes({ clientId: 'twice', username: 'device', password: token }),
-        connectBytes({ clientId: 'twice', username: 'device', password: token })
-      ])]
+      ['[MQTT-1.5.3-2] U+0000 in the client id', withToken({ clientId: 'nul\u0000id' })],
+      ['[MQTT-1.5.3-2] U+0000 in the user name', withToken({ username: 'dev\u0000ice' })],
+      ['[MQTT-3.1.0-2] a second CONNECT, in the same frame', Buffer.concat([withToken({}), withToken({})])]
     ]
     for (const [rule, bytes] of cases) {
       const answer = await answerBeforeClose(h, bytes)

@@ -39,7 +39,8 @@ export interface ConnectFields {
 
 /** A CONNECT packet with whatever fields it is given, valid or not. */
 export function connectBytes (fields: ConnectFields = {}): Buffer {
-  const { protocolName = 'MQTT', level = 4, clean = true, keepalive = 60, clientId = 'raw', will, username, password } = fields
+  const { protocolName = 'MQTT', level = 4, clean = true, keepalive = 60, clientId = 'raw', will, username, password } =
+    fields
   const impliedFlags = (username !== undefined ? 0x80 : 0) | (password !== undefined ? 0x40 : 0) |
     (will ? 0x04 | ((will.qos ?? 0) << 3) | (will.retain ? 0x20 : 0) : 0) | (clean ? 0x02 : 0)
   const body = Buffer.concat([
@@ -92,23 +93,25 @@ export async function openRawDevice (wsUrl: string, { autoPong = true } = {}): P
   })
 
   /** resolves once `probe` returns a value, re-checked whenever something arrives */
-  const until = <T>(what: string, ms: number, probe: () => T | undefined): Promise<T> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-    const check = (): void => {
-      let value: T | undefined
-      try {
-        value = probe()
-      } catch (err) {
-        clearTimeout(timer)
-        return reject(err)
+  function until<T> (what: string, ms: number, probe: () => T | undefined): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+      const check = (): void => {
+        let value: T | undefined
+        try {
+          value = probe()
+        } catch (err) {
+          clearTimeout(timer)
+          return reject(err)
+        }
+        if (value !== undefined) {
+          clearTimeout(timer)
+          resolve(value)
+        } else changed.push(check)
       }
-      if (value !== undefined) {
-        clearTimeout(timer)
-        resolve(value)
-      } else changed.push(check)
-    }
-    check()
-  })
+      check()
+    })
+  }
 
   return {
     ws,
@@ -124,6 +127,8 @@ export async function openRawDevice (wsUrl: string, { autoPong = true } = {}): P
       return undefined
     }),
     closed: (ms = 5_000) => until('the connection to close', ms, () => closeCode),
-    waitForPings: async (count, ms = 5_000) => { await until(`${count} pings`, ms, () => pings >= count ? true : undefined) }
+    waitForPings: async (count, ms = 5_000) => {
+      await until(`${count} pings`, ms, () => pings >= count ? true : undefined)
+    }
   }
 }
