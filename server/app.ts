@@ -56,8 +56,8 @@ export interface HeraldDeps {
   passwordPolicy?: Partial<PasswordPolicy>
   /** tests shorten them to watch them act */
   httpTimeouts?: HttpTimeouts
-  /** tests shorten it to see a silent WebSocket peer dropped (broker.ts WS_PING_INTERVAL_MS) */
-  wsPingIntervalMs?: number
+  /** tests shorten it to see a silent device dropped (hooks.ts MAX_KEEPALIVE_S) */
+  maxKeepaliveSeconds?: number
 }
 
 // How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
@@ -154,7 +154,7 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
       deliveryEngine.detach(client)
       disconnects.add(client.id)
     },
-    wsPingIntervalMs: deps.wsPingIntervalMs
+    maxKeepaliveSeconds: deps.maxKeepaliveSeconds
   }, nodeLog)
   await broker.start()
 

@@ -1,6 +1,6 @@
-// CONNECT as MQTT 3.1.1 says it: every legal keep-alive accepted, dead WebSocket peers found by the
-// server's pings whatever keep-alive they asked for, and the right CONNACK code (or a close with
-// none) for each malformed CONNECT. Each connection uses a valid token, so a refusal is the rule
+// CONNECT as MQTT 3.1.1 says it: every legal keep-alive accepted, a silent connection closed in
+// the end whatever keep-alive it asked for, and the right CONNACK code (or a close with none) for
+// each malformed CONNECT. Each connection uses a valid token, so a refusal is the rule
 // under test and not the credentials.
 import { test, after, before, describe } from 'node:test'
 import assert from 'node:assert/strict'
@@ -44,35 +44,47 @@ describe('keep-alive', () => {
   })
 })
 
-describe('WebSocket pings find dead peers', () => {
-  const PING_MS = 150
+describe('the longest keep-alive', () => {
+  // lowered from 20 minutes (MAX_KEEPALIVE_S) so that the test takes seconds
+  const MAX_KEEPALIVE_S = 2
   let h: TestHerald
-  before(async () => { h = await startTestHerald({ deps: { wsPingIntervalMs: PING_MS } }) })
+  before(async () => { h = await startTestHerald({ deps: { maxKeepaliveSeconds: MAX_KEEPALIVE_S } }) })
   after(async () => { await h.stop() })
 
-  test('a keep-alive 0 peer that stops answering pings is dropped and shown offline; others stay', async () => {
-    const live = await connectDevice(h.wsUrl, { clientId: 'ping-live', password: await h.token('lena'), keepalive: 0 })
-    const silent = await openRawDevice(h.wsUrl, { autoPong: false })
+  test('a silent connection with keep-alive 0 or above the longest is closed after 1.5 times the longest', async () => {
+    const live = await connectDevice(h.wsUrl, { clientId: 'idle-live', password: await h.token('lena'), keepalive: 1 })
+    let pingsSent = 0
+    const pinged = new Set<() => void>()
+    live.client.on('packetsend', packet => {
+      if (packet.cmd !== 'pingreq') return
+      pingsSent++
+      for (const check of pinged) check()
+    })
     const token = await h.token('sid')
-    silent.ws.send(
-      connectBytes({ clientId: 'ping-silent', clean: false, keepalive: 0, username: 'device', password: token })
-    )
-    assert.equal((await silent.next('connack') as IConnackPacket).returnCode, 0)
-    assert.equal((await listDevices(h, 'sid')).find(d => d.deviceId === 'ping-silent')?.online, true)
-    // a witness that answers pings, to count the server's rounds
-    const counter = await openRawDevice(h.wsUrl)
+    const asked = [['idle-off', 0], ['idle-long', 65_535]] as const
+    const silent = await Promise.all(asked.map(async ([clientId, keepalive]) => {
+      const raw = await openRawDevice(h.wsUrl)
+      const since = Date.now()
+      raw.ws.send(connectBytes({ clientId, clean: false, keepalive, username: 'device', password: token }))
+      assert.equal((await raw.next('connack') as IConnackPacket).returnCode, 0)
+      return { raw, since, clientId }
+    }))
     try {
-      await silent.closed(20 * PING_MS)
-      assert.ok(silent.pings >= 1, 'dropped before it was ever pinged')
-      await waitOffline(h, 'sid', 'ping-silent')
-
-      // several more rounds: the devices that answer are left alone
-      await counter.waitForPings(counter.pings + 3, 20 * PING_MS)
-      assert.equal(counter.ws.readyState, counter.ws.OPEN)
+      await Promise.all(silent.map(async ({ raw, since, clientId }) => {
+        await raw.closed(MAX_KEEPALIVE_S * 1_500 + 3_000)
+        const idleMs = Date.now() - since
+        assert.ok(idleMs >= MAX_KEEPALIVE_S * 1_500 - 50, `${clientId} was closed after ${idleMs} ms`)
+      }))
+      for (const { clientId } of silent) await waitOffline(h, 'sid', clientId)
+      // connected before them, within the limit and sending a PINGREQ every second: left alone
+      const enough = pingsSent + 2
+      await new Promise<void>(resolve => {
+        const check = (): void => { if (pingsSent >= enough) resolve() }
+        pinged.add(check)
+      })
       await stillServed(h, live, 'lena')
     } finally {
-      counter.ws.terminate()
-      silent.ws.terminate()
+      for (const { raw } of silent) raw.ws.terminate()
       await live.close()
     }
   })

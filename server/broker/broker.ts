@@ -21,27 +21,11 @@ const MAX_CLIENT_ID_LENGTH = 128
 // One stuck device must not hold delivery slots for a minute (aedes' default).
 const DRAIN_TIMEOUT_MS = 10_000
 const CONNECT_TIMEOUT_MS = 10_000
-/**
- * The server pings every WebSocket connection this often, and closes one that has not answered
- * the previous ping. Devices may ask for any keep-alive, 0 (off) included [MQTT-3.1.2-10], so
- * MQTT's own keep-alive cannot find a device that vanished (phone off the network, NAT mapping
- * gone): with nothing written to it, its half-open connection would hold its session "online"
- * for ever. The server may drop a non-responsive client at any time (3.1.1 §3.1.2.10). A ping,
- * unlike forcing a keep-alive on the device, is answered by the browser's or the WebSocket
- * library's network code with no app code, so a live device with nothing to say is never cut,
- * and a dead one goes within two intervals, whatever keep-alive it asked for. 30 s also keeps
- * proxies that close quiet connections (nginx after 60 s by default) from cutting idle ones.
- */
-export const WS_PING_INTERVAL_MS = 30_000
-/** plain TCP (MQTT_PORT) has no pings: the kernel's keep-alive probes an idle socket after this */
-const TCP_KEEPALIVE_DELAY_MS = 30_000
 
 export interface BrokerDeps extends HookDeps {
   persistence: unknown
   onReady: (client: Client, userId: string) => void
   onGone: (client: Client) => void
-  /** tests shorten it; WS_PING_INTERVAL_MS otherwise */
-  wsPingIntervalMs?: number
 }
 
 /**
@@ -52,7 +36,6 @@ export class Broker {
   readonly aedes: Aedes
   private wss: WebSocketServer | undefined
   private tcp: TcpServer | undefined
-  private pinger: NodeJS.Timeout | undefined
   private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>()
   /** online clients' broadcast subscriptions, for fan-out to clean sessions (persistent ones are in the persistence) */
   private readonly broadcastSubscribers = new Map<string, Set<string>>()
@@ -67,8 +50,8 @@ export class Broker {
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
       drainTimeout: DRAIN_TIMEOUT_MS,
       connectTimeout: CONNECT_TIMEOUT_MS,
-      // no keepaliveLimit: aedes refuses keep-alive 0 and anything above it with CONNACK 6,
-      // which MQTT 3.1.1 does not have; dead peers are found by pings (WS_PING_INTERVAL_MS)
+      // no keepaliveLimit: aedes refuses keep-alive 0 and anything above it with CONNACK 6, which
+      // MQTT 3.1.1 does not have; preConnect (hooks.ts) treats them as MAX_KEEPALIVE_S instead
       maxTopicLevels: 8,
       ...createHooks(deps)
     })
@@ -94,45 +77,26 @@ export class Broker {
 
   /** Serves MQTT over WebSocket on `server` at /mqtt. */
   attachWebSocket (server: HttpServer): void {
-    // one timer for every connection and one shared pong listener: nothing per connection but a set entry
-    const unanswered = new WeakSet<WebSocket>()
-    const answered = function (this: WebSocket): void { unanswered.delete(this) }
-    const wss = this.wss = new WebSocketServer({
+    this.wss = new WebSocketServer({
       server,
       path: '/mqtt',
       maxPayload: MAX_WS_FRAME_BYTES,
       // mqtt.js offers "mqtt"; accept it, or no subprotocol for simple clients
       handleProtocols: protocols => protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false
     })
-    wss.on('connection', ws => {
+    this.wss.on('connection', ws => {
       const stream = coalescingWebSocketStream(ws)
       stream.on('error', err => this.log.debug({ err: err.message }, 'websocket stream error'))
       // without the upgrade request: aedes would keep it (headers and all) for the life of the
       // connection as client.req, which nothing here reads
       guardParser(this.aedes.handle(stream))
-      ws.on('pong', answered)
     })
-    wss.on('error', err => this.log.error({ err }, 'websocket server error'))
-    this.pinger = setInterval(() => {
-      for (const ws of wss.clients) {
-        if (unanswered.has(ws)) {
-          this.log.debug('no answer to the last WebSocket ping; closing the connection')
-          ws.terminate()
-          continue
-        }
-        unanswered.add(ws)
-        ws.ping()
-      }
-    }, this.deps.wsPingIntervalMs ?? WS_PING_INTERVAL_MS)
-    this.pinger.unref()
+    this.wss.on('error', err => this.log.error({ err }, 'websocket server error'))
     this.listening = true
   }
 
   async listenTcp (port: number, host: string): Promise<number> {
-    this.tcp = createTcpServer(socket => {
-      socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS)
-      guardParser(this.aedes.handle(socket))
-    })
+    this.tcp = createTcpServer(socket => guardParser(this.aedes.handle(socket)))
     await new Promise<void>((resolve, reject) => {
       this.tcp!.once('error', reject)
       this.tcp!.listen(port, host, () => resolve())
@@ -157,7 +121,6 @@ export class Broker {
   /** Stops accepting connections and closes every device connection. */
   async close (): Promise<void> {
     this.listening = false
-    clearInterval(this.pinger)
     await new Promise<void>(resolve => this.tcp ? this.tcp.close(() => resolve()) : resolve())
     for (const ws of this.wss?.clients ?? []) ws.terminate()
     await new Promise<void>(resolve => this.wss ? this.wss.close(() => resolve()) : resolve())

@@ -11,6 +11,17 @@ const SERVER_UNAVAILABLE = 3
 const BAD_USERNAME_OR_PASSWORD = 4
 const NOT_AUTHORIZED = 5
 
+/**
+ * The longest keep-alive a connection gets, in seconds: 20 minutes. A device may ask for any, 0
+ * (off) included [MQTT-3.1.2-10]; 0 and anything longer count as this, so a connection nothing
+ * arrives from for 1.5 times this (30 minutes) is closed [MQTT-3.1.2-24]. Otherwise a device
+ * that vanished (phone off the network, NAT mapping dropped) and is sent nothing would leave a
+ * half-open connection holding its session "online" for ever; a server may drop an inactive
+ * client at any time (3.1.1 §3.1.2.10). Not WebSocket pings from the server: Eclipse Paho's
+ * Java client (1.2.5) closes its connection on a ping frame (paho.mqtt.java#912).
+ */
+export const MAX_KEEPALIVE_S = 1_200
+
 /** What Herald remembers about an authenticated connection. */
 export interface DeviceIdentity {
   userId: string
@@ -31,6 +42,8 @@ export interface HookDeps {
   claimDevice: (deviceId: string, userId: string, persistent: boolean) => Promise<{ ok: boolean }>
   recordReceipt: (receipt: { messageId: string, deviceId: string, event: ReceiptEvent }) => Promise<void>
   onAuthFailure?: (reason: string) => void
+  /** tests shorten it; MAX_KEEPALIVE_S otherwise */
+  maxKeepaliveSeconds?: number
 }
 
 function refuse (returnCode: number, message: string): Error & { returnCode: number } {
@@ -39,7 +52,8 @@ function refuse (returnCode: number, message: string): Error & { returnCode: num
 
 const RECEIPT_EVENTS = new Set<string>(['displayed', 'opened', 'dismissed'])
 
-type BrokerHooks = Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward'>
+type BrokerHooks =
+  Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish' | 'authorizeForward'>
 
 /**
  * The broker's access rules. aedes allows everything by default, so every hook is set:
@@ -49,6 +63,7 @@ type BrokerHooks = Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorize
 export function createHooks (deps: HookDeps): BrokerHooks {
   const { tokens, log } = deps
   const fail = (reason: string): void => deps.onAuthFailure?.(reason)
+  const maxKeepalive = deps.maxKeepaliveSeconds ?? MAX_KEEPALIVE_S
 
   return {
     preConnect (client, packet, done) {
@@ -62,6 +77,8 @@ export function createHooks (deps: HookDeps): BrokerHooks {
       // a persistent session must get CONNACK 2 [MQTT-3.1.3-8] (it could never be resumed), and
       // MQTT 3.1 requires 1 to 23 characters. aedes sends a CONNACK code for authenticate only.
       if (packet.clientId === '' && (!packet.clean || packet.protocolVersion === 3)) emptyIdsRefused.add(client)
+      // aedes times the keep-alive from this packet, after this hook
+      if (!packet.keepalive || packet.keepalive > maxKeepalive) packet.keepalive = maxKeepalive
       done(null, true)
     },
 

@@ -62,29 +62,20 @@ export interface RawDevice {
   next: (cmd: Packet['cmd'], ms?: number) => Promise<Packet>
   /** resolves with the close code once the connection is closed; rejects after `ms` */
   closed: (ms?: number) => Promise<number>
-  /** WebSocket pings received from the server */
-  readonly pings: number
-  /** resolves once `count` pings in all have arrived; rejects after `ms` */
-  waitForPings: (count: number, ms?: number) => Promise<void>
 }
 
-/**
- * A bare WebSocket to /mqtt (subprotocol `mqtt`) that parses the server's packets. `autoPong:
- * false` makes it a peer that has gone silent: it never answers the server's pings.
- */
-export async function openRawDevice (wsUrl: string, { autoPong = true } = {}): Promise<RawDevice> {
-  const ws = new WebSocket(wsUrl, 'mqtt', { autoPong })
+/** A bare WebSocket to /mqtt (subprotocol `mqtt`) that parses the server's packets. */
+export async function openRawDevice (wsUrl: string): Promise<RawDevice> {
+  const ws = new WebSocket(wsUrl, 'mqtt')
   const parser = mqttPacket.parser({ protocolVersion: 4 })
   const packets: Packet[] = []
   let taken = 0
-  let pings = 0
   let closeCode: number | undefined
   const changed: Array<() => void> = []
   const notify = (): void => { for (const waiter of changed.splice(0)) waiter() }
   parser.on('packet', packet => { packets.push(packet); notify() })
   parser.on('error', () => ws.terminate())
   ws.on('message', data => parser.parse(data as Buffer))
-  ws.on('ping', () => { pings++; notify() })
   ws.on('error', () => {}) // a close follows
   ws.on('close', code => { closeCode = code; notify() })
   await new Promise<void>((resolve, reject) => {
@@ -116,7 +107,6 @@ export async function openRawDevice (wsUrl: string, { autoPong = true } = {}): P
   return {
     ws,
     packets,
-    get pings () { return pings },
     next: (cmd, ms = 5_000) => until(cmd, ms, () => {
       const index = packets.findIndex((p, i) => i >= taken && p.cmd === cmd)
       if (index >= 0) {
@@ -126,9 +116,6 @@ export async function openRawDevice (wsUrl: string, { autoPong = true } = {}): P
       if (closeCode !== undefined) throw new Error(`connection closed (${closeCode}) before a ${cmd}`)
       return undefined
     }),
-    closed: (ms = 5_000) => until('the connection to close', ms, () => closeCode),
-    waitForPings: async (count, ms = 5_000) => {
-      await until(`${count} pings`, ms, () => pings >= count ? true : undefined)
-    }
+    closed: (ms = 5_000) => until('the connection to close', ms, () => closeCode)
   }
 }
