@@ -163,7 +163,12 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
     return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
   }, metrics, deps.maxBatchTopicDeliveries)
-  metrics.observe({ connectedDevices: () => broker.connectedCount, pool, pendingDeliveries: () => countPendingDeliveries(pool) })
+  metrics.observe({
+    connectedDevices: () => broker.connectedCount,
+    bufferedDeliveries: () => deliveryEngine.bufferedDeliveries,
+    pool,
+    pendingDeliveries: () => countPendingDeliveries(pool)
+  })
 
   const passwords = new PasswordLimiter({
     pool,

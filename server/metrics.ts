@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface MetricSources {
   connectedDevices: () => number
+  /** deliveries held in device channels' memory (read ahead or awaiting PUBACK) */
+  bufferedDeliveries: () => number
   pool: { totalCount: number, idleCount: number, waitingCount: number }
   pendingDeliveries: () => Promise<number>
 }
@@ -24,6 +26,12 @@ export class Metrics {
     help: 'Devices connected to this server now',
     registers: [this.registry],
     collect: () => { if (this.sources) this.connectedDevices.set(this.sources.connectedDevices()) }
+  })
+  readonly bufferedDeliveries = new Gauge({
+    name: 'herald_buffered_deliveries',
+    help: 'Deliveries held in memory by device connections (read ahead of sending, or awaiting PUBACK); bounded per device',
+    registers: [this.registry],
+    collect: () => { if (this.sources) this.bufferedDeliveries.set(this.sources.bufferedDeliveries()) }
   })
   readonly connects = new Counter({ name: 'herald_device_connects_total', help: 'Device connections that passed authentication', registers: [this.registry] })
   readonly disconnects = new Counter({ name: 'herald_device_disconnects_total', help: 'Device connections that ended', registers: [this.registry] })

@@ -105,6 +105,13 @@ export class DeliveryEngine {
     return this.channels.size
   }
 
+  /** Deliveries held in channels' memory: each channel holds at most MAX_QUEUED_IN_MEMORY plus its window. */
+  get bufferedDeliveries (): number {
+    let n = 0
+    for (const channel of this.channels.values()) n += channel.buffered
+    return n
+  }
+
   /** Called once the device's CONNACK went out. */
   attach (client: Client): void {
     const previous = this.channels.get(client.id)
@@ -208,7 +215,8 @@ class DeviceChannel {
   private moreInDb = true
   private pagesRead = 0
   private loading = false
-  private claiming = false
+  /** entries in the claim round trip now (one claim at a time) */
+  private claiming = 0
   private closed = false
   /** set while the socket buffer is full and writing waits for it to drain */
   private onDrain: (() => void) | undefined
@@ -221,6 +229,10 @@ class DeviceChannel {
 
   start (): void {
     void this.loadNextPage()
+  }
+
+  get buffered (): number {
+    return this.queue.length + this.inflight.size + this.offeredWhileLoading.length + this.claiming
   }
 
   offer (entry: Entry): void {
@@ -320,7 +332,7 @@ class DeviceChannel {
 
   /** Claims what fits in the in-flight window and writes it; one claim at a time, so writes keep seq order. */
   private pump (): void {
-    if (this.closed || this.claiming || this.onDrain !== undefined) return
+    if (this.closed || this.claiming > 0 || this.onDrain !== undefined) return
     const { writer, limits } = this.engine.internals
     const batch: Entry[] = []
     const now = Date.now()
@@ -334,19 +346,19 @@ class DeviceChannel {
   }
 
   private async claimAndWrite (batch: Entry[]): Promise<void> {
-    this.claiming = true
+    this.claiming = batch.length
     let claimed: Claimed[]
     try {
       claimed = await this.engine.claim(batch.map(e => e.seq))
     } catch (err) {
-      this.claiming = false
+      this.claiming = 0
       if (this.closed) return
       this.engine.internals.log.warn({ err, deviceId: this.client.id }, 'claiming deliveries failed; retrying')
       this.queue.unshift(...batch)
       this.claimRetry = setTimeout(() => this.pump(), CLAIM_RETRY_MS).unref()
       return
     }
-    this.claiming = false
+    this.claiming = 0
     if (this.closed) {
       this.engine.unclaim(this.client.id, claimed.filter(c => c.firstSent).map(c => c.seq))
       return
