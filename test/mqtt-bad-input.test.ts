@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import mqttPacket from 'mqtt-packet'
 import { startTestHerald, connectDevice, JWT_SECRET, type TestHerald, type TestDevice } from './helpers/herald.js'
 import { craftJwt, hs256, nowSeconds, openRawTcp, openRawWs, sleep } from './helpers/probe.js'
+import { stillServed } from './helpers/delivery.js'
 
 /** A CONNECT packet; `protocolName` may be wrong on purpose. */
 function connectBytes ({ protocolName = 'MQTT', level = 4, clientId = 'raw', flags = 0x02 } = {}): Buffer {
@@ -20,16 +21,6 @@ function connectBytes ({ protocolName = 'MQTT', level = 4, clientId = 'raw', fla
 
 const publishBytes = (topic: string, payload: string): Buffer =>
   mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false })
-
-/** The connected device still gets a push sent now. */
-async function stillServed (h: TestHerald, device: TestDevice, user: string): Promise<void> {
-  const before = device.received.length
-  const sent = await h.api('/v1/messages', { body: { to: { user }, title: 'still served' } })
-  assert.equal(sent.status, 202, JSON.stringify(sent.body))
-  const received = await device.waitFor(before + 1)
-  assert.equal(received.at(-1)!.payload.id, sent.body.id)
-  assert.ok(device.client.connected)
-}
 
 describe('WebSocket /mqtt', () => {
   let h: TestHerald

@@ -6,18 +6,8 @@ import { test, after, before, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import mqttPacket, { type IConnackPacket } from 'mqtt-packet'
 import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from './helpers/herald.js'
-import { waitOffline, listDevices } from './helpers/delivery.js'
+import { listDevices, stillServed, waitOffline } from './helpers/delivery.js'
 import { connectBytes, openRawDevice, type ConnectFields } from './helpers/mqttBytes.js'
-
-/** The device gets a push sent now, and is still connected. */
-async function stillServed (h: TestHerald, device: TestDevice, user: string): Promise<void> {
-  const before = device.received.length
-  const sent = await h.api('/v1/messages', { body: { to: { user }, title: 'still served' } })
-  assert.equal(sent.status, 202, JSON.stringify(sent.body))
-  const received = await device.waitFor(before + 1)
-  assert.equal(received.at(-1)!.payload.id, sent.body.id)
-  assert.ok(device.client.connected)
-}
 
 /** Sends `bytes` as the first thing on a new connection; returns every byte the server answered before it closed. */
 async function answerBeforeClose (h: TestHerald, bytes: Buffer): Promise<string> {

@@ -88,3 +88,13 @@ export async function reconnect (h: TestHerald, user: string, clientId: string):
 }
 
 export const ids = (d: TestDevice): string[] => d.received.map(r => r.payload.id)
+
+/** The device gets a push sent now, and is still connected. */
+export async function stillServed (h: TestHerald, device: TestDevice, user: string): Promise<void> {
+  const before = device.received.length
+  const sent = await h.api('/v1/messages', { body: { to: { user }, title: 'still served' } })
+  assert.equal(sent.status, 202, JSON.stringify(sent.body))
+  const received = await device.waitFor(before + 1)
+  assert.equal(received.at(-1)!.payload.id, sent.body.id)
+  assert.ok(device.client.connected)
+}
