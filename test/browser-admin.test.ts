@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import type { BrowserContext, Page } from 'playwright-core'
 import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from './helpers/herald.js'
 import { ensureWebBuild, launchBrowser, loginAsAdmin, screenshot, type TestBrowser } from './helpers/browser.js'
+import { waitOffline } from './helpers/delivery.js'
 
 let h: TestHerald
 let b: TestBrowser
@@ -84,6 +85,23 @@ test('a test push sent from the form is shown delivered, then opened, without re
   const steps = await page.locator('[data-testid="timeline"][data-device="carol-phone"] [data-step]').evaluateAll(els => els.map(e => e.getAttribute('data-step')))
   assert.deepEqual(steps, ['queued', 'sent', 'delivered', 'opened'])
   await screenshot(page, 'detail')
+})
+
+test('a replaced delivery says why in its timeline and links to the message that replaced it', async () => {
+  const away = await device('fay-phone', 'fay')
+  await away.close()
+  await waitOffline(h, 'fay', 'fay-phone')
+  const older = await h.api('/v1/messages', { body: { to: { user: 'fay' }, title: 'Score 1-0', collapseKey: 'score' } })
+  const newer = await h.api('/v1/messages', { body: { to: { user: 'fay' }, title: 'Score 2-0', collapseKey: 'score' } })
+  await page.goto(`${h.url}/admin/messages/${older.body.id}`)
+  await page.locator(stepOf('fay-phone', 'replaced')).waitFor()
+  const reason = page.locator('[data-testid="timeline"][data-device="fay-phone"] [data-testid="reason"]')
+  assert.match(await reason.innerText(), /a newer message with the same collapseKey took its place before it was written/)
+  await reason.getByRole('link').click()
+  await page.waitForURL(new RegExp(`/admin/messages/${newer.body.id}$`))
+  await page.locator(stepOf('fay-phone', 'queued')).waitFor()
+  assert.equal(await page.locator('[data-testid="timeline"][data-device="fay-phone"] [data-testid="reason"]').count(), 0,
+    'a queued delivery has no reason')
 })
 
 test('the delivery log filters by user and status and pages forward and back', async () => {
