@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Request, RequestHandler } from 'express'
 import { ProblemError } from './problem.js'
-import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js'
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveryStatus.js'
 
 // 1,000 user ids of 128 characters plus a 4 KiB message fit; anything larger is refused unparsed.
 export const MAX_BODY_BYTES = 256 * 1024

@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js'
-import type { DeliveryReason, DeliveryStatus } from './deliveries.js'
-import { effectiveReason, effectiveStatus, statusBranches, waiting } from './deliveryStatus.js'
+import type { DeliveryReason } from './deliveries.js'
+import { effectiveReason, effectiveStatus, statusBranches, waiting, type DeliveryStatus } from './deliveryStatus.js'
 import { AT, MICROS, type LogKey } from './logOrder.js'
 
 /**

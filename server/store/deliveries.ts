@@ -1,8 +1,6 @@
 import { inTransaction, type Pool } from '../db/pool.js'
 import { COUNT_WAITING } from './deliveryStatus.js'
 
-export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
-export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
 export type ReceiptEvent = 'displayed' | 'opened' | 'dismissed'
 
 /** A queued delivery with what is needed to send it. */

@@ -1,4 +1,5 @@
-import type { DeliveryStatus } from './deliveries.js'
+export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
 
 /**
  * The status a delivery reads as, everywhere it is read (REST, admin UI, metrics): the stored
