@@ -8,6 +8,7 @@ import { ProblemError } from './problem.js'
 import { MAX_BATCH } from '../delivery/acceptor.js'
 import { Checker, QueryReader, checkJsonValue, isPlainObject, isUuid, objectBody, preview, rejectUnknown, requireUuid, textProblem, typeName } from './validate.js'
 import type { MessageService } from '../delivery/messageService.js'
+import type { SendInput } from '../delivery/message.js'
 
 /** 28 days: the default and the longest a message waits for a device. */
 export const MAX_TTL = 2_419_200
@@ -18,8 +19,6 @@ export const MAX_BATCH_MESSAGES = MAX_BATCH
 export const MAX_BATCH_USER_IDS = 10_000
 /** 500 messages of up to 4 KiB fit; a larger body is refused unparsed. */
 export const MAX_BATCH_BODY_BYTES = 2 * 1024 * 1024
-/** The JSON a device receives may not exceed this (413 beyond). */
-export const MAX_PAYLOAD_BYTES = 4_096
 /**
  * Levels of objects and arrays `data` may nest (`data` itself is level 1). Apps read a few
  * levels; the limit keeps every recursive step after validation (the payload, the
@@ -32,16 +31,6 @@ const DEFAULT_PAGE = 50
 const MAX_PAGE = 200
 
 const SEND_FIELDS = ['to', 'title', 'body', 'data', 'ttl', 'priority', 'collapseKey'] as const
-
-export interface SendInput {
-  to: Target
-  title: string | null
-  body: string | null
-  data: Record<string, unknown> | null
-  ttl: number
-  priority: 'normal' | 'high'
-  collapseKey: string | null
-}
 
 /** Validates a POST /v1/messages body; every problem is reported at once. */
 export function parseSendBody (body: unknown): SendInput {
@@ -176,21 +165,6 @@ function parseTarget (check: Checker, to: unknown): Target | undefined {
   }
   users.forEach((u, i) => { if (!isValidUserId(u)) check.fail(`to.users[${i}]`, `must be a user id: ${idRule}`) })
   return { users: [...new Set(users as string[])] }
-}
-
-/** The exact JSON a device receives. */
-export function devicePayload (id: string, input: SendInput, acceptedAt: Date, expiresAt: Date): Buffer {
-  return Buffer.from(JSON.stringify({
-    id,
-    title: input.title ?? undefined,
-    body: input.body ?? undefined,
-    data: input.data ?? undefined,
-    priority: input.priority,
-    collapseKey: input.collapseKey ?? undefined,
-    sentAt: acceptedAt.toISOString(),
-    expiresAt: expiresAt.toISOString(),
-    topic: 'topic' in input.to ? input.to.topic : undefined
-  }))
 }
 
 /**
