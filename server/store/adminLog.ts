@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js'
 import type { DeliveryReason } from './deliveries.js'
 import { effectiveReason, effectiveStatus, statusBranches, waiting, type DeliveryStatus } from './deliveryStatus.js'
-import { AT, MICROS, type LogKey } from './logOrder.js'
+import { AT, MICROS, deliveryConditions, queryParams, type LogKey } from './logOrder.js'
 
 /**
  * The admin's delivery log: one row per message, newest first in the order of
@@ -67,11 +67,7 @@ type PageKeys = Array<{ id: string, at: string, seq: string }>
 
 /** No delivery filter: a page of messages_admin_log, from the cursor (or `until`) down. */
 async function pageByMessages (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<PageKeys> {
-  const params: unknown[] = []
-  const p = (value: unknown): string => {
-    params.push(value)
-    return `$${params.length}`
-  }
+  const { values: params, bind: p } = queryParams()
   // start below the cursor and below `until`: the key (until, 0) excludes until itself (seqs
   // start at 1), so one row comparison bounds the index scan
   let start: LogKey = after ?? { at: NEWEST, seq: NEWEST }
@@ -97,16 +93,8 @@ async function pageByMessages (pool: Pool, f: AdminLogFilter, after: AdminLogKey
  * A status with several branches (store/deliveryStatus.ts) takes the newest of one seek per branch.
  */
 async function pageByDeliveries (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<PageKeys> {
-  const params: unknown[] = []
-  const p = (value: unknown): string => {
-    params.push(value)
-    return `$${params.length}`
-  }
-  const cond: string[] = []
-  if (f.user !== undefined) cond.push(`d.user_id = ${p(f.user)}`)
-  if (f.device !== undefined) cond.push(`d.device_id = ${p(f.device)}`)
-  if (f.since !== undefined) cond.push(`d.queued_at >= ${p(f.since)}`)
-  if (f.until !== undefined) cond.push(`d.queued_at < ${p(f.until)}`)
+  const { values: params, bind: p } = queryParams()
+  const cond = deliveryConditions(f, p)
   if (f.text !== undefined) cond.push(`exists (select 1 from messages t where t.id = d.message_id and t.title ilike ${p(likePattern(f.text))})`)
   const branches = f.status === undefined ? ['true'] : statusBranches('d', f.status)
   // the newest matching delivery below `bound`
@@ -135,11 +123,7 @@ async function pageByDeliveries (pool: Pool, f: AdminLogFilter, after: AdminLogK
 }
 
 async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<PageKeys> {
-  const params: unknown[] = [f.messageId]
-  const p = (value: unknown): string => {
-    params.push(value)
-    return `$${params.length}`
-  }
+  const { values: params, bind: p } = queryParams([f.messageId])
   const cond = ['m.id = $1']
   const dcond: string[] = []
   if (f.user !== undefined) dcond.push(`d.user_id = ${p(f.user)}`)

@@ -18,3 +18,20 @@ export interface LogKey {
 export const AT = (param: string): string => `(timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond')`
 /** A timestamptz column as epoch microseconds, in text (pg would parse a bigint into a lossy number). */
 export const MICROS = (column: string): string => `(extract(epoch from ${column}) * 1000000)::bigint::text`
+
+/** A query's parameters as they are bound: `bind` returns the placeholder (`$n`) for a value. */
+export function queryParams (first: unknown[] = []): { values: unknown[], bind: (value: unknown) => string } {
+  const values = [...first]
+  return { values, bind: value => { values.push(value); return `$${values.length}` } }
+}
+
+/** What both delivery logs filter deliveries `d` by: user, device, and a range of accept times. */
+export function deliveryConditions (f: { user?: string, device?: string, since?: Date, until?: Date },
+  bind: (value: unknown) => string): string[] {
+  const cond: string[] = []
+  if (f.user !== undefined) cond.push(`d.user_id = ${bind(f.user)}`)
+  if (f.device !== undefined) cond.push(`d.device_id = ${bind(f.device)}`)
+  if (f.since !== undefined) cond.push(`d.queued_at >= ${bind(f.since)}`)
+  if (f.until !== undefined) cond.push(`d.queued_at < ${bind(f.until)}`)
+  return cond
+}

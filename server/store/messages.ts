@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js'
 import type { DeliveryReason } from './deliveries.js'
 import { effectiveReason, effectiveStatus, statusBranches, type DeliveryStatus } from './deliveryStatus.js'
-import { AT, MICROS, type LogKey } from './logOrder.js'
+import { AT, MICROS, deliveryConditions, queryParams, type LogKey } from './logOrder.js'
 
 export interface MessageRow {
   id: string
@@ -79,16 +79,8 @@ export interface LogRow extends DeliveryRow {
  * (store/deliveryStatus.ts), merged.
  */
 export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items: LogRow[], next: LogKey | undefined }> {
-  const params: unknown[] = []
-  const p = (value: unknown): string => {
-    params.push(value)
-    return `$${params.length}`
-  }
-  const where: string[] = []
-  if (f.user !== undefined) where.push(`d.user_id = ${p(f.user)}`)
-  if (f.device !== undefined) where.push(`d.device_id = ${p(f.device)}`)
-  if (f.since !== undefined) where.push(`d.queued_at >= ${p(f.since)}`)
-  if (f.until !== undefined) where.push(`d.queued_at < ${p(f.until)}`)
+  const { values: params, bind: p } = queryParams()
+  const where = deliveryConditions(f, p)
   if (f.after !== undefined) where.push(`(d.queued_at, d.seq) < (${AT(p(f.after.at.toString()))}, ${p(f.after.seq.toString())}::bigint)`)
   // one row more than asked says whether there is a next page
   const limit = p(f.limit + 1)
