@@ -162,3 +162,39 @@ test('expired: a ttl-0 message whose connection ended says connection-ended; a c
   await phone.waitFor(1)
   assert.deepEqual(ids(phone), [m.id])
 })
+
+test('a claim the database refuses is retried: the online device then gets everything, in order, once', async () => {
+  const phone = await tracked(device(h, 'cy', 'cy-phone'))
+  // while `claims_refused` holds a row, Postgres refuses to mark a delivery sent; the sequence
+  // counts refusals (a sequence is not rolled back with the refused statement)
+  await h.db.pool.query(`create table claims_refused (x int); create sequence claims_refusals;
+    create function refuse_claims () returns trigger language plpgsql as $$
+      begin
+        if new.status = 'sent' and exists (select 1 from claims_refused) then
+          perform nextval('claims_refusals');
+          raise exception 'claims refused for this test';
+        end if;
+        return new;
+      end $$;
+    create trigger refuse_claims before update on deliveries for each row execute function refuse_claims();
+    insert into claims_refused values (1)`)
+  try {
+    const first = await send(h, { to: { user: 'cy' }, title: 'one' })
+    const second = await send(h, { to: { user: 'cy' }, title: 'two' })
+    // refused, then refused again on the retry a second later
+    await waitUntil('the claim to be refused twice', async () =>
+      (await h.db.pool.query<{ n: number }>('select last_value::int as n from claims_refusals')).rows[0].n >= 2, 5_000, 50)
+    assert.equal((await deliveryOf(h, first.id, 'cy-phone')).status, 'queued', 'not written while the claim is refused')
+    assert.equal(phone.received.length, 0)
+    await h.db.pool.query('delete from claims_refused')
+    await phone.waitFor(2, 5_000)
+    assert.deepEqual(ids(phone), [first.id, second.id])
+    await waitForStatus(h, second.id, 'cy-phone', 'delivered')
+    await send(h, { to: { user: 'cy' }, title: 'marker' })
+    await phone.waitFor(3)
+    assert.equal(phone.received.length, 3, 'nothing arrived twice')
+  } finally {
+    await h.db.pool.query(`drop trigger refuse_claims on deliveries; drop function refuse_claims();
+      drop table claims_refused; drop sequence claims_refusals`)
+  }
+})

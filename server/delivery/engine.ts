@@ -188,6 +188,8 @@ export class DeliveryEngine {
 }
 
 interface Claimed { seq: number, firstSent: boolean }
+/** A claim in flight; given up when it or an earlier one failed (its entries were queued again). */
+interface PendingClaim { batch: Entry[], givenUp: boolean, claimed?: Claimed[] }
 
 /**
  * One connected device. Holds the part of its queue that is read into memory (`queue`, in seq
@@ -215,7 +217,9 @@ class DeviceChannel {
   private moreInDb = true
   private pagesRead = 0
   private loading = false
-  /** entries in the claim round trip now (one claim at a time) */
+  /** claims in flight, oldest first: their rows are written in this order, whatever order they complete in */
+  private readonly claims: PendingClaim[] = []
+  /** entries in those claims */
   private claiming = 0
   private closed = false
   /** set while the socket buffer is full and writing waits for it to drain */
@@ -330,55 +334,77 @@ class DeviceChannel {
     this.pump()
   }
 
-  /** Claims what fits in the in-flight window and writes it; one claim at a time, so writes keep seq order. */
+  /**
+   * Claims what fits in the in-flight window (written and claiming together). A claim may start
+   * while earlier ones are in flight, so a backlog drains without waiting a round trip per
+   * window refill; rows are written in claim order, so the device still gets seq order.
+   */
   private pump (): void {
-    if (this.closed || this.claiming > 0 || this.onDrain !== undefined) return
+    if (this.closed || this.onDrain !== undefined) return
     const { writer, limits } = this.engine.internals
     const batch: Entry[] = []
     const now = Date.now()
-    while (this.inflight.size + batch.length < limits.maxInflight && this.queue.length > 0) {
+    while (this.inflight.size + this.claiming + batch.length < limits.maxInflight && this.queue.length > 0) {
       const entry = this.queue.shift()!
       if (!entry.liveOnly && entry.expiresAt <= now) writer.expired(entry.seq, 'ttl-ended')
       else batch.push(entry)
     }
-    if (batch.length > 0) void this.claimAndWrite(batch)
+    if (batch.length > 0) this.claim(batch)
     if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading) void this.loadNextPage()
   }
 
-  private async claimAndWrite (batch: Entry[]): Promise<void> {
-    this.claiming = batch.length
-    let claimed: Claimed[]
-    try {
-      claimed = await this.engine.claim(batch.map(e => e.seq))
-    } catch (err) {
-      this.claiming = 0
-      if (this.closed) return
-      this.engine.internals.log.warn({ err, deviceId: this.client.id }, 'claiming deliveries failed; retrying')
-      this.queue.unshift(...batch)
-      this.claimRetry = setTimeout(() => this.pump(), CLAIM_RETRY_MS).unref()
-      return
-    }
-    this.claiming = 0
-    if (this.closed) {
-      this.engine.unclaim(this.client.id, claimed.filter(c => c.firstSent).map(c => c.seq))
-      return
-    }
-    const writable = new Set(claimed.map(c => c.seq))
-    if (this.inflight.size === 0) this.lastProgressAt = Date.now()
+  private claim (batch: Entry[]): void {
+    const pending: PendingClaim = { batch, givenUp: false }
+    this.claims.push(pending)
+    this.claiming += batch.length
+    this.engine.claim(batch.map(e => e.seq)).then(claimed => {
+      if (this.closed || pending.givenUp) {
+        // nobody will write these: back to the queue they go (a live channel claims them again)
+        this.engine.unclaim(this.client.id, claimed.filter(c => c.firstSent).map(c => c.seq))
+        return
+      }
+      pending.claimed = claimed
+      this.writeClaimed()
+    }, err => { this.claimFailed(pending, err) })
+  }
+
+  /** Writes the claims at the head of the line that have come back, in order. */
+  private writeClaimed (): void {
     let full = false
-    for (const entry of batch) {
-      if (!writable.has(entry.seq)) continue // replaced, revoked or expired since it was read
-      const messageId = this.nextMessageId()
-      this.inflight.set(messageId, entry)
-      // every claimed row is written, full buffer or not: they are recorded sent, and at most a window of them
-      const flushed = mqttPacket.writeToStream(
-        { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: false, retain: false },
-        this.client.conn as unknown as NodeJS.WritableStream)
-      if (!flushed) full = true
+    while (this.claims.length > 0 && this.claims[0].claimed !== undefined) {
+      const { batch, claimed } = this.claims.shift()!
+      this.claiming -= batch.length
+      const writable = new Set(claimed!.map(c => c.seq))
+      if (this.inflight.size === 0) this.lastProgressAt = Date.now()
+      for (const entry of batch) {
+        if (!writable.has(entry.seq)) continue // replaced, revoked or expired since it was read
+        const messageId = this.nextMessageId()
+        this.inflight.set(messageId, entry)
+        // every claimed row is written, full buffer or not: they are recorded sent, and at most a window of them
+        const flushed = mqttPacket.writeToStream(
+          { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: false, retain: false },
+          this.client.conn as unknown as NodeJS.WritableStream)
+        if (!flushed) full = true
+      }
     }
     if (this.inflight.size > 0) this.watchForStall()
-    if (full) this.waitForDrain()
+    if (full && this.onDrain === undefined) this.waitForDrain()
     else this.pump()
+  }
+
+  /**
+   * The database did not answer a claim: it and every later claim are given up (their entries
+   * go back to the front of the queue, in order) and the channel tries again a moment later.
+   */
+  private claimFailed (pending: PendingClaim, err: unknown): void {
+    if (this.closed || pending.givenUp) return
+    const given = this.claims.splice(this.claims.indexOf(pending))
+    for (const c of given) c.givenUp = true
+    this.claiming -= given.reduce((n, c) => n + c.batch.length, 0)
+    this.queue.unshift(...given.flatMap(c => c.batch))
+    this.engine.internals.log.warn({ err, deviceId: this.client.id }, 'claiming deliveries failed; retrying')
+    clearTimeout(this.claimRetry)
+    this.claimRetry = setTimeout(() => this.pump(), CLAIM_RETRY_MS).unref()
   }
 
   /** The socket buffer is full: write nothing more until it drains, so a slow device cannot hoard memory. */

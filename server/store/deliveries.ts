@@ -1,3 +1,4 @@
+import type pg from 'pg'
 import { inTransaction, type Pool } from '../db/pool.js'
 import { COUNT_WAITING } from './deliveryStatus.js'
 
@@ -60,16 +61,29 @@ const WRITTEN_NOT_DELIVERED = "(d.status in ('queued', 'sent') or (d.sent_at is 
  * to check here.
  */
 export async function claimForSending (pool: Pool, seqs: number[]): Promise<Array<{ seq: number, firstSent: boolean }>> {
-  const { rows } = await pool.query<{ seq: string, firstSent: boolean }>(
-    `with c as (
+  // One round trip without waiting for the WAL flush: the claim is on the path of every write to
+  // a device, and a synchronous commit there made a device wait for an fsync per write (10,000
+  // queued drained in 1,267 ms against 756 ms before claims). Visibility and row locks are the
+  // same with an asynchronous commit, so collapse and revoke still meet the claim atomically;
+  // only a crash of Postgres itself can lose the last fraction of a second of `sent` marks, and
+  // those rows then read `queued` and are sent again, as at-least-once allows. The two statements
+  // of one simple query run in one implicit transaction, which SET LOCAL applies to (and which is
+  // rolled back whole on an error). Such a query takes no parameters: the seqs are integers
+  // Postgres gave us, checked before they are written into it.
+  for (const seq of seqs) if (!Number.isSafeInteger(seq)) throw new Error(`not a delivery seq: ${seq}`)
+  type Claimed = pg.QueryResult<{ seq: string, firstSent: boolean }>
+  const results = await pool.query(
+    `set local synchronous_commit = off;
+     with c as (
        select seq, sent_at from deliveries
-       where seq = any($1::bigint[]) and status in ('queued', 'sent') and (expires_at > now() or expires_at = queued_at)
+       where seq = any('{${seqs.join(',')}}'::bigint[]) and status in ('queued', 'sent')
+         and (expires_at > now() or expires_at = queued_at)
        for update
      )
      update deliveries d set status = 'sent', sent_at = coalesce(c.sent_at, now())
      from c where d.seq = c.seq
-     returning d.seq, c.sent_at is null as "firstSent"`, [seqs])
-  return rows.map(r => ({ seq: Number(r.seq), firstSent: r.firstSent }))
+     returning d.seq::text as seq, c.sent_at is null as "firstSent"`) as unknown as [pg.QueryResult, Claimed]
+  return results[1].rows.map(r => ({ seq: Number(r.seq), firstSent: r.firstSent }))
 }
 
 /** Rows claimed for a connection that closed before they were written: back to `queued`. */
