@@ -187,8 +187,14 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
 }
 
 function render ({ scenarios, machine, notes, quick, durationMs, available, profiles, startedAt }: {
-  scenarios: ScenarioResult[], machine?: Machine, notes: string[], quick: boolean, durationMs: number,
-  available: Set<SystemKind>, profiles?: ProfileSummary, startedAt: Date
+  scenarios: ScenarioResult[],
+  machine?: Machine,
+  notes: string[],
+  quick: boolean,
+  durationMs: number,
+  available: Set<SystemKind>,
+  profiles?: ProfileSummary,
+  startedAt: Date
 }): string {
   const out: string[] = []
   out.push(`# Herald benchmark${quick ? ' (quick mode: small counts, one run — not comparable with the targets)' : ''}`)
@@ -278,4 +284,3 @@ async function describeMachine (pgServerUrl: string, mosquittoPath: string | und
     fileLimit
   }
 }
-

@@ -27,12 +27,14 @@ export class Metrics {
     registers: [this.registry],
     collect: () => { if (this.sources) this.connectedDevices.set(this.sources.connectedDevices()) }
   })
+
   readonly bufferedDeliveries = new Gauge({
     name: 'herald_buffered_deliveries',
     help: 'Deliveries held in memory by device connections (read ahead of sending, or awaiting PUBACK); bounded per device',
     registers: [this.registry],
     collect: () => { if (this.sources) this.bufferedDeliveries.set(this.sources.bufferedDeliveries()) }
   })
+
   readonly connects = new Counter({ name: 'herald_device_connects_total', help: 'Device connections that passed authentication', registers: [this.registry] })
   readonly disconnects = new Counter({ name: 'herald_device_disconnects_total', help: 'Device connections that ended', registers: [this.registry] })
   readonly stalledDisconnects = new Counter({
@@ -40,6 +42,7 @@ export class Metrics {
     help: 'Device connections closed because they stayed unwritable for STALLED_DEVICE_TIMEOUT_MS',
     registers: [this.registry]
   })
+
   readonly authFailures = new Counter({ name: 'herald_device_auth_failures_total', help: 'Refused device connections, by reason', labelNames: ['reason'] as const, registers: [this.registry] })
   readonly passwordChecks = new Counter({
     name: 'herald_password_checks_total',
@@ -47,18 +50,21 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry]
   })
+
   readonly passwordChecksRefused = new Counter({
     name: 'herald_password_checks_refused_total',
     help: 'Admin password attempts answered 429 without a check, by reason (backoff, in-flight, busy)',
     labelNames: ['reason'] as const,
     registers: [this.registry]
   })
+
   readonly apiKeyFailures = new Counter({
     name: 'herald_api_key_failures_total',
     help: 'Requests refused for a missing or unknown API key, by reason (never rate limited)',
     labelNames: ['reason'] as const,
     registers: [this.registry]
   })
+
   readonly messagesAccepted = new Counter({ name: 'herald_messages_accepted_total', help: 'Messages committed (answered 202)', registers: [this.registry] })
   readonly deliveriesQueued = new Counter({ name: 'herald_deliveries_queued_total', help: 'Per-device deliveries created', registers: [this.registry] })
   readonly deliveries = new Counter({ name: 'herald_deliveries_total', help: 'Per-device delivery outcomes recorded by this server, by status', labelNames: ['status'] as const, registers: [this.registry] })
@@ -68,6 +74,7 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600, 3600, 86400],
     registers: [this.registry]
   })
+
   readonly pendingDeliveries = new Gauge({
     name: 'herald_pending_deliveries',
     help: 'Deliveries queued or sent, not yet delivered or ended (whole database, sampled)',
@@ -84,6 +91,7 @@ export class Metrics {
       this.pendingDeliveries.set(this.pendingCache.value)
     }
   })
+
   readonly dbBatchSize = new Histogram({
     name: 'herald_db_batch_size',
     help: 'Rows per batched database write, by kind',
@@ -91,6 +99,7 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
     registers: [this.registry]
   })
+
   readonly dbBatchSeconds = new Histogram({
     name: 'herald_db_batch_seconds',
     help: 'Duration of batched database writes, by kind',
@@ -98,6 +107,7 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [this.registry]
   })
+
   readonly poolConnections = new Gauge({
     name: 'herald_db_pool_connections',
     help: 'Database pool connections, by state',

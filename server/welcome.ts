@@ -28,7 +28,7 @@ export function printWelcome (herald: Herald, opts: { embedded: boolean, dataDir
     '',
     '  Send alice a push:',
     `    curl -s -X POST ${url}/v1/messages -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\`,
-    `      -d '{"to":{"user":"alice"},"title":"Hello","body":"Your first push"}'`,
+    '      -d \'{"to":{"user":"alice"},"title":"Hello","body":"Your first push"}\'',
     '',
     `  To watch it arrive, open ${url}/demo first, connect as alice, then send.`,
     '',

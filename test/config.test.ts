@@ -38,8 +38,15 @@ test('parseConfig: defaults for an empty environment', () => {
 
 test('parseConfig: accepts a complete valid environment', () => {
   const config = parseConfig({
-    PORT: '9000', HOST: '127.0.0.1', DATABASE_URL: 'postgresql://u@h/db', JWT_SECRET: GOOD_SECRET,
-    API_KEY: 'k'.repeat(32), ADMIN_PASSWORD: 'p'.repeat(12), MQTT_PORT: '1883', LOG_LEVEL: 'warn', DATA_DIR: '/tmp/herald-data'
+    PORT: '9000',
+    HOST: '127.0.0.1',
+    DATABASE_URL: 'postgresql://u@h/db',
+    JWT_SECRET: GOOD_SECRET,
+    API_KEY: 'k'.repeat(32),
+    ADMIN_PASSWORD: 'p'.repeat(12),
+    MQTT_PORT: '1883',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: '/tmp/herald-data'
   })
   assert.equal(config.port, 9000)
   assert.equal(config.mqttPort, 1883)

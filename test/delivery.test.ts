@@ -26,8 +26,13 @@ test('online delivery: the full payload, then status delivered with deliveredAt 
   const phone = await tracked(device(h, 'alice', 'alice-phone'))
   const before = Date.now()
   const sent = await send(h, {
-    to: { user: 'alice' }, title: 'Hi', body: 'there', data: { orderId: 42, nested: { ok: true } },
-    priority: 'high', collapseKey: 'greeting', ttl: 3600
+    to: { user: 'alice' },
+    title: 'Hi',
+    body: 'there',
+    data: { orderId: 42, nested: { ok: true } },
+    priority: 'high',
+    collapseKey: 'greeting',
+    ttl: 3600
   })
   assert.equal(sent.recipients, 1)
 

@@ -55,12 +55,26 @@ async function readEverywhere (id: string, user: string, deviceId: string): Prom
 }
 
 const queuedEverywhere = {
-  rest: 'queued', log: 'queued', inQueued: true, inExpired: false, pending: 1,
-  adminCounts: { queued: 1, sent: 0, delivered: 0, expired: 0, replaced: 0, revoked: 0 }, adminQueued: true, adminExpired: false, detail: 'queued'
+  rest: 'queued',
+  log: 'queued',
+  inQueued: true,
+  inExpired: false,
+  pending: 1,
+  adminCounts: { queued: 1, sent: 0, delivered: 0, expired: 0, replaced: 0, revoked: 0 },
+  adminQueued: true,
+  adminExpired: false,
+  detail: 'queued'
 }
 const expiredEverywhere = {
-  rest: 'expired', log: 'expired', inQueued: false, inExpired: true, pending: 0,
-  adminCounts: { queued: 0, sent: 0, delivered: 0, expired: 1, replaced: 0, revoked: 0 }, adminQueued: false, adminExpired: true, detail: 'expired'
+  rest: 'expired',
+  log: 'expired',
+  inQueued: false,
+  inExpired: true,
+  pending: 0,
+  adminCounts: { queued: 0, sent: 0, delivered: 0, expired: 1, replaced: 0, revoked: 0 },
+  adminQueued: false,
+  adminExpired: true,
+  detail: 'expired'
 }
 
 test('a message whose TTL passed reads expired in every read at once, before the sweep marks it', async () => {

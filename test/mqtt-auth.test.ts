@@ -39,10 +39,13 @@ describe('HS256 server (JWT_SECRET)', () => {
       { name: 'alg none', password: craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp }) },
       { name: 'alg none with a signature', password: craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(JWT_SECRET)) },
       { name: 'wrong signature', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256('another-secret-that-is-long-enough-0123456789')) },
-      { name: 'tampered payload', password: (() => {
-        const [header, , signature] = jwt.sign({ sub: 'someone', exp }, JWT_SECRET, { algorithm: 'HS256' }).split('.')
-        return `${header}.${Buffer.from(JSON.stringify({ sub: 'mallory', exp })).toString('base64url')}.${signature}`
-      })() },
+      {
+        name: 'tampered payload',
+        password: (() => {
+          const [header, , signature] = jwt.sign({ sub: 'someone', exp }, JWT_SECRET, { algorithm: 'HS256' }).split('.')
+          return `${header}.${Buffer.from(JSON.stringify({ sub: 'mallory', exp })).toString('base64url')}.${signature}`
+        })()
+      },
       { name: 'HS512 with the right secret', password: jwt.sign({ sub: 'mallory', exp }, JWT_SECRET, { algorithm: 'HS512' }) },
       { name: 'expired exp', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp: nowSeconds() - 10 }, hs256(JWT_SECRET)) },
       { name: 'missing exp', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', iat: nowSeconds() }, hs256(JWT_SECRET)) },

@@ -96,8 +96,14 @@ describe('CONNECT edge cases', () => {
     for (const level of [0, 1, 2, 5, 6, 9, 0x7f, 0x89, 0xff]) {
       const bytes = level === 5
         ? mqttPacket.generate({
-          cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'level-5', clean: true, keepalive: 60,
-          username: 'device', password: Buffer.from(token)
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 5,
+          clientId: 'level-5',
+          clean: true,
+          keepalive: 60,
+          username: 'device',
+          password: Buffer.from(token)
         })
         : withToken({ level, clientId: `level-${level}` })
       assert.equal(await answerBeforeClose(h, bytes), 'connack 1', `level ${level}`)

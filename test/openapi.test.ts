@@ -17,7 +17,6 @@ import { ADMIN_PASSWORD, API_KEY, connectDevice, startTestHerald, type TestDevic
 // ---------------------------------------------------------------------------------------------
 // the document
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any
 
 const doc: Json = YAML.parse(await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'))

@@ -57,8 +57,13 @@ describe('PgPersistence beyond the conformance suite', () => {
     const completed: number[] = []
     const calls = Array.from({ length: 200 }, (_, i) => {
       const packet = {
-        cmd: 'publish', topic: 'news', payload: Buffer.from(`m${i}`), qos: 1, retain: false,
-        brokerId: 'broker-test', brokerCounter: i + 1
+        cmd: 'publish',
+        topic: 'news',
+        payload: Buffer.from(`m${i}`),
+        qos: 1,
+        retain: false,
+        brokerId: 'broker-test',
+        brokerCounter: i + 1
       }
       // a mix of both entry points, which share one queue
       const enqueued = i % 3 === 0
@@ -82,8 +87,13 @@ describe('PgPersistence beyond the conformance suite', () => {
   it('settles outgoingUpdates fired without waiting in call order', async () => {
     const persistence = await fresh()
     const packets = Array.from({ length: 100 }, (_, i) => ({
-      cmd: 'publish', topic: 'news', payload: Buffer.from(`m${i}`), qos: 1, retain: false,
-      brokerId: 'broker-test', brokerCounter: i + 1
+      cmd: 'publish',
+      topic: 'news',
+      payload: Buffer.from(`m${i}`),
+      qos: 1,
+      retain: false,
+      brokerId: 'broker-test',
+      brokerCounter: i + 1
     }))
     for (const packet of packets) await persistence.outgoingEnqueue({ clientId: 'a' }, packet)
 

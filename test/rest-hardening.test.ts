@@ -52,7 +52,7 @@ describe('a bad send beside valid ones', () => {
     [JSON.stringify({ to: { user: 'a' }, body: 'nul \u0000' }), 'body'],
     [JSON.stringify({ to: { user: 'a' }, title: 'x', collapseKey: 'k\u0000' }), 'collapseKey'],
     [JSON.stringify({ to: { user: 'a' }, data: { k: 'v\u0000' } }), 'data.k'],
-    [JSON.stringify({ to: { user: 'a' }, data: { ['k\u0000']: 1 } }), 'data["k\\u0000"]'],
+    [JSON.stringify({ to: { user: 'a' }, data: { 'k\u0000': 1 } }), 'data["k\\u0000"]'],
     ['{"to":{"user":"a"},"title":"half \\ud800 a pair"}', 'title'],
     ['{"to":{"user":"a"},"data":{"list":[1,"\\udc00"]}}', 'data.list[1]'],
     ['{"to":{"user":"\\ud800"},"title":"x"}', 'to.user'],

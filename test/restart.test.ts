@@ -200,7 +200,7 @@ async function restartWhileStreaming (t: TestContext, how: 'term' | 'kill9'): Pr
   // order: the seq the database gave each delivery is commit order; every connection must
   // deliver in increasing seq, and the first arrival of each id must be in increasing seq
   const { rows } = await db.pool.query<{ id: string, seq: number }>(
-    "select message_id::text as id, seq from deliveries where device_id = $1", [clientId])
+    'select message_id::text as id, seq from deliveries where device_id = $1', [clientId])
   const seqOf = new Map(rows.map(r => [r.id, r.seq]))
   for (const id of acceptedIds) assert.ok(seqOf.has(id), `accepted ${id} has no delivery row`)
   const assertIncreasing = (stream: Received[], what: string): void => {

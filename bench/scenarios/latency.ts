@@ -44,7 +44,9 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
         const conn = await devices.connect({
           url: sys.wsUrl,
           spec: { idPrefix: `lat${run}-d`, userPrefix: `lat${run}-u`, from: 0, to: D, topics: ['users/{user}/inbox'], secret: JWT_SECRET },
-          clean: false, concurrency: 20, keepalive: 60
+          clean: false,
+          concurrency: 20,
+          keepalive: 60
         })
         if (conn.connected !== D) throw new Error(`${conn.failed} of ${D} devices did not connect: ${conn.errors.join('; ')}`)
         // paced sends; a server slower than the rate is given 1.5× the planned time, then

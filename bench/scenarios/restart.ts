@@ -73,7 +73,9 @@ export async function restart (ctx: Ctx): Promise<ScenarioResult> {
             const c = await device.connect({
               url: sys.wsUrl,
               spec: { idPrefix: 'seed-d', userPrefix: 'seed-u', from: run, to: run + 1, topics: [], secret: JWT_SECRET },
-              clean: false, concurrency: 1, keepalive: 60
+              clean: false,
+              concurrency: 1,
+              keepalive: 60
             })
             if (c.connected !== 1) throw new Error(`seeded device did not connect: ${c.errors.join('; ')}`)
             const done = await device.waitDone(60_000)

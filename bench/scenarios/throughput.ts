@@ -46,7 +46,9 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         const conn = await receiver.connect({
           url: sys.wsUrl,
           spec: { idPrefix: `tp${run}-d`, userPrefix: `tp${run}-u`, from: 0, to: 1, topics: ['users/{user}/inbox'], secret: JWT_SECRET },
-          clean: false, concurrency: 1, keepalive: 60
+          clean: false,
+          concurrency: 1,
+          keepalive: 60
         })
         if (conn.connected !== 1) throw new Error(`device did not connect: ${conn.errors.join('; ')}`)
         await receiver.track({ expected: N, samples: false })

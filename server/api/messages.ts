@@ -250,4 +250,3 @@ export function messagesRouter (service: MessageService): Router {
 
   return router
 }
-

@@ -9,8 +9,8 @@ import type { Logger } from '../log.js'
 export const PROBLEMS = {
   'invalid-json': { status: 400, title: 'Request body is not valid JSON' },
   'invalid-request': { status: 400, title: 'Request is invalid' },
-  'unauthorized': { status: 401, title: 'Missing or invalid credentials' },
-  'forbidden': { status: 403, title: 'Not allowed' },
+  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
+  forbidden: { status: 403, title: 'Not allowed' },
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'unsupported-media-type': { status: 415, title: 'Request body must be application/json' },
@@ -20,7 +20,7 @@ export const PROBLEMS = {
   'too-many-requests': { status: 429, title: 'Too many requests' },
   'database-unavailable': { status: 503, title: 'Database unavailable' },
   'shutting-down': { status: 503, title: 'Server is shutting down' },
-  'internal': { status: 500, title: 'Internal server error' }
+  internal: { status: 500, title: 'Internal server error' }
 } as const
 
 export type ProblemCode = keyof typeof PROBLEMS

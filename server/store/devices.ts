@@ -45,7 +45,6 @@ export async function markDisconnected (pool: Pool, deviceIds: string[], nodeId:
      where device_id = any($1::text[]) and connected_node = $2`, [deviceIds, nodeId])
 }
 
-
 export interface DeviceRow {
   deviceId: string
   userId: string
@@ -65,7 +64,6 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
      from devices d where d.user_id = $1 order by d.last_seen_at desc nulls last, d.device_id`, [userId])
   return rows
 }
-
 
 /** Ends a device's session: it is no longer a target, and its queue is revoked. */
 export async function endDeviceSession (pool: Pool, deviceId: string,
@@ -88,7 +86,7 @@ export async function heartbeatNode (pool: Pool, nodeId: string): Promise<void> 
 /** Marks offline every device held by a node that stopped beating (or by this node on shutdown). */
 export async function releaseDeadNodes (pool: Pool, staleAfterSeconds: number, alsoNode?: string): Promise<number> {
   const dead = await pool.query<{ id: string }>(
-    `delete from nodes where heartbeat_at < now() - make_interval(secs => $1) or id = $2 returning id`, [staleAfterSeconds, alsoNode ?? null])
+    'delete from nodes where heartbeat_at < now() - make_interval(secs => $1) or id = $2 returning id', [staleAfterSeconds, alsoNode ?? null])
   const ids = dead.rows.map(r => r.id)
   const released = await pool.query(
     `update devices set connected_node = null

@@ -14,4 +14,3 @@ export async function getOrCreateSetting (pool: Pool, key: string, generate: () 
   const winner = await pool.query<{ value: string }>('select value from settings where key = $1', [key])
   return { value: winner.rows[0].value, created: false }
 }
-

@@ -54,7 +54,7 @@ export async function seedDeliveryHistory (pool: pg.Pool, shape: SeedShape): Pro
 
 async function insertHistory (pool: pg.Pool, shape: SeedShape): Promise<Seeded> {
   const { messages: M, users: U, base, spacingMs } = shape
-  const acceptedAt = `($2::timestamptz - (($1::bigint - j) * $3::int + 1) * interval '1 millisecond')`
+  const acceptedAt = '($2::timestamptz - (($1::bigint - j) * $3::int + 1) * interval \'1 millisecond\')'
   await pool.query(
     `insert into devices (device_id, user_id, persistent, last_seen_at)
      select 'user-' || u || '-dev-' || k, 'user-' || u, true, $2::timestamptz - (u % 1000) * interval '1 minute'

@@ -27,14 +27,25 @@ export interface TestHerald {
 export async function startTestHerald ({ env = {}, db, deps = {} }: { env?: Record<string, string>, db?: TestDatabase, deps?: Omit<HeraldDeps, 'log'> } = {}): Promise<TestHerald> {
   const database = db ?? await createTestDatabase()
   const config = parseConfig({
-    PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, JWT_SECRET, API_KEY, ADMIN_PASSWORD,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: database.url,
+    JWT_SECRET,
+    API_KEY,
+    ADMIN_PASSWORD,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env
   })
   const herald = await startHerald(config, { log: createLogger(config.logLevel), ...deps })
   const url = herald.url
   const { api, token } = apiClient(() => url)
   return {
-    herald, db: database, url, wsUrl: url.replace(/^http/, 'ws') + '/mqtt', api, token,
+    herald,
+    db: database,
+    url,
+    wsUrl: url.replace(/^http/, 'ws') + '/mqtt',
+    api,
+    token,
     stop: async () => {
       await herald.stop()
       if (!db) await database.drop()

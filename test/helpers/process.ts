@@ -16,7 +16,6 @@ const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', '
 
 export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 
-
 export interface ServerProcess {
   readonly child: ChildProcess
   readonly pid: number

@@ -102,8 +102,10 @@ export function MessagePage ({ id, live }: { id: string, live: MessageDetail | u
           </div>
         </div>
         <div className='actions'>
-          <button className='danger' type='button' disabled={undelivered === 0 || revoking} onClick={() => { void revoke() }} data-testid='revoke'
-            title={undelivered === 0 ? 'every device has it, or it ended' : 'revoke on devices that have not received it'}>
+          <button
+            className='danger' type='button' disabled={undelivered === 0 || revoking} onClick={() => { void revoke() }} data-testid='revoke'
+            title={undelivered === 0 ? 'every device has it, or it ended' : 'revoke on devices that have not received it'}
+          >
             Revoke{undelivered > 0 ? ` on ${undelivered} device${undelivered > 1 ? 's' : ''}` : ''}
           </button>
         </div>

@@ -47,17 +47,21 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
           <div className='grid2'>
             <div className='panel'>
               <h2>Messages per minute, last hour</h2>
-              <Chart label='accepted and delivered per minute' minutes={h.minutes} series={[
-                { label: 'accepted', values: h.accepted, color: '#4f46e5' },
-                { label: 'delivered', values: h.delivered, color: '#17b26a' }
-              ]} />
+              <Chart
+                label='accepted and delivered per minute' minutes={h.minutes} series={[
+                  { label: 'accepted', values: h.accepted, color: '#4f46e5' },
+                  { label: 'delivered', values: h.delivered, color: '#17b26a' }
+                ]}
+              />
             </div>
             <div className='panel'>
               <h2>Delivery latency, last hour</h2>
-              <Chart label='delivery latency p50 and p95 per minute' unit='ms' minutes={h.minutes} series={[
-                { label: 'p50', values: h.p50, color: '#0ea5e9' },
-                { label: 'p95', values: h.p95, color: '#f79009' }
-              ]} />
+              <Chart
+                label='delivery latency p50 and p95 per minute' unit='ms' minutes={h.minutes} series={[
+                  { label: 'p50', values: h.p50, color: '#0ea5e9' },
+                  { label: 'p95', values: h.p95, color: '#f79009' }
+                ]}
+              />
             </div>
           </div>
           )}
