@@ -1,11 +1,15 @@
-// KeyedBatcher (server/db/keyedBatcher.ts): what devices connecting together ask of the database
+// KeyedBatcher (server/db/batching.ts): what devices connecting together ask of the database
 // goes in shared statements, and what a key asked for again while it waits gets.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { KeyedBatcher } from '../server/db/keyedBatcher.js'
+import { KeyedBatcher } from '../server/db/batching.js'
 
 /** A run that records each batch it is given and answers `${key}:${arg}:${batch number}` once released. */
-function recorder (): { batches: Array<Array<[string, number]>>, release: () => void, run: (requests: Array<[string, number]>) => Promise<Map<string, string>> } {
+function recorder (): {
+  batches: Array<Array<[string, number]>>
+  release: () => void
+  run: (requests: Array<[string, number]>) => Promise<Map<string, string>>
+} {
   const batches: Array<Array<[string, number]>> = []
   let open: Array<() => void> = []
   return {

@@ -3,10 +3,10 @@
 // suite (test/persistence.conformance.test.ts) checks both against.
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
-import { KeyedBatcher } from '../db/keyedBatcher.js'
+import { KeyedBatcher, KeyedChain, OrderedBatcher } from '../db/batching.js'
 import type { Pool } from '../db/pool.js'
 import {
-  KeyedChain, OrderedBatcher, Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
+  Packet, fromRow, literalPrefix, newSubscriptionBroadcast, newSubscriptionIndex,
   newTopicMatcher, payloadLength, streamOf, toColumns, withMessageId,
   type BrokerRef, type ClientRef, type IndexedSubscription, type MqttPacket, type PacketColumns, type PacketRow,
   type Subscription, type SubscriptionBroadcast
@@ -74,8 +74,12 @@ export class PgPersistence {
   readonly #outgoingUpdates = new KeyedChain()
   readonly #enqueues = new OrderedBatcher<Enqueued>(batch => this.#writeOutgoing(batch))
   // every connect asks for both (a persistent session's subscriptions, any previous will)
-  readonly #sessionReads = new KeyedBatcher<null, Subscription[]>(requests => this.#readSubscriptions(requests.map(([id]) => id)), [])
-  readonly #willDeletes = new KeyedBatcher<null, MqttPacket | undefined>(requests => this.#deleteWills(requests.map(([id]) => id)), undefined, { repeat: 'once' })
+  readonly #sessionReads = new KeyedBatcher<null, Subscription[]>(
+    requests => this.#readSubscriptions(requests.map(([id]) => id)), [])
+
+  readonly #willDeletes = new KeyedBatcher<null, MqttPacket | undefined>(
+    requests => this.#deleteWills(requests.map(([id]) => id)), undefined, { repeat: 'once' })
+
   #broadcast: SubscriptionBroadcast | undefined
   #broker: BrokerRef | undefined
   #destroyed = false

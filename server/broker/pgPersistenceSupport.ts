@@ -1,6 +1,7 @@
 // The parts of PgPersistence that know nothing about SQL: the shapes aedes hands over, the untyped
 // CommonJS helpers it shares with the memory store (qlobber, aedes-packet, broadcastPersistence),
-// how a packet becomes a row and back, and the orderings the store must keep on a connection pool.
+// and how a packet becomes a row and back. (The orderings the store keeps on a connection pool are
+// in db/batching.ts.)
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 
@@ -133,84 +134,6 @@ export function payloadLength (packet: MqttPacket): number {
   const payload = packet.payload
   return payload == null ? 0 : typeof payload === 'string' ? payload.length : payload.byteLength
 }
-
-interface Waiting<T> {
-  item: T
-  resolve: () => void
-  reject: (err: unknown) => void
-}
-
-/**
- * Writes queued items in batches, one batch at a time, and settles every caller in push order.
- * Concurrent round trips on a pool finish in any order; aedes drops a packet whose brokerCounter
- * is below one the client already saw, so the outgoing queue must complete in call order
- * (aedes#955). Under load the batch grows while the previous one is in flight, so throughput
- * does not suffer from the serialisation.
- */
-export class OrderedBatcher<T> {
-  readonly #write: (items: T[]) => Promise<void>
-  readonly #maxBatch: number
-  #queue: Array<Waiting<T>> = []
-  #draining: Promise<void> | undefined
-  #closed = false
-
-  constructor (write: (items: T[]) => Promise<void>, maxBatch = 256) {
-    this.#write = write
-    this.#maxBatch = maxBatch
-  }
-
-  push (item: T): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error('persistence destroyed'))
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject })
-      this.#draining ??= this.#drain()
-    })
-  }
-
-  async #drain (): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#maxBatch)
-      try {
-        await this.#write(batch.map(waiting => waiting.item))
-        for (const waiting of batch) waiting.resolve()
-      } catch (err) {
-        for (const waiting of batch) waiting.reject(err)
-      }
-    }
-    this.#draining = undefined
-  }
-
-  /** Refuses new items and waits for the queued ones to be written. */
-  async close (): Promise<void> {
-    this.#closed = true
-    await this.#draining
-  }
-}
-
-/**
- * Runs tasks that share a key one after another, in call order; different keys run concurrently.
- * A table write and the in-memory change that follows it must not interleave with another write
- * to the same row, or the index and the table disagree.
- */
-export class KeyedChain {
-  #tails = new Map<string, Promise<void>>()
-
-  run<R> (key: string, task: () => Promise<R>): Promise<R> {
-    const result = (this.#tails.get(key) ?? Promise.resolve()).then(task)
-    const tail = result.then(noop, noop)
-    this.#tails.set(key, tail)
-    void tail.then(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key)
-    })
-    return result
-  }
-
-  async idle (): Promise<void> {
-    await Promise.all(this.#tails.values())
-  }
-}
-
-function noop (): void {}
 
 export function withMessageId (packet: MqttPacket, messageId: number | null): MqttPacket {
   if (messageId !== null) packet.messageId = messageId

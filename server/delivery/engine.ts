@@ -3,7 +3,7 @@ import type { Client } from 'aedes'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { broadcastTopic, inboxTopic } from '../ids.js'
-import { KeyedBatcher } from '../db/keyedBatcher.js'
+import { KeyedBatcher } from '../db/batching.js'
 import { claimForSending, discardDeviceQueue, pendingForDevices, unclaim, type PendingDelivery } from '../store/deliveries.js'
 import type { DeliveryStateWriter } from './stateWriter.js'
 
