@@ -4,6 +4,7 @@
 // in db/batching.ts.)
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
+import type { PacketColumns, PacketRow, Subscription } from '../store/mqttSessions.js'
 
 const require = createRequire(import.meta.url)
 
@@ -12,14 +13,7 @@ const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' 
 export interface ClientRef { readonly id: string }
 export interface BrokerRef { id: string }
 
-export interface Subscription {
-  topic: string
-  qos: number
-  rh?: number
-  rap?: boolean
-  nl?: boolean
-  subscriptionIdentifier?: number
-}
+export type { Subscription } from '../store/mqttSessions.js'
 
 export interface IndexedSubscription {
   clientId: string
@@ -90,20 +84,6 @@ type PacketConstructor = new (original: object, broker?: { id: string, counter: 
  * The memory store wraps outgoing and incoming packets in it; we rebuild the same shape on read.
  */
 export const Packet: PacketConstructor = require('aedes-persistence').Packet
-
-/** The columns a packet is stored in: every field but the payload as JSON, the payload as bytes. */
-export interface PacketColumns {
-  packet: string
-  payload: Buffer | null
-  payloadIsText: boolean
-}
-
-/** The same columns as they come back from pg (jsonb already parsed, bytea as a Buffer). */
-export interface PacketRow {
-  packet: Record<string, unknown>
-  payload: Buffer | null
-  payload_is_text: boolean
-}
 
 // aedes 1.x speaks MQTT 3.1.1 only, so packet fields are JSON-safe scalars; MQTT 5 `properties`
 // (which may hold Buffers) would need a reviver here.
