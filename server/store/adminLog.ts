@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js'
-import type { DeliveryReason } from './deliveries.js'
+import type { AdminMessageDetail, AdminMessageRow, DeviceTimeline, UserSummary } from '../wire.js'
 import { effectiveReason, effectiveStatus, statusBranches, waiting, type DeliveryStatus } from './deliveryStatus.js'
 import { AT, MICROS, deliveryConditions, queryParams, type LogKey } from './logOrder.js'
 
@@ -26,23 +26,6 @@ export interface AdminLogFilter {
 /** Position after the last row of a page: that message's accept time and seq, and its id. */
 export interface AdminLogKey extends LogKey { id: string }
 
-export interface AdminLogRow {
-  id: string
-  title: string | null
-  priority: string
-  acceptedAt: Date
-  expiresAt: Date
-  revokedAt: Date | null
-  sender: string | null
-  target: { kind: 'user' | 'users' | 'topic', user?: string, topic?: string, users?: string[], userCount?: number }
-  recipients: number
-  /** devices that acknowledged it (PUBACK or a receipt) */
-  delivered: number
-  counts: Record<DeliveryStatus, number>
-  /** the delivered device that took longest from accept to PUBACK */
-  slowest: { deviceId: string, ms: number } | null
-}
-
 // beyond any accepted_at and seq: the key of "from the newest"
 const NEWEST = 2n ** 62n
 /** Users of a multi-user target shown in a log row. */
@@ -52,7 +35,7 @@ function likePattern (text: string): string {
   return '%' + text.replace(/[\\%_]/g, c => '\\' + c) + '%'
 }
 
-export async function listMessageLog (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<{ rows: AdminLogRow[], next: AdminLogKey | undefined }> {
+export async function listMessageLog (pool: Pool, f: AdminLogFilter, after: AdminLogKey | undefined, limit: number): Promise<{ rows: AdminMessageRow[], next: AdminLogKey | undefined }> {
   let keys: Array<{ id: string, at: string, seq: string }>
   if (f.messageId !== undefined) keys = await pageOfOne(pool, f)
   else if (f.user !== undefined || f.device !== undefined || f.status !== undefined) keys = await pageByDeliveries(pool, f, after, limit)
@@ -141,9 +124,9 @@ async function pageOfOne (pool: Pool, f: AdminLogFilter): Promise<PageKeys> {
 const NO_COUNTS: Record<DeliveryStatus, number> = { queued: 0, sent: 0, delivered: 0, expired: 0, replaced: 0, revoked: 0 }
 
 /** Log rows for these messages, in the given order: the message, its target and its deliveries summed up. */
-export async function describeMessages (pool: Pool, ids: string[]): Promise<AdminLogRow[]> {
+export async function describeMessages (pool: Pool, ids: string[]): Promise<AdminMessageRow[]> {
   if (ids.length === 0) return []
-  const { rows } = await pool.query<AdminLogRow & { targetKind: 'user' | 'users' | 'topic', targetUser: string | null, targetTopic: string | null, targetUsers: string[] | null, targetUserCount: number | null }>(
+  const { rows } = await pool.query<AdminMessageRow & { targetKind: 'user' | 'users' | 'topic', targetUser: string | null, targetTopic: string | null, targetUsers: string[] | null, targetUserCount: number | null }>(
     `select m.id, m.title, m.priority, m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt",
             k.name as sender, m.recipients, m.target_kind as "targetKind",
             m.target->>'user' as "targetUser", m.target->>'topic' as "targetTopic",
@@ -177,55 +160,21 @@ export async function describeMessages (pool: Pool, ids: string[]): Promise<Admi
   }))
 }
 
-export interface DeliveryTimeline {
-  deviceId: string
-  userId: string
-  status: DeliveryStatus
-  /** why it was expired, replaced or revoked (null otherwise) */
-  reason: DeliveryReason | null
-  /** for `replaced`: the message that took its place */
-  replacedBy: string | null
-  queuedAt: Date
-  sentAt: Date | null
-  deliveredAt: Date | null
-  displayedAt: Date | null
-  openedAt: Date | null
-  dismissedAt: Date | null
-  expiresAt: Date
-}
+/**
+ * An AdminMessageDetail (server/wire.ts) as read, with at most `limit` deliveries: `sender` is
+ * null for a message sent from the admin UI, which server/admin names on its page.
+ */
+export type StoredMessageDetail = Omit<AdminMessageDetail, 'sender' | 'sentFromAdminUi'> & { sender: string | null }
 
-export interface AdminMessageDetail {
-  id: string
-  target: unknown
-  title: string | null
-  body: string | null
-  data: Record<string, unknown> | null
-  priority: string
-  collapseKey: string | null
-  ttl: number
-  acceptedAt: Date
-  expiresAt: Date
-  revokedAt: Date | null
-  recipients: number
-  /** the API key's name; null when sent from the admin UI */
-  sender: string | null
-  senderKeyRevoked: boolean
-  counts: Record<DeliveryStatus, number>
-  /** at most `limit` devices: undelivered ones first, then by user and device */
-  deliveries: DeliveryTimeline[]
-  /** how many deliveries there are in all */
-  total: number
-}
-
-export async function getMessageDetail (pool: Pool, id: string, limit: number): Promise<AdminMessageDetail | undefined> {
-  const message = await pool.query<Omit<AdminMessageDetail, 'deliveries' | 'counts' | 'total'>>(
+export async function getMessageDetail (pool: Pool, id: string, limit: number): Promise<StoredMessageDetail | undefined> {
+  const message = await pool.query<Omit<StoredMessageDetail, 'deliveries' | 'counts' | 'total'>>(
     `select m.id, m.target, m.title, m.body, m.data, m.priority, m.collapse_key as "collapseKey", m.ttl,
             m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt", m.recipients,
             k.name as sender, k.revoked_at is not null as "senderKeyRevoked"
      from messages m left join api_keys k on k.id = m.api_key_id where m.id = $1`, [id])
   if (!message.rows[0]) return undefined
   const [deliveries, counts] = await Promise.all([
-    pool.query<DeliveryTimeline>(
+    pool.query<DeviceTimeline>(
       `select d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status,
               ${effectiveReason('d')} as reason, d.replaced_by as "replacedBy", d.queued_at as "queuedAt", d.sent_at as "sentAt",
               d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt", d.opened_at as "openedAt",
@@ -263,7 +212,7 @@ export async function messageFingerprint (pool: Pool, id: string): Promise<strin
 }
 
 /** User ids starting with `prefix` (devices known to the server), for the admin's user search. */
-export async function searchUsers (pool: Pool, prefix: string, limit: number): Promise<Array<{ userId: string, devices: number, online: number, lastSeenAt: Date | null }>> {
+export async function searchUsers (pool: Pool, prefix: string, limit: number): Promise<UserSummary[]> {
   const { rows } = await pool.query(
     `select user_id as "userId", count(*)::int as devices, count(connected_node)::int as online, max(last_seen_at) as "lastSeenAt"
      from devices where user_id like $1

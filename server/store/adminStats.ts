@@ -1,26 +1,8 @@
 import type { Pool } from '../db/pool.js'
+import type { MinuteSeries, Overview } from '../wire.js'
 import { COUNT_WAITING, pastExpiry } from './deliveryStatus.js'
 
-/** Per-minute figures of the last hour, oldest first; every minute is present, quiet ones as 0. */
-export interface MinuteSeries {
-  /** unix seconds of each minute's start */
-  minutes: number[]
-  accepted: number[]
-  delivered: number[]
-  /** accept -> PUBACK in ms of the deliveries acknowledged in that minute; null when none */
-  p50: Array<number | null>
-  p95: Array<number | null>
-}
-
-export interface Overview {
-  at: Date
-  devicesOnline: number
-  /** per-device queue entries still waiting for their device (queued or sent, not past the TTL: store/deliveryStatus.ts) */
-  waiting: number
-  expiredLastDay: number
-  latency: { windowMinutes: number, p50: number | null, p95: number | null, samples: number }
-  lastHour: MinuteSeries
-}
+export type { Overview }
 
 /** Minutes the headline latency is measured over. */
 export const LATENCY_WINDOW_MINUTES = 5

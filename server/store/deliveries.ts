@@ -1,8 +1,9 @@
 import type pg from 'pg'
 import { inTransaction, type Pool } from '../db/pool.js'
+import type { ExpiredReason, ReceiptEvent, RevokedReason } from '../wire.js'
 import { COUNT_WAITING } from './deliveryStatus.js'
 
-export type ReceiptEvent = 'displayed' | 'opened' | 'dismissed'
+export type { DeliveryReason, ExpiredReason, ReceiptEvent, RevokedReason } from '../wire.js'
 
 /** A queued delivery with what is needed to send it. */
 export interface PendingDelivery {
@@ -37,11 +38,6 @@ export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: st
   for (const { n, ...row } of rows) result[n - 1].push(row)
   return result
 }
-
-/** Why a delivery was expired, replaced or revoked (migrations/0004_delivery_reasons.sql). */
-export type ExpiredReason = 'ttl-ended' | 'connection-ended' | 'clean-session-ended'
-export type RevokedReason = 'message-revoked' | 'device-removed' | 'admin-message-revoked' | 'admin-device-removed' | 'session-discarded'
-export type DeliveryReason = ExpiredReason | 'collapsed' | RevokedReason
 
 /**
  * A row the device may hold: written to it (`sent_at` set) and not yet recorded delivered. A

@@ -1,5 +1,9 @@
-export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
-export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
+import type { DeliveryStatus } from '../wire.js'
+
+export type { DeliveryStatus }
+/** Every status (test/wire.test.ts checks this list against the type and openapi.yaml). */
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] =
+  ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
 
 /**
  * The status a delivery reads as, everywhere it is read (REST, admin UI, metrics): the stored

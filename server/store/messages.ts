@@ -1,15 +1,16 @@
 import type { Pool } from '../db/pool.js'
-import type { DeliveryReason } from './deliveries.js'
+import type { Delivery, DeliveryLogRow, MessageTarget, Priority } from '../wire.js'
 import { effectiveReason, effectiveStatus, statusBranches, type DeliveryStatus } from './deliveryStatus.js'
 import { AT, MICROS, deliveryConditions, queryParams, type LogKey } from './logOrder.js'
 
+/** A message as stored; GET /v1/messages/{id} answers it as a MessageDetail (server/wire.ts). */
 export interface MessageRow {
   id: string
-  to: unknown
+  to: MessageTarget
   title: string | null
   body: string | null
   data: Record<string, unknown> | null
-  priority: string
+  priority: Priority
   collapseKey: string | null
   ttl: number
   acceptedAt: Date
@@ -19,36 +20,20 @@ export interface MessageRow {
   apiKeyName: string | null
 }
 
-export interface DeliveryRow {
-  deviceId: string
-  userId: string
-  status: DeliveryStatus
-  /** why it was expired, replaced or revoked (null otherwise) */
-  reason: DeliveryReason | null
-  /** for `replaced`: the message that took its place */
-  replacedBy: string | null
-  queuedAt: Date
-  sentAt: Date | null
-  deliveredAt: Date | null
-  displayedAt: Date | null
-  openedAt: Date | null
-  dismissedAt: Date | null
-}
-
 const DELIVERY_COLUMNS = `d.device_id as "deviceId", d.user_id as "userId", ${effectiveStatus('d')} as status,
   ${effectiveReason('d')} as reason, d.replaced_by as "replacedBy",
   d.queued_at as "queuedAt",
   d.sent_at as "sentAt", d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt",
   d.opened_at as "openedAt", d.dismissed_at as "dismissedAt"`
 
-export async function getMessage (pool: Pool, id: string): Promise<(MessageRow & { deliveries: DeliveryRow[] }) | undefined> {
+export async function getMessage (pool: Pool, id: string): Promise<(MessageRow & { deliveries: Delivery[] }) | undefined> {
   const message = await pool.query<MessageRow>(
     `select m.id, m.target as "to", m.title, m.body, m.data, m.priority, m.collapse_key as "collapseKey", m.ttl,
             m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt", m.recipients,
             k.name as "apiKeyName"
      from messages m left join api_keys k on k.id = m.api_key_id where m.id = $1`, [id])
   if (!message.rows[0]) return undefined
-  const deliveries = await pool.query<DeliveryRow>(
+  const deliveries = await pool.query<Delivery>(
     `select ${DELIVERY_COLUMNS} from deliveries d where d.message_id = $1 order by d.user_id, d.device_id`, [id])
   return { ...message.rows[0], deliveries: deliveries.rows }
 }
@@ -64,12 +49,8 @@ export interface LogFilter {
   limit: number
 }
 
-export interface LogRow extends DeliveryRow {
-  messageId: string
-  title: string | null
-  priority: string
-  expiresAt: Date
-}
+/** The old name of DeliveryLogRow, until services/messages.ts imports the new one. */
+export type LogRow = DeliveryLogRow
 
 /**
  * The delivery log, newest first in the order of store/logOrder.ts, keyset-paginated on
@@ -78,7 +59,7 @@ export interface LogRow extends DeliveryRow {
  * millions of rows there are. A status filter is one ordered read per branch of the status
  * (store/deliveryStatus.ts), merged.
  */
-export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items: LogRow[], next: LogKey | undefined }> {
+export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items: DeliveryLogRow[], next: LogKey | undefined }> {
   const { values: params, bind: p } = queryParams()
   const where = deliveryConditions(f, p)
   if (f.after !== undefined) where.push(`(d.queued_at, d.seq) < (${AT(p(f.after.at.toString()))}, ${p(f.after.seq.toString())}::bigint)`)
@@ -90,7 +71,7 @@ export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items
     return `(select d.seq from deliveries d ${cond.length > 0 ? `where ${cond.join(' and ')}` : ''}
              order by d.queued_at desc, d.seq desc limit ${limit})`
   })
-  const { rows } = await pool.query<LogRow & { seq: string, at: string }>(
+  const { rows } = await pool.query<DeliveryLogRow & { seq: string, at: string }>(
     `select d.seq::text as seq, ${MICROS('d.queued_at')} as at,
             d.message_id as "messageId", m.title, m.priority, d.expires_at as "expiresAt", ${DELIVERY_COLUMNS}
      from (${pick.join(' union all ')}) page

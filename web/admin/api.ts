@@ -1,35 +1,35 @@
 // The admin UI's client for /admin/api. The session is an HttpOnly cookie the page cannot
 // read; writes carry the session's CSRF token (from login or GET /admin/api/session).
 
-export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'expired' | 'replaced' | 'revoked'
-export const STATUSES: DeliveryStatus[] = ['queued', 'sent', 'delivered', 'expired', 'replaced', 'revoked']
+import type * as wire from '../../server/wire'
 
-export interface Overview {
-  at: string
-  devicesOnline: number
-  waiting: number
-  expiredLastDay: number
-  latency: { windowMinutes: number, p50: number | null, p95: number | null, samples: number }
-  lastHour: { minutes: number[], accepted: number[], delivered: number[], p50: Array<number | null>, p95: Array<number | null> }
+// The answers' types are the server's own (server/wire.ts), as JSON: times arrive as ISO strings.
+export type { DeliveryReason, DeliveryStatus } from '../../server/wire'
+export type Overview = wire.Json<wire.Overview>
+export type AdminLogPage = wire.Json<wire.AdminLogPage>
+export type AdminMessageRow = wire.Json<wire.AdminMessageRow>
+export type AdminMessageDetail = wire.Json<wire.AdminMessageDetail>
+export type DeviceTimeline = wire.Json<wire.DeviceTimeline>
+export type Device = wire.Json<wire.Device>
+export type UserSummary = wire.Json<wire.UserSummary>
+export type ApiKey = wire.Json<wire.ApiKey>
+export type NewApiKey = wire.Json<wire.NewApiKey>
+export type SendResult = wire.SendResult
+
+/**
+ * The statuses in the order the UI lists them; a record, so that a status the server adds fails
+ * typecheck here until it has its place.
+ */
+const STATUS_ORDER: Record<wire.DeliveryStatus, true> = {
+  queued: true, sent: true, delivered: true, expired: true, replaced: true, revoked: true
 }
+export const STATUSES = Object.keys(STATUS_ORDER) as wire.DeliveryStatus[]
 
-export interface LogRow {
-  id: string
-  title: string | null
-  priority: string
-  acceptedAt: string
-  expiresAt: string
-  revokedAt: string | null
-  sender: string | null
-  target: { kind: 'user' | 'users' | 'topic', user?: string, topic?: string, users?: string[], userCount?: number }
-  recipients: number
-  delivered: number
-  counts: Record<DeliveryStatus, number>
-  slowest: { deviceId: string, ms: number } | null
-}
-
-/** Why a delivery was expired, replaced or revoked, as the server records it. */
-export const REASONS = {
+/**
+ * Why a delivery was expired, replaced or revoked, in words. A reason the server adds fails
+ * typecheck here until it is explained.
+ */
+export const REASONS: Record<wire.DeliveryReason, string> = {
   'ttl-ended': 'its TTL ended before it was delivered',
   'connection-ended': 'a ttl 0 message: the connection ended first',
   'clean-session-ended': 'the clean session it was for ended',
@@ -39,49 +39,7 @@ export const REASONS = {
   'admin-message-revoked': 'revoked in the admin UI',
   'admin-device-removed': 'the device session was ended in the admin UI',
   'session-discarded': 'the device reconnected with a clean session, discarding its persistent one'
-} as const
-export type DeliveryReason = keyof typeof REASONS
-
-export interface Timeline {
-  deviceId: string
-  userId: string
-  status: DeliveryStatus
-  reason: DeliveryReason | null
-  /** for `replaced`: the message that took its place */
-  replacedBy: string | null
-  queuedAt: string
-  sentAt: string | null
-  deliveredAt: string | null
-  displayedAt: string | null
-  openedAt: string | null
-  dismissedAt: string | null
-  expiresAt: string
 }
-
-export interface MessageDetail {
-  id: string
-  target: { user?: string, users?: string[], topic?: string }
-  title: string | null
-  body: string | null
-  data: Record<string, unknown> | null
-  priority: string
-  collapseKey: string | null
-  ttl: number
-  acceptedAt: string
-  expiresAt: string
-  revokedAt: string | null
-  recipients: number
-  sender: string
-  sentFromAdminUi: boolean
-  senderKeyRevoked: boolean
-  counts: Record<DeliveryStatus, number>
-  deliveries: Timeline[]
-  total: number
-}
-
-export interface Device { deviceId: string, persistent: boolean, online: boolean, connectedAt: string | null, lastSeenAt: string | null, pending: number }
-export interface UserHit { userId: string, devices: number, online: number, lastSeenAt: string | null }
-export interface ApiKey { id: string, name: string, prefix: string, createdAt: string, lastUsedAt: string | null, revokedAt: string | null }
 
 /** A problem+json answer from the server, with its stable code. */
 export class ApiError extends Error {

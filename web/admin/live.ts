@@ -2,19 +2,19 @@
 // overview every few seconds and, for the message being watched, its detail whenever one of
 // its deliveries changed. EventSource reconnects by itself after a network error.
 import { useEffect, useState } from 'react'
-import type { MessageDetail, Overview } from './api'
+import type { AdminMessageDetail, Overview } from './api'
 
 export interface Live {
   connected: boolean
   overview: Overview | undefined
   /** the watched message's latest detail (undefined until the first push) */
-  message: MessageDetail | undefined
+  message: AdminMessageDetail | undefined
 }
 
 export function useLive (enabled: boolean, watch: string | undefined, onLogout: () => void): Live {
   const [connected, setConnected] = useState(false)
   const [overview, setOverview] = useState<Overview>()
-  const [message, setMessage] = useState<MessageDetail>()
+  const [message, setMessage] = useState<AdminMessageDetail>()
   useEffect(() => {
     setMessage(undefined)
     if (!enabled) return

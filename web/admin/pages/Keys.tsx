@@ -1,11 +1,11 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { api, type ApiKey } from '../api'
+import { api, type ApiKey, type NewApiKey } from '../api'
 import { Badge, CopyButton, Empty, ErrorBox, Time } from '../ui'
 
 export function KeysPage () {
   const [keys, setKeys] = useState<ApiKey[]>()
   const [name, setName] = useState('')
-  const [created, setCreated] = useState<ApiKey & { key: string }>()
+  const [created, setCreated] = useState<NewApiKey>()
   const [error, setError] = useState<unknown>()
   const load = (): void => { api<ApiKey[]>('GET', '/api-keys').then(setKeys, setError) }
   useEffect(load, [])
@@ -14,7 +14,7 @@ export function KeysPage () {
     e.preventDefault()
     setError(undefined)
     try {
-      setCreated(await api<ApiKey & { key: string }>('POST', '/api-keys', { name: name.trim() }))
+      setCreated(await api<NewApiKey>('POST', '/api-keys', { name: name.trim() }))
       setName('')
       load()
     } catch (err) {

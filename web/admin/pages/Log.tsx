@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react'
-import { api, query, STATUSES, type LogRow } from '../api'
+import { api, query, STATUSES, type AdminLogPage, type AdminMessageRow } from '../api'
 import { Link, navigate } from '../router'
 import { Badge, Empty, ErrorBox, Ms, Time } from '../ui'
 
@@ -15,14 +15,14 @@ const toLocal = (iso: string | undefined): string => {
   return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16)
 }
 
-export function Target ({ t }: { t: LogRow['target'] }) {
+export function Target ({ t }: { t: AdminMessageRow['target'] }) {
   if (t.kind === 'user') return <span>user <Link to={`/admin/users/${encodeURIComponent(t.user ?? '')}`}>{t.user}</Link></span>
   if (t.kind === 'topic') return <span>topic <strong>{t.topic}</strong></span>
   const more = (t.userCount ?? 0) - (t.users?.length ?? 0)
   return <span title={t.users?.join(', ')}>{t.userCount} users: {t.users?.join(', ')}{more > 0 ? ` +${more}` : ''}</span>
 }
 
-export function StatusCounts ({ counts }: { counts: LogRow['counts'] }) {
+export function StatusCounts ({ counts }: { counts: AdminMessageRow['counts'] }) {
   const shown = STATUSES.filter(s => counts[s] > 0)
   if (shown.length === 0) return <span className='muted small'>no devices</span>
   return <div className='badges'>{shown.map(s => <Badge key={s} kind={s}>{s} <span className='n'>{counts[s]}</span></Badge>)}</div>
@@ -37,7 +37,7 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
   const cursor = search.get('cursor') ?? undefined
   const key = JSON.stringify(filters)
   const [form, setForm] = useState<Filters>(filters)
-  const [rows, setRows] = useState<LogRow[]>()
+  const [rows, setRows] = useState<AdminMessageRow[]>()
   const [next, setNext] = useState<string | null>(null)
   const [error, setError] = useState<unknown>()
   const [tookMs, setTookMs] = useState<number>()
@@ -50,7 +50,7 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
     let stale = false
     const started = performance.now()
     setError(undefined)
-    api<{ items: LogRow[], next: string | null }>('GET', `/log${query({ ...filters, cursor })}`)
+    api<AdminLogPage>('GET', `/log${query({ ...filters, cursor })}`)
       .then(r => {
         if (stale) return
         setRows(r.items)

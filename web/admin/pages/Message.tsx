@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react'
-import { api, ApiError, REASONS, type MessageDetail, type Timeline } from '../api'
+import { api, ApiError, REASONS, type AdminMessageDetail, type DeviceTimeline } from '../api'
 import { duration, exactTime } from '../../shared/time'
 import { Link } from '../router'
 import { Badge, Empty, ErrorBox, Time } from '../ui'
@@ -11,7 +11,7 @@ type Step = { name: string, at: string | null, kind: string }
  * queued → sent → delivered → displayed → opened, or ending in expired / replaced / revoked.
  * Always in this order: an app may send its "displayed" receipt before the PUBACK reaches us.
  */
-function steps (d: Timeline): Step[] {
+function steps (d: DeviceTimeline): Step[] {
   const out: Step[] = [{ name: 'queued', at: d.queuedAt, kind: 'queued' }]
   if (d.sentAt) out.push({ name: 'sent', at: d.sentAt, kind: 'sent' })
   if (d.deliveredAt) out.push({ name: 'delivered', at: d.deliveredAt, kind: 'delivered' })
@@ -24,7 +24,7 @@ function steps (d: Timeline): Step[] {
   return out
 }
 
-function DeviceTimeline ({ d }: { d: Timeline }) {
+function TimelineOfDevice ({ d }: { d: DeviceTimeline }) {
   const s = steps(d)
   return (
     <div className='device-timeline' data-testid='timeline' data-device={d.deviceId}>
@@ -61,14 +61,14 @@ function DeviceTimeline ({ d }: { d: Timeline }) {
   )
 }
 
-export function MessagePage ({ id, live }: { id: string, live: MessageDetail | undefined }) {
-  const [loaded, setLoaded] = useState<MessageDetail>()
+export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetail | undefined }) {
+  const [loaded, setLoaded] = useState<AdminMessageDetail>()
   const [error, setError] = useState<unknown>()
   const [revoking, setRevoking] = useState(false)
   useEffect(() => {
     setLoaded(undefined)
     setError(undefined)
-    api<MessageDetail>('GET', `/messages/${id}`).then(setLoaded, setError)
+    api<AdminMessageDetail>('GET', `/messages/${id}`).then(setLoaded, setError)
   }, [id])
   // the live channel pushes a fresh copy whenever a delivery of this message changes
   const m = live?.id === id ? live : loaded
@@ -82,14 +82,14 @@ export function MessagePage ({ id, live }: { id: string, live: MessageDetail | u
     setRevoking(true)
     try {
       await api('DELETE', `/messages/${id}`)
-      setLoaded(await api<MessageDetail>('GET', `/messages/${id}`))
+      setLoaded(await api<AdminMessageDetail>('GET', `/messages/${id}`))
     } catch (err) {
       setError(err)
     } finally {
       setRevoking(false)
     }
   }
-  const target = m.target.user !== undefined ? `user ${m.target.user}` : m.target.topic !== undefined ? `topic ${m.target.topic}` : `${m.target.users?.length} users`
+  const target = 'user' in m.target ? `user ${m.target.user}` : 'topic' in m.target ? `topic ${m.target.topic}` : `${m.target.users.length} users`
   return (
     <>
       <div className='pagehead'>
@@ -139,7 +139,7 @@ export function MessagePage ({ id, live }: { id: string, live: MessageDetail | u
         <h2>Per device</h2>
         {m.deliveries.length === 0
           ? <Empty title='No device was a target'>The user had no persistent session and no device online when it was accepted. Connect a device (the <a href='/demo'>demo device</a> will do) and send again.</Empty>
-          : <div data-testid='timelines'>{m.deliveries.map(d => <DeviceTimeline key={d.deviceId} d={d} />)}</div>}
+          : <div data-testid='timelines'>{m.deliveries.map(d => <TimelineOfDevice key={d.deviceId} d={d} />)}</div>}
         {m.total > m.deliveries.length && <p className='muted small'>Showing {m.deliveries.length} of {m.total} devices (undelivered first).</p>}
       </div>
     </>

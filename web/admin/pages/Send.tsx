@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react'
-import { api } from '../api'
+import { api, type SendResult } from '../api'
 import { navigate } from '../router'
 import { ErrorBox } from '../ui'
 
@@ -28,7 +28,7 @@ export function SendPage () {
     }
     setBusy(true)
     try {
-      const sent = await api<{ id: string, recipients: number }>('POST', '/messages', {
+      const sent = await api<SendResult>('POST', '/messages', {
         to: kind === 'user' ? { user: to.trim() } : { topic: to.trim() },
         title: title === '' ? undefined : title,
         body: body === '' ? undefined : body,

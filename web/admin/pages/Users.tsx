@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { api, type Device, type UserHit } from '../api'
+import { api, type Device, type UserSummary } from '../api'
 import { Link, navigate } from '../router'
 import { Badge, Empty, ErrorBox, Time } from '../ui'
 
@@ -7,7 +7,7 @@ const DEVICES_REFRESH_MS = 3_000
 
 export function UsersPage ({ user }: { user: string | undefined }) {
   const [prefix, setPrefix] = useState(user ?? '')
-  const [hits, setHits] = useState<UserHit[]>()
+  const [hits, setHits] = useState<UserSummary[]>()
   const [devices, setDevices] = useState<Device[]>()
   const [error, setError] = useState<unknown>()
   const [version, setVersion] = useState(0)
@@ -15,7 +15,7 @@ export function UsersPage ({ user }: { user: string | undefined }) {
   // users whose id starts with what was typed (most recently seen first)
   useEffect(() => {
     const t = setTimeout(() => {
-      api<UserHit[]>('GET', `/users?prefix=${encodeURIComponent(prefix)}`).then(setHits, setError)
+      api<UserSummary[]>('GET', `/users?prefix=${encodeURIComponent(prefix)}`).then(setHits, setError)
     }, 150)
     return () => clearTimeout(t)
   }, [prefix])
