@@ -1,49 +1,36 @@
-import { createServer, type Server, type ServerOptions } from 'node:http'
+import { createServer, type RequestListener, type Server, type ServerOptions } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import express from 'express'
 import type { Config } from './config.js'
+import type { Logger } from './log.js'
+import { Metrics } from './metrics.js'
+import { FlushBatch } from './db/batching.js'
 import { createPool, type Pool } from './db/pool.js'
 import { expectedMigrations, migrate } from './db/migrate.js'
-import type { Logger } from './log.js'
 import { DeviceTokens } from './auth/deviceTokens.js'
 import { PasswordLimiter, type PasswordPolicy } from './auth/passwordLimiter.js'
-import { generateApiKey, generateJwtSecret, generatePassword, hashApiKey, hashPassword } from './auth/secrets.js'
-import { countApiKeys, ensureApiKey, findActiveApiKeyByHash, insertApiKey, touchApiKeys } from './store/apiKeys.js'
+import { generateJwtSecret, generatePassword, hashPassword } from './auth/secrets.js'
 import { getOrCreateSetting } from './store/settings.js'
 import { claimDevice, heartbeatNode, markDisconnected, releaseDeadNodes } from './store/devices.js'
-import { discardDeviceQueue } from './store/deliveries.js'
+import { countPendingDeliveries, discardDeviceQueue } from './store/deliveries.js'
 import { PgPersistence } from './broker/pgPersistence.js'
 import { Broker } from './broker/broker.js'
 import { DeliveryEngine } from './delivery/engine.js'
 import { DeliveryStateWriter } from './delivery/stateWriter.js'
-import { Acceptor } from './delivery/acceptor.js'
-import { MessageService } from './delivery/messageService.js'
 import { Maintenance, NODE_STALE_SECONDS } from './delivery/maintenance.js'
+import { ApiKeyService } from './services/apiKeys.js'
+import { DeviceService } from './services/devices.js'
+import { MessageService } from './services/messages.js'
 import { createApi } from './api/router.js'
-import { createAdmin } from './admin/index.js'
-import { KEY_PREFIX_LENGTH } from './api/apiKeys.js'
-import type { Readiness } from './api/health.js'
 import { metricsRouter } from './api/metrics.js'
-import { Metrics } from './metrics.js'
-import { countPendingDeliveries } from './store/deliveries.js'
-import express from 'express'
+import { createAdmin } from './admin/index.js'
 
 /** Secrets generated on this start; shown once by the entry file, never stored in clear. */
 export interface FirstStart {
   adminPassword?: string
   apiKey?: string
-}
-
-export interface Herald {
-  readonly http: Server
-  readonly url: string
-  readonly mqttTcpPort: number | undefined
-  /** the separate /metrics port, when METRICS_PORT is set */
-  readonly metricsPort: number | undefined
-  readonly firstStart: FirstStart
-  readonly nodeId: string
-  /** Stops accepting, closes the broker, flushes delivery state, closes the pool. */
-  stop: () => Promise<void>
 }
 
 export interface HeraldDeps {
@@ -60,16 +47,43 @@ export interface HeraldDeps {
   maxKeepaliveSeconds?: number
 }
 
-// How long a cached API key lookup is trusted; a key revoked on another server stops working within this.
-const API_KEY_CACHE_MS = 5_000
-// bounds each of the two caches (known keys, unknown keys): cleared when full
-const API_KEY_CACHE_ENTRIES = 10_000
-const LAST_USED_FLUSH_MS = 30_000
-// readyz answers 503 when the database does not answer within this, rather than hang: a query
-// on a pooled connection whose network path died waits until TCP gives up (minutes)
-const READY_DB_TIMEOUT_MS = 3_000
+/** One named step of a shutdown: its name is logged when it fails, and the next steps still run. */
+export interface StopStep { name: string, run: () => unknown }
+
+/** Herald built and ready, with no port open: `listen` opens them. */
+export interface HeraldService {
+  readonly nodeId: string
+  readonly firstStart: FirstStart
+  readonly metrics: Metrics
+  /** the whole HTTP surface: REST API, admin UI, health, metrics */
+  readonly handleRequest: RequestListener
+  /** serves one MQTT connection over a byte stream (a socket, or an in-memory duplexPair end) */
+  readonly handleMqtt: (stream: Duplex) => void
+  /** MQTT over WebSocket at /mqtt on this HTTP server */
+  readonly attachWebSocket: (http: Server) => void
+  readonly listenMqttTcp: (port: number, host: string) => Promise<number>
+  /** in order: before the HTTP server closes (refuse work, finish sends, close the broker) and after */
+  readonly stopSteps: { beforeHttp: StopStep[], afterHttp: StopStep[] }
+  readonly log: Logger
+}
+
+export interface Herald {
+  readonly http: Server
+  readonly url: string
+  readonly mqttTcpPort: number | undefined
+  /** the separate /metrics port, when METRICS_PORT is set */
+  readonly metricsPort: number | undefined
+  readonly firstStart: FirstStart
+  readonly nodeId: string
+  /** Stops accepting, closes the broker, flushes delivery state, closes the pool: the steps of stopSteps. */
+  stop: () => Promise<void>
+}
+
 // on stop, how long HTTP requests in flight may take before their connections are closed
 const HTTP_DRAIN_MS = 2_000
+// an idle keep-alive connection of a backend is reused for many sends; past a typical load
+// balancer's idle timeout (60 s), so that the balancer, not Herald, closes it first
+const KEEP_ALIVE_MS = 65_000
 
 export interface HttpTimeouts { headersMs: number, requestMs: number }
 /**
@@ -83,41 +97,244 @@ export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 10_000, requestMs: 30_00
 // how often Node looks for connections past those timeouts: its default (30 s) would let them live 40 s
 const HTTP_TIMEOUT_CHECK_MS = 1_000
 
+/**
+ * Builds Herald from a parsed config without opening a port: migrates the database, loads the
+ * secrets, and wires the store, the broker, delivery, the services and the HTTP surface. Only
+ * the entry file reads the environment.
+ */
+export async function createHerald (config: Readonly<Config>, deps: HeraldDeps): Promise<HeraldService> {
+  if (!config.databaseUrl && !deps.pool) throw new Error('createHerald needs config.databaseUrl or a pool')
+  const pool = deps.pool ?? createPool({ connectionString: config.databaseUrl! })
+  const nodeId = `node-${randomUUID()}`
+  const log = deps.log.child({ nodeId })
+
+  const { applied } = await migrate(pool)
+  if (applied.length > 0) log.info({ applied }, 'migrations applied')
+  const firstStart: FirstStart = {}
+  const tokens = await deviceTokens(config, pool)
+  const adminPasswordHash = await adminPassword(config, pool, firstStart)
+  await registerNode(pool, nodeId, log)
+
+  const metrics = new Metrics()
+  const apiKeys = new ApiKeyService(pool, log)
+  firstStart.apiKey = await apiKeys.seed(config.apiKey)
+  const passwords = new PasswordLimiter({
+    pool,
+    log,
+    adminPasswordHash,
+    policy: deps.passwordPolicy,
+    onChecked: result => metrics.passwordChecks.inc({ result }),
+    onLimited: reason => metrics.passwordChecksRefused.inc({ reason })
+  })
+
+  const writer = new DeliveryStateWriter(pool, log, metrics)
+  const engine = deliveryEngine(config, pool, writer, log, metrics)
+  const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine.ack(client, messageId) })
+  const disconnects = new FlushBatch<string>(ids => markDisconnected(pool, ids, nodeId), log, 'marking devices offline')
+  const broker = new Broker({
+    persistence,
+    tokens,
+    log,
+    claimDevice: (deviceId, userId, persistent) => claimDeviceSession(pool, nodeId, deviceId, userId, persistent),
+    recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
+    onAuthFailure: reason => metrics.authFailures.inc({ reason }),
+    onReady: client => {
+      metrics.connects.inc()
+      engine.attach(client)
+    },
+    onGone: client => {
+      metrics.disconnects.inc()
+      engine.detach(client)
+      disconnects.add(client.id)
+    },
+    maxKeepaliveSeconds: deps.maxKeepaliveSeconds
+  }, log)
+  await broker.start()
+
+  const messages = new MessageService({
+    pool,
+    log,
+    engine,
+    topicSubscribers: async topic => {
+      const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
+      return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
+    },
+    metrics,
+    maxBatchTopicDeliveries: deps.maxBatchTopicDeliveries
+  })
+  const devices = new DeviceService({
+    pool, engine, metrics, forgetSession: deviceId => persistence.cleanSubscriptions({ id: deviceId })
+  })
+  metrics.observe({
+    connectedDevices: () => broker.connectedCount,
+    bufferedDeliveries: () => engine.bufferedDeliveries,
+    pool,
+    pendingDeliveries: () => countPendingDeliveries(pool)
+  })
+
+  let accepting = true
+  const adminUi = createAdmin({
+    pool, log, passwords, tokens, messages, devices, apiKeys, accepting: () => accepting
+  })
+  const handleRequest = createApi({
+    log,
+    tokens,
+    messages,
+    devices,
+    apiKeys,
+    adminUi,
+    accepting: () => accepting,
+    readiness: {
+      pool,
+      expectedMigrations: await expectedMigrations(),
+      brokerListening: () => broker.isListening,
+      accepting: () => accepting
+    },
+    metrics,
+    metricsToken: config.metricsToken,
+    trustProxy: config.trustProxy,
+    auth: {
+      identifyApiKey: hash => apiKeys.identify(hash),
+      passwords,
+      onApiKeyFailure: reason => metrics.apiKeyFailures.inc({ reason })
+    }
+  })
+
+  const maintenance = new Maintenance(pool, log, nodeId, expired => metrics.deliveries.inc({ status: 'expired' }, expired))
+  maintenance.start()
+
+  return {
+    nodeId,
+    firstStart,
+    metrics,
+    log,
+    handleRequest,
+    handleMqtt: stream => broker.handle(stream),
+    attachWebSocket: http => broker.attachWebSocket(http),
+    listenMqttTcp: (port, host) => broker.listenTcp(port, host),
+    stopSteps: {
+      beforeHttp: [
+        { name: 'refuse new work', run: () => { accepting = false } },
+        // admin pages' event streams never end on their own: end them so the HTTP server can close
+        { name: 'end admin event streams', run: () => adminUi.close() },
+        { name: 'commit the sends accepted so far', run: () => messages.idle() },
+        { name: 'close device connections', run: () => broker.close() }
+      ],
+      afterHttp: [
+        { name: 'stop maintenance', run: () => maintenance.stop() },
+        { name: 'write delivery state', run: () => writer.close() },
+        { name: 'mark this node’s devices offline', run: () => disconnects.flush() },
+        { name: 'record API key use', run: () => apiKeys.close() },
+        { name: 'release this node', run: () => releaseDeadNodes(pool, NODE_STALE_SECONDS, nodeId) },
+        { name: 'close the database pool', run: () => deps.pool ? undefined : pool.end() }
+      ]
+    }
+  }
+}
+
+/**
+ * Opens the ports of a built Herald: HTTP (REST, admin UI, MQTT over WebSocket), and MQTT over
+ * TCP and a metrics-only port when configured.
+ */
+export async function listen (service: HeraldService, config: Readonly<Config>, timeouts = HTTP_TIMEOUTS): Promise<Herald> {
+  const { log } = service
+  let stopping = false
+  const http = createServer(httpServerOptions(timeouts), service.handleRequest)
+  http.keepAliveTimeout = KEEP_ALIVE_MS
+  // once shutting down, every answer closes its connection
+  http.prependListener('request', (_req, res) => { if (stopping) res.setHeader('connection', 'close') })
+  service.attachWebSocket(http)
+  await listenOn(http, config.port, config.host)
+  const port = (http.address() as AddressInfo).port
+  const mqttTcpPort = config.mqttPort !== undefined ? await service.listenMqttTcp(config.mqttPort, config.host) : undefined
+  const metricsHttp = config.metricsPort !== undefined
+    ? await serveMetrics(service, config.metricsPort, config.host, timeouts)
+    : undefined
+
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
+  const url = `http://${host}:${port}`
+  log.info({ url, mqtt: `${url.replace('http', 'ws')}/mqtt`, mqttTcpPort }, 'herald ready')
+
+  let closeHttp: Promise<void> | undefined
+  let idleSweep: NodeJS.Timeout | undefined
+  const steps: StopStep[] = [
+    {
+      name: 'stop taking HTTP connections',
+      run: () => {
+        stopping = true
+        closeHttp = new Promise<void>(resolve => http.close(() => resolve()))
+        // a keep-alive connection busy now (a send being committed) is idle a moment later, and
+        // http.close() would wait keepAliveTimeout for it: keep closing idle ones until done
+        http.closeIdleConnections()
+        idleSweep = setInterval(() => http.closeIdleConnections(), 50)
+      }
+    },
+    ...service.stopSteps.beforeHttp,
+    {
+      name: 'close HTTP connections',
+      run: async () => {
+        // a connection that never sent a request is not idle to Node and would hold http.close()
+        // until headersTimeout: once requests in flight had their grace period, close them all
+        let grace: NodeJS.Timeout | undefined
+        await Promise.race([closeHttp, new Promise<void>(resolve => { grace = setTimeout(resolve, HTTP_DRAIN_MS) })])
+        clearTimeout(grace)
+        http.closeAllConnections()
+        await closeHttp
+        clearInterval(idleSweep)
+        metricsHttp?.close()
+      }
+    },
+    ...service.stopSteps.afterHttp
+  ]
+
+  let stopped: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopped ??= runStopSteps(steps, log)
+    return stopped
+  }
+  const metricsPort = metricsHttp ? (metricsHttp.address() as AddressInfo).port : undefined
+  return { http, url, mqttTcpPort, metricsPort, firstStart: service.firstStart, nodeId: service.nodeId, stop }
+}
+
+/** Builds and listens: what the entry file and the tests run. */
+export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): Promise<Herald> {
+  return listen(await createHerald(config, deps), config, deps.httpTimeouts)
+}
+
+async function runStopSteps (steps: StopStep[], log: Logger): Promise<void> {
+  log.info('shutting down')
+  for (const step of steps) {
+    try {
+      await step.run()
+    } catch (err) {
+      log.warn({ err: (err as Error).message, step: step.name }, 'a shutdown step failed; going on with the next')
+    }
+  }
+  log.info('stopped')
+}
+
 function httpServerOptions ({ headersMs, requestMs }: HttpTimeouts): ServerOptions {
   return { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS }
 }
 
-/**
- * Builds and starts a Herald server from a parsed config. Only the entry file reads the
- * environment; tests call this with port 0.
- */
-export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): Promise<Herald> {
-  const { log } = deps
-  if (!config.databaseUrl && !deps.pool) throw new Error('startHerald needs config.databaseUrl or a pool')
-  const pool = deps.pool ?? createPool({ connectionString: config.databaseUrl! })
-  const nodeId = `node-${randomUUID()}`
-  const nodeLog = log.child({ nodeId })
+function listenOn (server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+}
 
-  const { applied } = await migrate(pool)
-  if (applied.length > 0) nodeLog.info({ applied }, 'migrations applied')
-  const migrationNames = await expectedMigrations()
-
-  const firstStart: FirstStart = {}
-  const tokens = await deviceTokens(config, pool)
-  const adminPasswordHash = await adminPassword(config, pool, firstStart)
-  await seedApiKeys(config, pool, firstStart)
-
+async function registerNode (pool: Pool, nodeId: string, log: Logger): Promise<void> {
   await heartbeatNode(pool, nodeId)
   const released = await releaseDeadNodes(pool, NODE_STALE_SECONDS)
-  if (released > 0) nodeLog.info({ devices: released }, 'marked devices of stopped servers offline')
+  if (released > 0) log.info({ devices: released }, 'marked devices of stopped servers offline')
+}
 
-  const metrics = new Metrics()
-  const writer = new DeliveryStateWriter(pool, nodeLog, metrics)
-  let engine: DeliveryEngine | undefined
-  const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine?.ack(client, messageId) })
+function deliveryEngine (config: Readonly<Config>, pool: Pool, writer: DeliveryStateWriter, log: Logger,
+  metrics: Metrics): DeliveryEngine {
   // once per PUBACK: a bound child skips hashing the label set every time
   const deliveredCount = metrics.deliveries.labels({ status: 'delivered' })
-  engine = new DeliveryEngine(pool, writer, nodeLog, {
+  return new DeliveryEngine(pool, writer, log, {
     maxInflight: config.maxInflightPerDevice,
     stalledDeviceTimeoutMs: config.stalledDeviceTimeoutMs
   }, {
@@ -127,204 +344,24 @@ export async function startHerald (config: Readonly<Config>, deps: HeraldDeps): 
     },
     stalled: () => metrics.stalledDisconnects.inc()
   })
-  const deliveryEngine = engine
+}
 
-  const disconnects = new Batch<string>(ids => markDisconnected(pool, ids, nodeId), nodeLog, 'marking devices offline')
-  const broker = new Broker({
-    persistence,
-    tokens,
-    log: nodeLog,
-    claimDevice: async (deviceId, userId, persistent) => {
-      const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
-      if (result.ok && result.discardQueueUpTo !== undefined) {
-        // a clean session starts empty: drop what an earlier session of this device left queued
-        await discardDeviceQueue(pool, deviceId, result.discardQueueUpTo,
-          result.discardedPersistentSession ? 'session-discarded' : 'clean-session-ended')
-      }
-      return result
-    },
-    recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
-    onAuthFailure: reason => metrics.authFailures.inc({ reason }),
-    onReady: client => {
-      metrics.connects.inc()
-      deliveryEngine.attach(client)
-    },
-    onGone: client => {
-      metrics.disconnects.inc()
-      deliveryEngine.detach(client)
-      disconnects.add(client.id)
-    },
-    maxKeepaliveSeconds: deps.maxKeepaliveSeconds
-  }, nodeLog)
-  await broker.start()
-
-  const acceptor = new Acceptor(pool, nodeLog, (requests, outcomes) => messageService.dispatchAccepted(requests, outcomes), metrics)
-  const messageService = new MessageService(pool, acceptor, deliveryEngine, async topic => {
-    const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
-    return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
-  }, metrics, deps.maxBatchTopicDeliveries)
-  metrics.observe({
-    connectedDevices: () => broker.connectedCount,
-    bufferedDeliveries: () => deliveryEngine.bufferedDeliveries,
-    pool,
-    pendingDeliveries: () => countPendingDeliveries(pool)
-  })
-
-  const passwords = new PasswordLimiter({
-    pool,
-    log: nodeLog,
-    adminPasswordHash,
-    policy: deps.passwordPolicy,
-    onChecked: result => metrics.passwordChecks.inc({ result }),
-    onLimited: reason => metrics.passwordChecksRefused.inc({ reason })
-  })
-
-  const apiKeyCache = new Map<string, { key: { id: string, name: string }, at: number }>()
-  // unknown keys are remembered apart, so a flood of wrong keys cannot push the real ones out
-  const apiKeyMisses = new Map<string, number>()
-  const usedKeys = new Set<string>()
-  const lastUsed = setInterval(() => {
-    const ids = [...usedKeys]
-    usedKeys.clear()
-    touchApiKeys(pool, ids).catch(err => nodeLog.warn({ err: err.message }, 'recording API key use failed'))
-  }, LAST_USED_FLUSH_MS)
-  lastUsed.unref()
-
-  let accepting = true
-  const readiness = async (): Promise<Readiness> => {
-    const checks: Readiness['checks'] = {}
-    try {
-      let timer: NodeJS.Timeout | undefined
-      const { rows } = await Promise.race([
-        pool.query<{ name: string }>('select name from schema_migrations'),
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer from the database within ${READY_DB_TIMEOUT_MS} ms`)), READY_DB_TIMEOUT_MS)
-        })
-      ]).finally(() => clearTimeout(timer))
-      const have = new Set(rows.map(r => r.name))
-      const missing = migrationNames.filter(n => !have.has(n))
-      checks.database = { ok: true }
-      checks.migrations = missing.length === 0 ? { ok: true } : { ok: false, detail: `not applied: ${missing.join(', ')}` }
-    } catch (err) {
-      checks.database = { ok: false, detail: (err as Error).message }
-      checks.migrations = { ok: false, detail: 'database unreachable' }
-    }
-    checks.broker = broker.isListening ? { ok: true } : { ok: false, detail: 'MQTT listener closed' }
-    checks.accepting = accepting ? { ok: true } : { ok: false, detail: 'shutting down' }
-    return { ready: Object.values(checks).every(c => c.ok), checks }
+/** A device's CONNECT claims it for this node; a clean session starts with an empty queue. */
+async function claimDeviceSession (pool: Pool, nodeId: string, deviceId: string, userId: string, persistent: boolean):
+  ReturnType<typeof claimDevice> {
+  const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
+  if (result.ok && result.discardQueueUpTo !== undefined) {
+    // a clean session starts empty: drop what an earlier session of this device left queued
+    await discardDeviceQueue(pool, deviceId, result.discardQueueUpTo,
+      result.discardedPersistentSession ? 'session-discarded' : 'clean-session-ended')
   }
-
-  const endSession = (deviceId: string): Promise<void> => persistence.cleanSubscriptions({ id: deviceId })
-  const adminUi = createAdmin({
-    pool,
-    log: nodeLog,
-    passwords,
-    tokens,
-    engine: deliveryEngine,
-    messages: messageService,
-    onApiKeyRevoked: () => apiKeyCache.clear(),
-    endSession,
-    accepting: () => accepting
-  })
-  const api = createApi({
-    adminUi,
-    pool,
-    log: nodeLog,
-    tokens,
-    engine: deliveryEngine,
-    endSession,
-    messages: messageService,
-    readiness,
-    accepting: () => accepting,
-    metrics,
-    metricsToken: config.metricsToken,
-    trustProxy: config.trustProxy,
-    onApiKeyRevoked: () => apiKeyCache.clear(),
-    auth: {
-      passwords,
-      onApiKeyUsed: id => usedKeys.add(id),
-      onApiKeyFailure: reason => metrics.apiKeyFailures.inc({ reason }),
-      findApiKey: async hash => {
-        const now = Date.now()
-        const cached = apiKeyCache.get(hash)
-        if (cached && now - cached.at < API_KEY_CACHE_MS) return cached.key
-        const missed = apiKeyMisses.get(hash)
-        if (missed !== undefined && now - missed < API_KEY_CACHE_MS) return undefined
-        const row = await findActiveApiKeyByHash(pool, hash)
-        if (!row) {
-          if (apiKeyMisses.size >= API_KEY_CACHE_ENTRIES) apiKeyMisses.clear()
-          apiKeyMisses.set(hash, now)
-          return undefined
-        }
-        const key = { id: row.id, name: row.name }
-        if (apiKeyCache.size >= API_KEY_CACHE_ENTRIES) apiKeyCache.clear()
-        apiKeyCache.set(hash, { key, at: now })
-        return key
-      }
-    }
-  })
-
-  const http = createServer(httpServerOptions(deps.httpTimeouts ?? HTTP_TIMEOUTS), api)
-  // idle keep-alive sockets of backends are reused for many sends
-  http.keepAliveTimeout = 65_000
-  // once shutting down, every answer closes its connection
-  http.prependListener('request', (_req, res) => { if (!accepting) res.setHeader('connection', 'close') })
-  broker.attachWebSocket(http)
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(config.port, config.host, () => resolve())
-  })
-  const port = (http.address() as AddressInfo).port
-  const mqttTcpPort = config.mqttPort !== undefined ? await broker.listenTcp(config.mqttPort, config.host) : undefined
-
-  const metricsHttp = config.metricsPort !== undefined ? await serveMetrics(metrics, config.metricsPort, config.host, deps.httpTimeouts ?? HTTP_TIMEOUTS) : undefined
-  const maintenance = new Maintenance(pool, nodeLog, nodeId, expired => metrics.deliveries.inc({ status: 'expired' }, expired))
-  maintenance.start()
-
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
-  const url = `http://${host}:${port}`
-  nodeLog.info({ url, mqtt: `${url.replace('http', 'ws')}/mqtt`, mqttTcpPort }, 'herald ready')
-
-  let stopping: Promise<void> | undefined
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      accepting = false
-      nodeLog.info('shutting down')
-      // admin pages' event streams never end on their own: end them so the HTTP server can close
-      adminUi.close()
-      const closeHttp = new Promise<void>(resolve => http.close(() => resolve()))
-      // a keep-alive connection busy now (a send being committed) is idle a moment later, and
-      // http.close() would wait keepAliveTimeout (65 s) for it: keep closing idle ones until done
-      http.closeIdleConnections()
-      const idleSweep = setInterval(() => http.closeIdleConnections(), 50)
-      await acceptor.idle()
-      await broker.close()
-      // a connection that never sent a request is not idle to Node and would hold http.close()
-      // until headersTimeout (60 s): once requests in flight had their grace period, close them all
-      let grace: NodeJS.Timeout | undefined
-      await Promise.race([closeHttp, new Promise<void>(resolve => { grace = setTimeout(resolve, HTTP_DRAIN_MS) })])
-      clearTimeout(grace)
-      http.closeAllConnections()
-      await closeHttp
-      clearInterval(idleSweep)
-      metricsHttp?.close()
-      maintenance.stop()
-      clearInterval(lastUsed)
-      await writer.close()
-      await disconnects.flush()
-      await touchApiKeys(pool, [...usedKeys]).catch(() => {})
-      await releaseDeadNodes(pool, NODE_STALE_SECONDS, nodeId).catch(() => {})
-      if (!deps.pool) await pool.end()
-      nodeLog.info('stopped')
-    })()
-    return stopping
-  }
-
-  return { http, url, mqttTcpPort, metricsPort: metricsHttp ? (metricsHttp.address() as AddressInfo).port : undefined, firstStart, nodeId, stop }
+  return result
 }
 
 async function deviceTokens (config: Readonly<Config>, pool: Pool): Promise<DeviceTokens> {
-  if (config.jwtPublicKey) return new DeviceTokens({ kind: 'keypair', publicKey: config.jwtPublicKey, privateKey: config.jwtPrivateKey })
+  if (config.jwtPublicKey) {
+    return new DeviceTokens({ kind: 'keypair', publicKey: config.jwtPublicKey, privateKey: config.jwtPrivateKey })
+  }
   const secret = config.jwtSecret ?? (await getOrCreateSetting(pool, 'jwt_secret', generateJwtSecret)).value
   return new DeviceTokens({ kind: 'secret', secret })
 }
@@ -340,53 +377,12 @@ async function adminPassword (config: Readonly<Config>, pool: Pool, firstStart: 
   return value
 }
 
-async function seedApiKeys (config: Readonly<Config>, pool: Pool, firstStart: FirstStart): Promise<void> {
-  if (config.apiKey) {
-    await ensureApiKey(pool, 'API_KEY', config.apiKey.slice(0, KEY_PREFIX_LENGTH), hashApiKey(config.apiKey))
-    return
-  }
-  // a first start with no key at all gets one, shown once, so the printed curl works
-  if (await countApiKeys(pool) > 0) return
-  const key = generateApiKey()
-  await insertApiKey(pool, 'bootstrap', key.slice(0, KEY_PREFIX_LENGTH), hashApiKey(key))
-  firstStart.apiKey = key
-}
-
-/** Collects ids and writes them in one statement per flush. */
-class Batch<T> {
-  private items: T[] = []
-  private timer: NodeJS.Timeout | undefined
-  private running: Promise<void> | undefined
-
-  constructor (private readonly write: (items: T[]) => Promise<void>, private readonly log: Logger, private readonly what: string, private readonly delayMs = 50) {}
-
-  add (item: T): void {
-    this.items.push(item)
-    this.timer ??= setTimeout(() => { this.timer = undefined; void this.flush() }, this.delayMs)
-  }
-
-  async flush (): Promise<void> {
-    while (this.running) await this.running
-    clearTimeout(this.timer)
-    this.timer = undefined
-    if (this.items.length === 0) return
-    const items = this.items
-    this.items = []
-    this.running = this.write(items).catch(err => this.log.warn({ err: (err as Error).message, count: items.length }, `${this.what} failed`))
-    await this.running
-    this.running = undefined
-  }
-}
-
 /** METRICS_PORT: /metrics alone, without credentials, for a scraper on a private network. */
-async function serveMetrics (metrics: Metrics, port: number, host: string, timeouts: HttpTimeouts): Promise<Server> {
+async function serveMetrics (service: HeraldService, port: number, host: string, timeouts: HttpTimeouts): Promise<Server> {
   const app = express()
   app.disable('x-powered-by')
-  app.use(metricsRouter(metrics, (_req, _res, next) => next()))
+  app.use(metricsRouter(service.metrics, (_req, _res, next) => next()))
   const server = createServer(httpServerOptions(timeouts), app)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => resolve())
-  })
+  await listenOn(server, port, host)
   return server
 }

@@ -19,3 +19,18 @@ export const inboxTopic = (userId: string): string => `users/${userId}/inbox`
 export const receiptsTopic = (userId: string): string => `users/${userId}/receipts`
 export const broadcastTopic = (name: string): string => `topics/${name}`
 export const BROADCAST_PREFIX = 'topics/'
+
+// a UTF-16 code unit of a surrogate pair without its other half (JSON.parse accepts "\ud800")
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Why a string cannot be stored as it is, or undefined. Postgres refuses U+0000 in text and in
+ * jsonb, and refuses a lone surrogate in jsonb (in text it becomes U+FFFD); neither is text a
+ * device could decode. Checked before a message reaches the accept transaction, where one
+ * refused value would fail every message committed with it.
+ */
+export function textProblem (value: string): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain U+0000 (NUL)'
+  if (LONE_SURROGATE.test(value)) return 'must be valid Unicode: it holds half of a surrogate pair (\\ud800–\\udfff)'
+  return undefined
+}

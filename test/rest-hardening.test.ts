@@ -7,7 +7,7 @@ import net from 'node:net'
 import pg from 'pg'
 import { startTestHerald, connectDevice, ADMIN_PASSWORD, API_KEY, type TestHerald } from './helpers/herald.js'
 import { HTTP_TIMEOUTS } from '../server/app.js'
-import { MAX_DATA_DEPTH } from '../server/api/messages.js'
+import { MAX_DATA_DEPTH } from '../server/delivery/message.js'
 
 let h: TestHerald
 before(async () => { h = await startTestHerald() })

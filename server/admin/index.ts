@@ -1,20 +1,19 @@
-import { Router, type RequestHandler } from 'express'
+import { Router } from 'express'
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
 import type { PasswordLimiter } from '../auth/passwordLimiter.js'
-import type { DeliveryEngine } from '../delivery/engine.js'
-import type { MessageService } from '../delivery/messageService.js'
-import { apiKeysRouter } from '../api/apiKeys.js'
-import { devicesRouter } from '../api/devices.js'
-import { parseSendBody } from '../api/messages.js'
-import { ProblemError } from '../api/problem.js'
-import { tokensRouter } from '../api/tokens.js'
-import { jsonBody, requireUuid } from '../api/validate.js'
+import { ProblemError } from '../errors.js'
+import { encodeLogCursor, parseLogQuery, type LogQueryRules } from '../http/logQuery.js'
+import { asMiddleware, readBody, requireAccepting, requireJson } from '../http/pipeline.js'
+import { parseApiKeyRequest, parseSendBody, parseTokenRequest } from '../http/requests.js'
+import { requireUuid } from '../http/validate.js'
+import type { ApiKeyService } from '../services/apiKeys.js'
+import type { DeviceService } from '../services/devices.js'
+import type { MessageService } from '../services/messages.js'
 import { getMessageDetail, listMessageLog, searchUsers } from '../store/adminLog.js'
 import { readOverview } from '../store/adminStats.js'
 import { AdminEvents } from './events.js'
-import { encodeLogCursor, parseLogQuery } from './logQuery.js'
 import { defaultWebDir, pagesRouter } from './pages.js'
 import { AdminSessions } from './session.js'
 
@@ -22,6 +21,10 @@ import { AdminSessions } from './session.js'
 export const DETAIL_DEVICES_SHOWN = 500
 const USER_SEARCH_LIMIT = 20
 const ADMIN_BODY_LIMIT = 64 * 1024
+// the message log: a row per message, filtered by the form's fields (blank ones mean no filter)
+const LOG_RULES: LogQueryRules = {
+  extra: ['messageId', 'text'], defaultLimit: 25, maxLimit: 100, nextMember: 'next', cursorHasId: true, emptyIsAbsent: true
+}
 
 /** messages.api_key_id is null for a message sent from the admin UI (its page then names "admin UI" as the sender). */
 const ADMIN_UI_SENDER = null
@@ -32,11 +35,9 @@ export interface AdminDeps {
   /** the admin password check, limited per client address (shared with the REST API's HTTP Basic) */
   passwords: PasswordLimiter
   tokens: DeviceTokens
-  engine: DeliveryEngine
   messages: MessageService
-  onApiKeyRevoked: (id: string) => void
-  /** forgets a device's MQTT session state when an admin ends its session (as DELETE /v1/devices does) */
-  endSession?: (deviceId: string) => Promise<void>
+  devices: DeviceService
+  apiKeys: ApiKeyService
   /** false while shutting down */
   accepting: () => boolean
   /** the built front end; defaults to dist/web */
@@ -47,14 +48,15 @@ export interface Admin {
   /** /admin, /demo, /web assets and /admin/api/… */
   router: Router
   /** wraps the REST API's HTTP Basic admin guard so the admin session is accepted too */
-  orSession: (basic: RequestHandler) => RequestHandler
+  orSession: AdminSessions['orSession']
   /** ends the live event streams (before the HTTP server closes) */
   close: () => void
 }
 
 /**
  * The admin UI's server side. Every /admin/api route but login sits behind the session; every
- * write also behind the CSRF check. Each route's guard is visible in the table below.
+ * write also behind the CSRF check. Each route's guard is visible in the table below; each
+ * route calls the same service function as its REST API counterpart.
  */
 export function createAdmin (deps: AdminDeps): Admin {
   const { pool } = deps
@@ -68,15 +70,12 @@ export function createAdmin (deps: AdminDeps): Admin {
 
   const session = sessions.requireSession
   const csrf = sessions.requireCsrf
-  const json = jsonBody(ADMIN_BODY_LIMIT)
-  const accepting: RequestHandler = (_req, res, next) => {
-    if (deps.accepting()) return next()
-    res.setHeader('Retry-After', '5')
-    next(new ProblemError('shutting-down', 'this server is shutting down; retry in a few seconds'))
-  }
+  const accepting = requireAccepting(deps.accepting)
+  const body = readBody(ADMIN_BODY_LIMIT)
+  const write = asMiddleware(requireJson, accepting, body)
 
   const api = Router()
-  api.post('/login', json, sessions.login)
+  api.post('/login', asMiddleware(requireJson, body), sessions.login)
   api.get('/session', session, sessions.current)
   api.post('/logout', session, csrf, sessions.logout)
 
@@ -84,13 +83,15 @@ export function createAdmin (deps: AdminDeps): Admin {
     res.json(await readOverview(pool))
   })
   api.get('/events', session, (req, res) => {
-    const watch = typeof req.query.watch === 'string' && req.query.watch !== '' ? requireUuid(req.query.watch, 'message') : undefined
+    const watch = typeof req.query.watch === 'string' && req.query.watch !== ''
+      ? requireUuid(req.query.watch, 'message')
+      : undefined
     events.open(req, res, watch)
   })
 
   api.get('/log', session, async (req, res) => {
-    const q = parseLogQuery(req.query)
-    const { rows, next } = await listMessageLog(pool, q.filter, q.after, q.limit)
+    const q = parseLogQuery(req.query, LOG_RULES)
+    const { rows, next } = await listMessageLog(pool, q.filter, q.after as typeof q.after & { id: string }, q.limit)
     res.json({ items: rows, next: next ? encodeLogCursor(next) : null })
   })
   api.get('/messages/:id', session, async (req, res) => {
@@ -99,11 +100,11 @@ export function createAdmin (deps: AdminDeps): Admin {
     res.json(m)
   })
   // a test push: the same validation and the same path to delivery as POST /v1/messages
-  api.post('/messages', session, csrf, json, accepting, async (req, res) => {
-    const result = await deps.messages.send(parseSendBody(req.body), ADMIN_UI_SENDER)
-    res.status(result.status).json(result.body)
+  api.post('/messages', session, csrf, write, async (req, res) => {
+    const { response } = await deps.messages.send(parseSendBody(req.body), ADMIN_UI_SENDER)
+    res.status(202).json(response)
   })
-  api.delete('/messages/:id', session, csrf, async (req, res) => {
+  api.delete('/messages/:id', session, csrf, write, async (req, res) => {
     const id = requireUuid(String(req.params.id), 'message')
     const result = await deps.messages.revoke(id, 'admin')
     if (!result) throw new ProblemError('not-found', `no message with id ${id}`)
@@ -114,11 +115,36 @@ export function createAdmin (deps: AdminDeps): Admin {
     const prefix = typeof req.query.prefix === 'string' ? req.query.prefix.slice(0, 128) : ''
     res.json(await searchUsers(pool, prefix, USER_SEARCH_LIMIT))
   })
-  // the REST API's own routers, behind the session instead of an API key / HTTP Basic
-  api.use('/api-keys', session, csrf, json, apiKeysRouter(pool, deps.onApiKeyRevoked))
-  api.use('/tokens', session, csrf, json, tokensRouter(deps.tokens))
-  api.use(session, csrf, devicesRouter(pool, deps.engine, deps.endSession, 'admin'))
-  api.use((req, _res, next) => next(new ProblemError('not-found', `no route ${req.method} ${req.path} under /admin/api`)))
+  api.get('/users/:user/devices', session, async (req, res) => {
+    res.json(await deps.devices.listForUser(String(req.params.user)))
+  })
+  api.delete('/devices/:deviceId', session, csrf, write, async (req, res) => {
+    const ended = await deps.devices.end(String(req.params.deviceId), 'admin')
+    if (!ended) throw new ProblemError('not-found', `no device with id ${JSON.stringify(String(req.params.deviceId))}`)
+    res.json(ended)
+  })
+
+  api.post('/api-keys', session, csrf, write, async (req, res) => {
+    // the only time the secret is shown
+    res.status(201).json(await deps.apiKeys.create(parseApiKeyRequest(req.body).name))
+  })
+  api.get('/api-keys', session, async (_req, res) => {
+    res.json(await deps.apiKeys.list())
+  })
+  api.delete('/api-keys/:id', session, csrf, write, async (req, res) => {
+    const id = requireUuid(String(req.params.id), 'API key')
+    const row = await deps.apiKeys.revoke(id)
+    if (!row) throw new ProblemError('not-found', `no API key with id ${id}`)
+    res.json(row)
+  })
+  api.post('/tokens', session, csrf, write, (req, res) => {
+    const { user, ttl } = parseTokenRequest(req.body)
+    res.status(201).json(deps.tokens.sign(user, ttl))
+  })
+  // behind the session: which routes exist is not told to whoever is not logged in
+  api.use(session, (req, _res, next) => {
+    next(new ProblemError('not-found', `no route ${req.method} ${req.path} under /admin/api`))
+  })
 
   const router = Router()
   router.use('/admin/api', api)

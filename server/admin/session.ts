@@ -4,8 +4,8 @@ import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { sameText } from '../auth/secrets.js'
 import { ADMIN_USER, type PasswordLimiter } from '../auth/passwordLimiter.js'
-import { checkAdminPassword } from '../api/auth.js'
-import { ProblemError } from '../api/problem.js'
+import { checkAdminPassword } from '../http/auth.js'
+import { ProblemError } from '../errors.js'
 import { deleteAdminSession, deleteExpiredAdminSessions, findAdminSession, insertAdminSession } from '../store/adminSessions.js'
 
 export const SESSION_COOKIE = 'herald_admin'
@@ -87,7 +87,7 @@ export class AdminSessions {
       throw new ProblemError('invalid-request', 'send {"user": "admin", "password": "…"} as JSON',
         { errors: [{ field: 'password', message: 'required string' }] })
     }
-    await checkAdminPassword(this.deps.passwords, req, res, user, body.password)
+    await checkAdminPassword(this.deps.passwords, req, user, body.password)
     const address = req.ip ?? req.socket.remoteAddress
     const sessionId = randomBytes(32).toString('base64url')
     const row = await insertAdminSession(this.deps.pool, sha256(sessionId), SESSION_IDLE_SECONDS, { ip: address, userAgent: req.get('user-agent') })

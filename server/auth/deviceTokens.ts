@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { ProblemError } from '../errors.js'
 import jwt from 'jsonwebtoken'
 import { isValidUserId } from '../ids.js'
 
@@ -73,7 +74,11 @@ export class DeviceTokens {
   }
 
   sign (userId: string, ttlSeconds: number): { token: string, expiresAt: Date } {
-    if (this.signKey === undefined) throw new Error('no signing key configured')
+    if (this.signKey === undefined) {
+      throw new ProblemError('token-signing-unavailable',
+        'device tokens are verified with JWT_PUBLIC_KEY and no JWT_PRIVATE_KEY is set; ' +
+        'sign tokens in your backend or set JWT_PRIVATE_KEY')
+    }
     const exp = Math.floor(Date.now() / 1000) + ttlSeconds
     const token = jwt.sign({ sub: userId, exp }, this.signKey, { algorithm: this.algorithm })
     return { token, expiresAt: new Date(exp * 1000) }

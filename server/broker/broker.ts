@@ -95,8 +95,16 @@ export class Broker {
     this.listening = true
   }
 
+  /**
+   * Serves one MQTT connection over any byte stream: a socket, or one end of an in-memory
+   * `duplexPair()` in a test that builds Herald without opening a port.
+   */
+  handle (stream: Duplex): void {
+    guardParser(this.aedes.handle(stream))
+  }
+
   async listenTcp (port: number, host: string): Promise<number> {
-    this.tcp = createTcpServer(socket => guardParser(this.aedes.handle(socket)))
+    this.tcp = createTcpServer(socket => this.handle(socket))
     await new Promise<void>((resolve, reject) => {
       this.tcp!.once('error', reject)
       this.tcp!.listen(port, host, () => resolve())

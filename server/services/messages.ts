@@ -1,45 +1,71 @@
 import { randomUUID } from 'node:crypto'
 import type { Pool } from '../db/pool.js'
 import { broadcastTopic } from '../ids.js'
-import { ProblemError } from '../api/problem.js'
-import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from './message.js'
+import { ProblemError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../delivery/message.js'
 import type { AcceptOutcome, AcceptRequest, NewMessage } from '../store/accept.js'
 import { revokeMessage } from '../store/deliveries.js'
 import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
 import type { LogKey } from '../store/logOrder.js'
 import type { Metrics } from '../metrics.js'
-import type { Acceptor } from './acceptor.js'
-import type { DeliveryEngine, DispatchItem } from './engine.js'
+import { Acceptor } from '../delivery/acceptor.js'
+import type { DeliveryEngine, DispatchItem } from '../delivery/engine.js'
+import type { Actor } from './actor.js'
 
-export interface SendResult { status: number, body: unknown }
 export interface Idempotency { key: string, requestHash: string }
+
+/**
+ * A committed send: the answer for the client (`{ id, recipients }`, or `{ messages: [...] }` for
+ * a batch), and whether it is the stored answer to an earlier request with the same
+ * Idempotency-Key rather than a new message.
+ */
+export interface SendOutcome { response: unknown, replayed: boolean }
+
+export interface MessageServiceDeps {
+  pool: Pool
+  log: Logger
+  engine: DeliveryEngine
+  /** devices subscribed to a broadcast topic right now */
+  topicSubscribers: (topic: string) => Promise<string[]>
+  metrics?: Metrics
+  /** tests lower it to reach it with a few devices */
+  maxBatchTopicDeliveries?: number
+}
 
 /** Devices the topic messages of one batch may be queued for together (a single message has no such limit). */
 export const MAX_BATCH_TOPIC_DELIVERIES = 100_000
 
 /**
- * Sending, reading and revoking messages: the REST layer's one door to delivery. A send
- * resolves only after its message and every per-device queue row are committed.
+ * Sending, reading and revoking messages: the one door to delivery for the REST API and the
+ * admin UI. A send resolves only after its message and every per-device queue row are committed.
  */
 export class MessageService {
-  constructor (
-    private readonly pool: Pool,
-    private readonly acceptor: Acceptor,
-    private readonly engine: DeliveryEngine,
-    /** devices subscribed to a broadcast topic right now */
-    private readonly topicSubscribers: (topic: string) => Promise<string[]>,
-    private readonly metrics?: Metrics,
-    private readonly maxBatchTopicDeliveries = MAX_BATCH_TOPIC_DELIVERIES
-  ) {}
+  readonly #acceptor: Acceptor
+  private readonly pool: Pool
+  private readonly engine: DeliveryEngine
+  private readonly topicSubscribers: (topic: string) => Promise<string[]>
+  private readonly metrics: Metrics | undefined
+  private readonly maxBatchTopicDeliveries: number
 
-  /** One message: 202 `{ id, recipients }` once it and its deliveries are committed. */
-  async send (input: SendInput, apiKeyId: string | null, idempotency?: Idempotency): Promise<SendResult> {
+  constructor (deps: MessageServiceDeps) {
+    this.pool = deps.pool
+    this.engine = deps.engine
+    this.topicSubscribers = deps.topicSubscribers
+    this.metrics = deps.metrics
+    this.maxBatchTopicDeliveries = deps.maxBatchTopicDeliveries ?? MAX_BATCH_TOPIC_DELIVERIES
+    this.#acceptor = new Acceptor(deps.pool, deps.log, (requests, outcomes) => this.#dispatchAccepted(requests, outcomes),
+      deps.metrics)
+  }
+
+  /** One message, once it and its deliveries are committed: `{ id, recipients }`. */
+  async send (input: SendInput, apiKeyId: string | null, idempotency?: Idempotency): Promise<SendOutcome> {
     const message = await this.newMessage(input, apiKeyId)
     return this.commit({ messages: [message], apiKeyId, idempotency, response: ([one]) => one })
   }
 
   /** Many messages in one request: all of them are committed together, or none. */
-  async sendBatch (inputs: SendInput[], apiKeyId: string | null, idempotency?: Idempotency): Promise<SendResult> {
+  async sendBatch (inputs: SendInput[], apiKeyId: string | null, idempotency?: Idempotency): Promise<SendOutcome> {
     const messages = await Promise.all(inputs.map((input, i) => this.newMessage(input, apiKeyId, `messages[${i}]`)))
     const topicDevices = messages.reduce((sum, m) => sum + (m.topicSubscribers?.length ?? 0), 0)
     const limit = this.maxBatchTopicDeliveries
@@ -52,13 +78,18 @@ export class MessageService {
     return this.commit({ messages, apiKeyId, idempotency, response: accepted => ({ messages: accepted }) })
   }
 
-  private async commit (request: AcceptRequest): Promise<SendResult> {
-    const outcome = await this.acceptor.accept(request)
+  /** Resolves when every send accepted so far is committed (before a shutdown). */
+  idle (): Promise<void> {
+    return this.#acceptor.idle()
+  }
+
+  private async commit (request: AcceptRequest): Promise<SendOutcome> {
+    const outcome = await this.#acceptor.accept(request)
     switch (outcome.kind) {
       case 'accepted':
-        return { status: 202, body: outcome.response }
+        return { response: outcome.response, replayed: false }
       case 'replay':
-        return { status: outcome.status, body: outcome.response }
+        return { response: outcome.response, replayed: true }
       case 'idempotency-conflict':
         throw new ProblemError('idempotency-key-reused',
           'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
@@ -92,8 +123,8 @@ export class MessageService {
     }
   }
 
-  /** After a commit: hand the new deliveries to connected devices, withdraw what was replaced. */
-  dispatchAccepted (requests: AcceptRequest[], outcomes: AcceptOutcome[]): void {
+  /** After a commit: hand the new deliveries to the devices connected here; count what was replaced. */
+  #dispatchAccepted (requests: AcceptRequest[], outcomes: AcceptOutcome[]): void {
     const items: DispatchItem[] = []
     let accepted = 0
     let replaced = 0
@@ -150,7 +181,7 @@ export class MessageService {
   }
 
   /** Revokes the message wherever it is not yet acknowledged; a channel about to write it finds it revoked when it claims it. */
-  async revoke (id: string, by: 'api' | 'admin'): Promise<{ revoked: number } | undefined> {
+  async revoke (id: string, by: Actor): Promise<{ revoked: number } | undefined> {
     const result = await revokeMessage(this.pool, id, by === 'admin' ? 'admin-message-revoked' : 'message-revoked')
     if (!result) return undefined
     this.metrics?.deliveries.inc({ status: 'revoked' }, result.revoked.length)

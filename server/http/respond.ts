@@ -1,51 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorRequestHandler } from 'express'
 import type { Logger } from '../log.js'
+import { PROBLEMS, PROBLEM_TYPE_BASE, ProblemError } from '../errors.js'
 
 /**
- * The catalogue of errors a client can get. `code` is stable: clients branch on it. Each
- * becomes an RFC 9457 application/problem+json body with `type` pointing at the code.
+ * Problems on the wire: a ProblemError (server/errors.ts) becomes application/problem+json with
+ * its headers; anything unexpected is a logged 500 that shows nothing of the error.
  */
-export const PROBLEMS = {
-  'invalid-json': { status: 400, title: 'Request body is not valid JSON' },
-  'invalid-request': { status: 400, title: 'Request is invalid' },
-  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
-  forbidden: { status: 403, title: 'Not allowed' },
-  'not-found': { status: 404, title: 'Not found' },
-  'method-not-allowed': { status: 405, title: 'Method not allowed' },
-  'unsupported-media-type': { status: 415, title: 'Request body must be application/json' },
-  'payload-too-large': { status: 413, title: 'Payload too large' },
-  'idempotency-key-reused': { status: 422, title: 'Idempotency-Key was used for a different request' },
-  'token-signing-unavailable': { status: 501, title: 'This server cannot sign device tokens' },
-  'too-many-requests': { status: 429, title: 'Too many requests' },
-  'database-unavailable': { status: 503, title: 'Database unavailable' },
-  'shutting-down': { status: 503, title: 'Server is shutting down' },
-  internal: { status: 500, title: 'Internal server error' }
-} as const
-
-export type ProblemCode = keyof typeof PROBLEMS
-
-export const PROBLEM_TYPE_BASE = 'https://herald.dev/problems/'
-
-export class ProblemError extends Error {
-  constructor (readonly code: ProblemCode, readonly detail: string, readonly extra: Record<string, unknown> = {}) {
-    super(detail)
-  }
-
-  get status (): number {
-    return PROBLEMS[this.code].status
-  }
-}
-
-/** The answer to a send while this server shuts down: 503 with Retry-After, set on `res`. */
-export function shuttingDown (res: ServerResponse): ProblemError {
-  res.setHeader('Retry-After', '5')
-  return new ProblemError('shutting-down', 'this server is shutting down; retry on another instance or in a few seconds')
-}
-
-export function sendProblem (res: ServerResponse, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): void {
-  const { status, title } = PROBLEMS[code]
-  sendJson(res, status, { type: PROBLEM_TYPE_BASE + code, code, title, status, detail, ...extra }, 'application/problem+json')
+export function sendProblem (res: ServerResponse, problem: ProblemError): void {
+  const { status, title } = PROBLEMS[problem.code]
+  for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value)
+  const body = { type: PROBLEM_TYPE_BASE + problem.code, code: problem.code, title, status, detail: problem.detail, ...problem.extra }
+  sendJson(res, status, body, 'application/problem+json')
 }
 
 /** A JSON answer, written with Node's own response API so that routes outside express can use it too. */
@@ -95,25 +61,26 @@ export function sendError (log: Logger, req: IncomingMessage, res: ServerRespons
   // refused before its body was read to the end (413, 401…): close the connection after the
   // answer instead of reading the rest of a body nobody wants (Node does so on Connection: close)
   if (!req.complete) res.setHeader('Connection', 'close')
-  if (err instanceof ProblemError) return sendProblem(res, err.code, err.detail, err.extra)
+  if (err instanceof ProblemError) return sendProblem(res, err)
   const path = (req.url ?? '').split('?')[0]
   // express' router could not decode a route parameter (requestTarget() refuses these first)
   if (err instanceof URIError) {
-    return sendProblem(res, 'invalid-request', `path: ${err.message}; a path must be percent-encoded UTF-8`,
-      { errors: [{ field: 'path', message: 'is not percent-encoded UTF-8' }] })
+    return sendProblem(res, new ProblemError('invalid-request', `path: ${err.message}; a path must be percent-encoded UTF-8`,
+      { errors: [{ field: 'path', message: 'is not percent-encoded UTF-8' }] }))
   }
   if (isDataException(err)) {
     log.warn({ err: (err as Error).message, method: req.method, path }, 'the database refused a value of a request')
     const detail = `the database refused a value of this request: ${(err as Error).message}`
-    return sendProblem(res, 'invalid-request', detail)
+    return sendProblem(res, new ProblemError('invalid-request', detail))
   }
   if (isDatabaseUnavailable(err)) {
     log.warn({ err: (err as Error).message, path }, 'database unavailable')
-    res.setHeader('Retry-After', '5')
-    return sendProblem(res, 'database-unavailable', 'the database is unreachable; the request was not completed. Retry later (a send with an Idempotency-Key is safe to retry)')
+    return sendProblem(res, new ProblemError('database-unavailable',
+      'the database is unreachable; the request was not completed. ' +
+      'Retry later (a send with an Idempotency-Key is safe to retry)', {}, { 'Retry-After': '5' }))
   }
   log.error({ err, method: req.method, path }, 'unexpected error')
-  sendProblem(res, 'internal', 'an unexpected error occurred; it was logged')
+  sendProblem(res, new ProblemError('internal', 'an unexpected error occurred; it was logged'))
 }
 
 /** sendError as express' error handler. */

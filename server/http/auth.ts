@@ -1,17 +1,15 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { IncomingMessage } from 'node:http'
+import type { Request, RequestHandler } from 'express'
 import { hashApiKey } from '../auth/secrets.js'
 import type { LimitReason, PasswordLimiter } from '../auth/passwordLimiter.js'
-import { ProblemError } from './problem.js'
-
-export interface ApiKeyIdentity { id: string, name: string }
+import { ProblemError } from '../errors.js'
+import type { ApiKeyIdentity } from '../auth/apiKeyCache.js'
 
 export interface AuthDeps {
-  findApiKey: (keyHash: string) => Promise<ApiKeyIdentity | undefined>
+  /** the active API key whose secret hashes to this (ApiKeyService.identify) */
+  identifyApiKey: (keyHash: string) => Promise<ApiKeyIdentity | undefined>
   /** the admin password check, limited per client address */
   passwords: PasswordLimiter
-  /** called once per authenticated request, so last-used times can be written in batches */
-  onApiKeyUsed?: (id: string) => void
   /** a request with a missing or unknown API key; never limited (keys are long random strings), only counted */
   onApiKeyFailure?: (reason: 'missing' | 'unknown') => void
 }
@@ -24,34 +22,25 @@ declare module 'express-serve-static-core' {
 
 /**
  * `Authorization: Bearer <API key>`: the key's identity, or a 401 problem (with its
- * WWW-Authenticate header set on `res`). Admin credentials are not an API key.
+ * WWW-Authenticate header). Admin credentials are not an API key.
  */
-export async function authenticateApiKey (deps: AuthDeps, req: IncomingMessage, res: ServerResponse): Promise<ApiKeyIdentity> {
+export async function authenticateApiKey (deps: AuthDeps, req: IncomingMessage): Promise<ApiKeyIdentity> {
   const header = req.headers.authorization ?? ''
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
   if (!match) {
     deps.onApiKeyFailure?.('missing')
-    res.setHeader('WWW-Authenticate', 'Bearer realm="herald"')
-    throw new ProblemError('unauthorized', header ? 'Authorization header must be "Bearer <API key>"' : 'missing Authorization header; send "Authorization: Bearer <API key>"')
+    const detail = header
+      ? 'Authorization header must be "Bearer <API key>"'
+      : 'missing Authorization header; send "Authorization: Bearer <API key>"'
+    throw new ProblemError('unauthorized', detail, {}, { 'WWW-Authenticate': 'Bearer realm="herald"' })
   }
-  const key = await deps.findApiKey(hashApiKey(match[1]))
+  const key = await deps.identifyApiKey(hashApiKey(match[1]))
   if (!key) {
     deps.onApiKeyFailure?.('unknown')
-    res.setHeader('WWW-Authenticate', 'Bearer realm="herald", error="invalid_token"')
-    throw new ProblemError('unauthorized', 'API key is unknown or revoked')
+    throw new ProblemError('unauthorized', 'API key is unknown or revoked', {},
+      { 'WWW-Authenticate': 'Bearer realm="herald", error="invalid_token"' })
   }
-  deps.onApiKeyUsed?.(key.id)
   return key
-}
-
-/** authenticateApiKey as express middleware: the key is in `res.locals.apiKey`. */
-export function requireApiKey (deps: AuthDeps): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    authenticateApiKey(deps, req, res).then(key => {
-      res.locals.apiKey = key
-      next()
-    }, next)
-  }
 }
 
 /** HTTP Basic `admin:<admin password>`, for managing API keys; never an API key. */
@@ -70,7 +59,7 @@ export function requireAdmin (deps: AuthDeps): RequestHandler {
     const colon = decoded.indexOf(':')
     const user = colon < 0 ? decoded : decoded.slice(0, colon)
     const password = colon < 0 ? '' : decoded.slice(colon + 1)
-    checkAdminPassword(deps.passwords, req, res, user, password).then(() => next(), next)
+    checkAdminPassword(deps.passwords, req, user, password).then(() => next(), next)
   }
 }
 
@@ -81,14 +70,13 @@ export function requireAdmin (deps: AuthDeps): RequestHandler {
  * the forwarded address when TRUST_PROXY says which hops to believe.
  */
 export async function checkAdminPassword (
-  passwords: PasswordLimiter, req: Request, res: Response, user: string, password: string
+  passwords: PasswordLimiter, req: Request, user: string, password: string
 ): Promise<void> {
   const verdict = await passwords.check(req.ip ?? req.socket.remoteAddress ?? 'unknown', user, password)
   if (verdict.outcome === 'right') return
   if (verdict.outcome === 'wrong') throw new ProblemError('unauthorized', 'wrong user or password')
-  res.setHeader('Retry-After', String(verdict.retryAfterSeconds))
   const detail = limitDetail(verdict.reason, verdict.retryAfterSeconds, passwords.policy.maxBackoffSeconds)
-  throw new ProblemError('too-many-requests', detail)
+  throw new ProblemError('too-many-requests', detail, {}, { 'Retry-After': String(verdict.retryAfterSeconds) })
 }
 
 function limitDetail (reason: LimitReason, seconds: number, maxBackoffSeconds: number): string {
