@@ -42,7 +42,7 @@ export function sendRoutes (deps: SendRouteDeps): (req: IncomingMessage, res: Se
     if (route === 'single') {
       const input = parseSendBody(body)
       const { response } = await deps.messages.send(input, apiKey!.id, idempotency())
-      res.setHeader('Location', `/v1/messages/${(response as { id: string }).id}`)
+      res.setHeader('Location', `/v1/messages/${response.id}`)
       sendJson(res, 202, response)
     } else {
       const inputs = parseBatchBody(body)

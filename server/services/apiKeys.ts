@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
+import type { NewApiKey } from '../wire.js'
 import { ApiKeyCache, type ApiKeyIdentity } from '../auth/apiKeyCache.js'
 import { generateApiKey, hashApiKey } from '../auth/secrets.js'
 import {
@@ -27,7 +28,7 @@ export class ApiKeyService {
   }
 
   /** The key's secret is in the result and nowhere else: it is shown once. */
-  async create (name: string): Promise<ApiKeyRow & { key: string }> {
+  async create (name: string): Promise<NewApiKey> {
     const key = generateApiKey()
     const row = await insertApiKey(this.pool, name, key.slice(0, KEY_PREFIX_LENGTH), hashApiKey(key))
     return { ...row, key }

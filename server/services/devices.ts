@@ -4,16 +4,8 @@ import { isValidUserId, textProblem } from '../ids.js'
 import type { Metrics } from '../metrics.js'
 import { endDeviceSession, listUserDevices } from '../store/devices.js'
 import type { DeliveryEngine } from '../delivery/engine.js'
+import type { Device } from '../wire.js'
 import type { Actor } from './actor.js'
-
-export interface DeviceSummary {
-  deviceId: string
-  persistent: boolean
-  online: boolean
-  connectedAt: Date | null
-  lastSeenAt: Date | null
-  pending: number
-}
 
 export interface DeviceServiceDeps {
   pool: Pool
@@ -27,7 +19,7 @@ export interface DeviceServiceDeps {
 export class DeviceService {
   constructor (private readonly deps: DeviceServiceDeps) {}
 
-  async listForUser (userId: string): Promise<DeviceSummary[]> {
+  async listForUser (userId: string): Promise<Device[]> {
     if (!isValidUserId(userId)) {
       throw new ProblemError('invalid-request', 'user: not a valid user id', { errors: [{ field: 'user', message: 'invalid' }] })
     }

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js'
 import { devicePayload, MAX_PAYLOAD_BYTES, type SendInput } from '../delivery/message.js'
 import type { AcceptOutcome, AcceptRequest, NewMessage } from '../store/accept.js'
 import { revokeMessage } from '../store/deliveries.js'
-import { getMessage, listDeliveries, type LogFilter, type LogRow } from '../store/messages.js'
+import { getMessage, listDeliveries, type LogFilter } from '../store/messages.js'
+import type { DeliveryLogRow, MessageDetail, SendResult } from '../wire.js'
 import type { LogKey } from '../store/logOrder.js'
 import type { Metrics } from '../metrics.js'
 import { Acceptor } from '../delivery/acceptor.js'
@@ -20,7 +21,7 @@ export interface Idempotency { key: string, requestHash: string }
  * a batch), and whether it is the stored answer to an earlier request with the same
  * Idempotency-Key rather than a new message.
  */
-export interface SendOutcome { response: unknown, replayed: boolean }
+export interface SendOutcome<R> { response: R, replayed: boolean }
 
 export interface MessageServiceDeps {
   pool: Pool
@@ -59,13 +60,14 @@ export class MessageService {
   }
 
   /** One message, once it and its deliveries are committed: `{ id, recipients }`. */
-  async send (input: SendInput, apiKeyId: string | null, idempotency?: Idempotency): Promise<SendOutcome> {
+  async send (input: SendInput, apiKeyId: string | null, idempotency?: Idempotency): Promise<SendOutcome<SendResult>> {
     const message = await this.newMessage(input, apiKeyId)
     return this.commit({ messages: [message], apiKeyId, idempotency, response: ([one]) => one })
   }
 
   /** Many messages in one request: all of them are committed together, or none. */
-  async sendBatch (inputs: SendInput[], apiKeyId: string | null, idempotency?: Idempotency): Promise<SendOutcome> {
+  async sendBatch (inputs: SendInput[], apiKeyId: string | null,
+    idempotency?: Idempotency): Promise<SendOutcome<{ messages: SendResult[] }>> {
     const messages = await Promise.all(inputs.map((input, i) => this.newMessage(input, apiKeyId, `messages[${i}]`)))
     const topicDevices = messages.reduce((sum, m) => sum + (m.topicSubscribers?.length ?? 0), 0)
     const limit = this.maxBatchTopicDeliveries
@@ -83,13 +85,14 @@ export class MessageService {
     return this.#acceptor.idle()
   }
 
-  private async commit (request: AcceptRequest): Promise<SendOutcome> {
+  // the response is what store/accept.ts built (or stored, for a replay) from the request's callback
+  private async commit<R> (request: AcceptRequest): Promise<SendOutcome<R>> {
     const outcome = await this.#acceptor.accept(request)
     switch (outcome.kind) {
       case 'accepted':
-        return { response: outcome.response, replayed: false }
+        return { response: outcome.response as R, replayed: false }
       case 'replay':
-        return { response: outcome.response, replayed: true }
+        return { response: outcome.response as R, replayed: true }
       case 'idempotency-conflict':
         throw new ProblemError('idempotency-key-reused',
           'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
@@ -155,7 +158,7 @@ export class MessageService {
     this.metrics?.deliveries.inc({ status: 'replaced' }, replaced)
   }
 
-  async get (id: string): Promise<unknown> {
+  async get (id: string): Promise<MessageDetail | undefined> {
     const m = await getMessage(this.pool, id)
     if (!m) return undefined
     return {
@@ -176,7 +179,7 @@ export class MessageService {
     }
   }
 
-  log (filter: LogFilter): Promise<{ items: LogRow[], next: LogKey | undefined }> {
+  log (filter: LogFilter): Promise<{ items: DeliveryLogRow[], next: LogKey | undefined }> {
     return listDeliveries(this.pool, filter)
   }
 
