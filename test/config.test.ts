@@ -126,6 +126,16 @@ test('parseConfig: TRUST_PROXY takes express\' trust proxy values; anything else
   assert.match(problemsOf({ TRUST_PROXY: 'loopback,proxy.local' })[0], /"proxy.local" is not an address, CIDR or loopback/)
 })
 
+test('parseConfig: DATABASE_PREPARED_STATEMENTS is on unless set to false; anything but true/false is named', () => {
+  assert.equal(parseConfig({}).preparedStatements, true)
+  assert.equal(parseConfig({ DATABASE_PREPARED_STATEMENTS: 'true' }).preparedStatements, true)
+  assert.equal(parseConfig({ DATABASE_PREPARED_STATEMENTS: ' false ' }).preparedStatements, false)
+  for (const value of ['no', '0', 'off', 'FALSE']) {
+    const problems = problemsOf({ DATABASE_PREPARED_STATEMENTS: value })
+    assert.deepEqual(problems, [`DATABASE_PREPARED_STATEMENTS=${JSON.stringify(value)}: must be true or false`])
+  }
+})
+
 test('the entry process exits 2 on a bad environment and names every variable on stderr', async () => {
   const server = await spawnServer({
     waitReady: false,

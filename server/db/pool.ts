@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import pg from 'pg'
 
 // bigint columns (seq) come back as strings by default; ours stay far below 2^53
@@ -13,23 +12,30 @@ export interface PoolOptions {
   applicationName?: string
   /** 0: none (for tools that seed or migrate big tables) */
   queryTimeoutMs?: number
+  /**
+   * Whether statements named where they are issued (`{ name, text, values }`) become prepared
+   * statements (default true). False behind a pooler in transaction mode (PgBouncer without
+   * `max_prepared_statements`): the next statement may run on a server connection that never saw
+   * the PREPARE. Off, the same statements run unnamed, parsed on every execution.
+   */
+  preparedStatements?: boolean
 }
 
 /**
- * A client that has Postgres parse and plan each parameterised statement once per connection
- * (a named prepared statement, named after its text) instead of on every execution: half the
- * Postgres CPU of a device's connect (claim + subscription read: 533-630 → 263 µs, measured).
- * Statements without parameters, such as `begin; select …`, stay simple queries. Statement
- * texts are fixed in the code or put together from a few fixed pieces (the admin log's filters),
- * so the number prepared on a connection stays bounded.
+ * The hot statements are named at their call site (`name: 'herald_claim_device'`), as
+ * graphile-worker does (src/sql/completeJobs.ts): Postgres then parses and plans each once per
+ * connection instead of on every execution, which halved the Postgres CPU of a device's connect
+ * (claim + subscription read: 533-630 → 263 µs, measured). Everything else runs unnamed. A name
+ * stands for one text: pg refuses a name reused for another text on the same connection.
+ *
+ * With prepared statements off, this client drops the names, so call sites need not know.
  */
-class PreparingClient extends pg.Client {
+class UnpreparedClient extends pg.Client {
   override query (...args: unknown[]): never {
-    const [config, values] = args
-    if (typeof config === 'string' && Array.isArray(values)) {
-      args = [{ name: statementName(config), text: config, values }, ...args.slice(2)]
-    } else if (isPlainQueryConfig(config) && config.name === undefined && Array.isArray(config.values)) {
-      args = [{ ...config, name: statementName(config.text) }, ...args.slice(1)]
+    const [config] = args
+    if (isPlainQueryConfig(config) && config.name !== undefined) {
+      const { name: _unused, ...unnamed } = config
+      args = [unnamed, ...args.slice(1)]
     }
     return (super.query as (...a: unknown[]) => never)(...args)
   }
@@ -41,19 +47,11 @@ function isPlainQueryConfig (config: unknown): config is pg.QueryConfig {
     typeof (config as { submit?: unknown }).submit !== 'function'
 }
 
-const statementNames = new Map<string, string>()
-function statementName (text: string): string {
-  let name = statementNames.get(text)
-  if (name === undefined) {
-    name = `h_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`
-    statementNames.set(text, name)
-  }
-  return name
-}
-
-export function createPool ({ connectionString, max = 10, applicationName = 'herald', queryTimeoutMs = QUERY_TIMEOUT_MS }: PoolOptions): pg.Pool {
+export function createPool ({
+  connectionString, max = 10, applicationName = 'herald', queryTimeoutMs = QUERY_TIMEOUT_MS, preparedStatements = true
+}: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
-    Client: PreparingClient,
+    Client: preparedStatements ? pg.Client : UnpreparedClient,
     connectionString,
     max,
     application_name: applicationName,

@@ -129,13 +129,17 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[]): Promi
     })
     const keyed = freshRequests.filter(({ r }) => r.idempotency && r.apiKeyId)
     if (keyed.length > 0) {
-      await client.query(
-        `insert into idempotency_keys (api_key_id, key, request_hash, status, response)
-         select k, i, h, 202, r from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) as t(k, i, h, r)
-         on conflict (api_key_id, key) do update
-           set request_hash = excluded.request_hash, status = excluded.status, response = excluded.response, created_at = now()`,
-        [keyed.map(({ r }) => r.apiKeyId), keyed.map(({ r }) => r.idempotency!.key), keyed.map(({ r }) => r.idempotency!.requestHash),
-          keyed.map(({ n }) => JSON.stringify((outcomes[n] as AcceptOutcome & { kind: 'accepted' }).response))])
+      await client.query({
+        name: 'herald_accept_store_idempotency_keys',
+        text: `insert into idempotency_keys (api_key_id, key, request_hash, status, response)
+               select k, i, h, 202, r from unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) as t(k, i, h, r)
+               on conflict (api_key_id, key) do update
+                 set request_hash = excluded.request_hash, status = excluded.status, response = excluded.response,
+                     created_at = now()`,
+        values: [keyed.map(({ r }) => r.apiKeyId), keyed.map(({ r }) => r.idempotency!.key),
+          keyed.map(({ r }) => r.idempotency!.requestHash),
+          keyed.map(({ n }) => JSON.stringify((outcomes[n] as AcceptOutcome & { kind: 'accepted' }).response))]
+      })
     }
     return outcomes as AcceptOutcome[]
   }, `select pg_advisory_xact_lock(${ACCEPT_LOCK})`)
@@ -152,11 +156,14 @@ async function checkIdempotency (client: PoolClient, requests: AcceptRequest[]):
   const keys = keyed.map(({ r }) => r.idempotency!.key)
   // a key past its window may still be stored until the sweep: it does not count, and the
   // insert after the accept takes it over
-  const { rows } = await client.query<{ api_key_id: string, key: string, request_hash: string, status: number, response: unknown }>(
-    `select i.api_key_id, i.key, i.request_hash, i.status, i.response
-     from idempotency_keys i join unnest($1::uuid[], $2::text[]) as t(k, i) on i.api_key_id = t.k and i.key = t.i
-     where i.created_at > now() - make_interval(hours => $3)`,
-    [apiKeyIds, keys, IDEMPOTENCY_WINDOW_HOURS])
+  type StoredKey = { api_key_id: string, key: string, request_hash: string, status: number, response: unknown }
+  const { rows } = await client.query<StoredKey>({
+    name: 'herald_accept_read_idempotency_keys',
+    text: `select i.api_key_id, i.key, i.request_hash, i.status, i.response
+           from idempotency_keys i join unnest($1::uuid[], $2::text[]) as t(k, i) on i.api_key_id = t.k and i.key = t.i
+           where i.created_at > now() - make_interval(hours => $3)`,
+    values: [apiKeyIds, keys, IDEMPOTENCY_WINDOW_HOURS]
+  })
   const stored = new Map(rows.map(r => [key(r.api_key_id, r.key), r]))
   const seenInBatch = new Set<string>()
   for (const { r, n } of keyed) {
@@ -192,8 +199,9 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
       for (const u of 'user' in m.target ? [m.target.user] : m.target.users) { users.push(u); userN.push(n); userLive.push(live) }
     }
   }
-  const { rows } = await client.query<Target_>(
-    `select t.n, d.device_id as "deviceId", d.user_id as "userId"
+  const { rows } = await client.query<Target_>({
+    name: 'herald_accept_resolve_targets',
+    text: `select t.n, d.device_id as "deviceId", d.user_id as "userId"
        from unnest($1::text[], $2::int[], $3::bool[]) as t(user_id, n, live_only)
        join devices d on d.user_id = t.user_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
@@ -203,21 +211,26 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
        join devices d on d.device_id = t.device_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
      order by 1, 3, 2`,
-    [users, userN, userLive, subs, subN, subLive])
+    values: [users, userN, userLive, subs, subN, subLive]
+  })
   return rows
 }
 
 async function insertMessages (client: PoolClient, items: Array<{ m: NewMessage, recipients: number }>): Promise<void> {
   const col = <T>(f: (m: NewMessage, recipients: number) => T): T[] => items.map(({ m, recipients }) => f(m, recipients))
-  await client.query(
-    `insert into messages (id, target_kind, target, topic, title, body, data, priority, collapse_key, ttl,
+  await client.query({
+    name: 'herald_accept_insert_messages',
+    text: `insert into messages (id, target_kind, target, topic, title, body, data, priority, collapse_key, ttl,
                            accepted_at, expires_at, payload, api_key_id, recipients)
-     select * from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[],
-                          $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::uuid[], $15::int[])`,
-    [col(m => m.id), col(m => 'user' in m.target ? 'user' : 'users' in m.target ? 'users' : 'topic'), col(m => JSON.stringify(m.target)),
-      col(m => 'topic' in m.target ? m.target.topic : null), col(m => m.title), col(m => m.body),
-      col(m => m.data === null ? null : JSON.stringify(m.data)), col(m => m.priority), col(m => m.collapseKey), col(m => m.ttl),
-      col(m => m.acceptedAt), col(m => m.expiresAt), col(m => m.payload), col(m => m.apiKeyId), col((_m, r) => r)])
+     select * from unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+                          $8::text[], $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[], $13::bytea[],
+                          $14::uuid[], $15::int[])`,
+    values: [col(m => m.id), col(m => 'user' in m.target ? 'user' : 'users' in m.target ? 'users' : 'topic'),
+      col(m => JSON.stringify(m.target)), col(m => 'topic' in m.target ? m.target.topic : null), col(m => m.title),
+      col(m => m.body), col(m => m.data === null ? null : JSON.stringify(m.data)), col(m => m.priority),
+      col(m => m.collapseKey), col(m => m.ttl),
+      col(m => m.acceptedAt), col(m => m.expiresAt), col(m => m.payload), col(m => m.apiKeyId), col((_m, r) => r)]
+  })
 }
 
 async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessage, targets: Target_[] }>): Promise<NewDelivery[]> {
@@ -238,14 +251,16 @@ async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessag
     }
   }
   if (messageIds.length === 0) return []
-  const { rows } = await client.query<NewDelivery>(
-    `insert into deliveries (message_id, device_id, user_id, status, collapse_key, expires_at, queued_at)
+  const { rows } = await client.query<NewDelivery>({
+    name: 'herald_accept_insert_deliveries',
+    text: `insert into deliveries (message_id, device_id, user_id, status, collapse_key, expires_at, queued_at)
      select t.message_id, t.device_id, t.user_id, 'queued', t.collapse_key, t.expires_at, t.queued_at
      from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
           with ordinality as t(message_id, device_id, user_id, collapse_key, expires_at, queued_at, n)
      order by t.n
      returning seq, message_id as "messageId", device_id as "deviceId", user_id as "userId"`,
-    [messageIds, deviceIds, userIds, collapseKeys, expiresAt, queuedAt])
+    values: [messageIds, deviceIds, userIds, collapseKeys, expiresAt, queuedAt]
+  })
   return rows
 }
 
@@ -269,11 +284,14 @@ async function collapse (client: PoolClient, messages: NewMessage[], deliveries:
   }
   if (newest.size === 0) return []
   const latest = [...newest.values()]
-  const { rows } = await client.query<{ messageId: string, deviceId: string, byMessageId: string }>(
-    `update deliveries d set status = 'replaced', reason = 'collapsed', replaced_by = t.message_id
+  const { rows } = await client.query<{ messageId: string, deviceId: string, byMessageId: string }>({
+    name: 'herald_accept_collapse',
+    text: `update deliveries d set status = 'replaced', reason = 'collapsed', replaced_by = t.message_id
      from unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[]) as t(device_id, collapse_key, seq, message_id)
      where d.device_id = t.device_id and d.collapse_key = t.collapse_key and d.status = 'queued' and d.seq < t.seq
      returning d.message_id as "messageId", d.device_id as "deviceId", t.message_id as "byMessageId"`,
-    [latest.map(d => d.deviceId), latest.map(d => d.collapseKey), latest.map(d => d.seq), latest.map(d => d.messageId)])
+    values: [latest.map(d => d.deviceId), latest.map(d => d.collapseKey), latest.map(d => d.seq),
+      latest.map(d => d.messageId)]
+  })
   return rows
 }

@@ -22,18 +22,22 @@ export interface PendingDelivery {
  * of `pages` (one statement for many devices); the answer is in the order of `pages`.
  */
 export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: string, afterSeq: number, limit: number }>): Promise<PendingDelivery[][]> {
-  const { rows } = await pool.query<PendingDelivery & { n: number }>(
-    `select t.n::int as n, p.*
+  const { rows } = await pool.query<PendingDelivery & { n: number }>({
+    name: 'herald_pending_for_devices',
+    text: `select t.n::int as n, p.*
      from unnest($1::text[], $2::bigint[], $3::int[]) with ordinality as t(device_id, after_seq, page, n)
      cross join lateral (
        select d.seq, d.message_id as "messageId", d.user_id as "userId", m.topic,
-              (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt", (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
+              (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt",
+              (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
        from deliveries d join messages m on m.id = d.message_id
-       where d.device_id = t.device_id and d.status in ('queued', 'sent') and d.expires_at > now() and d.seq > t.after_seq
+       where d.device_id = t.device_id and d.status in ('queued', 'sent') and d.expires_at > now()
+         and d.seq > t.after_seq
        order by d.seq limit t.page
      ) p
      order by t.n, p.seq`,
-    [pages.map(p => p.deviceId), pages.map(p => p.afterSeq), pages.map(p => p.limit)])
+    values: [pages.map(p => p.deviceId), pages.map(p => p.afterSeq), pages.map(p => p.limit)]
+  })
   const result: PendingDelivery[][] = pages.map(() => [])
   for (const { n, ...row } of rows) result[n - 1].push(row)
   return result
@@ -84,7 +88,11 @@ export async function claimForSending (pool: Pool, seqs: number[]): Promise<Arra
 
 /** Rows claimed for a connection that closed before they were written: back to `queued`. */
 export async function unclaim (pool: Pool, seqs: number[]): Promise<void> {
-  await pool.query("update deliveries set status = 'queued', sent_at = null where seq = any($1::bigint[]) and status = 'sent'", [seqs])
+  await pool.query({
+    name: 'herald_unclaim',
+    text: "update deliveries set status = 'queued', sent_at = null where seq = any($1::bigint[]) and status = 'sent'",
+    values: [seqs]
+  })
 }
 
 /**
@@ -100,19 +108,24 @@ export interface DeliveryUpdates {
 
 export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Promise<void> {
   if (u.delivered.length > 0) {
-    await pool.query(
-      `update deliveries d set status = 'delivered', reason = null, sent_at = coalesce(d.sent_at, to_timestamp(t.at / 1000)),
-                               delivered_at = to_timestamp(t.at / 1000)
-       from unnest($1::bigint[], $2::float8[]) as t(seq, at)
-       where d.seq = t.seq and ${WRITTEN_NOT_DELIVERED}`,
-      [u.delivered.map(s => s.seq), u.delivered.map(s => s.at)])
+    await pool.query({
+      name: 'herald_mark_delivered',
+      text: `update deliveries d set status = 'delivered', reason = null,
+                                     sent_at = coalesce(d.sent_at, to_timestamp(t.at / 1000)),
+                                     delivered_at = to_timestamp(t.at / 1000)
+             from unnest($1::bigint[], $2::float8[]) as t(seq, at)
+             where d.seq = t.seq and ${WRITTEN_NOT_DELIVERED}`,
+      values: [u.delivered.map(s => s.seq), u.delivered.map(s => s.at)]
+    })
   }
   if (u.expired.length > 0) {
-    await pool.query(
-      `update deliveries d set status = 'expired', reason = t.reason
-       from unnest($1::bigint[], $2::text[]) as t(seq, reason)
-       where d.seq = t.seq and d.status in ('queued', 'sent')`,
-      [u.expired.map(e => e.seq), u.expired.map(e => e.reason)])
+    await pool.query({
+      name: 'herald_mark_expired',
+      text: `update deliveries d set status = 'expired', reason = t.reason
+             from unnest($1::bigint[], $2::text[]) as t(seq, reason)
+             where d.seq = t.seq and d.status in ('queued', 'sent')`,
+      values: [u.expired.map(e => e.seq), u.expired.map(e => e.reason)]
+    })
   }
 }
 
@@ -122,8 +135,9 @@ export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Pro
  */
 export async function recordReceipts (pool: Pool, receipts: Array<{ messageId: string, deviceId: string, event: ReceiptEvent, at: Date }>): Promise<number> {
   if (receipts.length === 0) return 0
-  const { rowCount } = await pool.query(
-    `update deliveries d set
+  const { rowCount } = await pool.query({
+    name: 'herald_record_receipts',
+    text: `update deliveries d set
        displayed_at = case when t.event = 'displayed' then coalesce(d.displayed_at, t.at) else d.displayed_at end,
        opened_at = case when t.event = 'opened' then coalesce(d.opened_at, t.at) else d.opened_at end,
        dismissed_at = case when t.event = 'dismissed' then coalesce(d.dismissed_at, t.at) else d.dismissed_at end,
@@ -133,7 +147,9 @@ export async function recordReceipts (pool: Pool, receipts: Array<{ messageId: s
        reason = case when ${WRITTEN_NOT_DELIVERED} then null else d.reason end
      from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as t(message_id, device_id, event, at)
      where d.message_id::text = t.message_id and d.device_id = t.device_id`,
-    [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event), receipts.map(r => r.at)])
+    values: [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event),
+      receipts.map(r => r.at)]
+  })
   return rowCount ?? 0
 }
 

@@ -13,8 +13,10 @@ export type ClaimResult =
  * session of the same user, as MQTT says [MQTT-3.1.2-6].
  */
 export async function claimDevice (pool: Pool, deviceId: string, userId: string, persistent: boolean, nodeId: string): Promise<ClaimResult> {
-  const { rows } = await pool.query<{ owner: string | null, was_persistent: boolean | null, claimed: boolean, max_seq: number }>(
-    `with previous as (
+  type Claim = { owner: string | null, was_persistent: boolean | null, claimed: boolean, max_seq: number }
+  const { rows } = await pool.query<Claim>({
+    name: 'herald_claim_device',
+    text: `with previous as (
        select user_id, persistent, connected_node from devices where device_id = $1 for update
      ), upsert as (
        insert into devices as d (device_id, user_id, persistent, connected_node, connected_at, last_seen_at)
@@ -28,7 +30,8 @@ export async function claimDevice (pool: Pool, deviceId: string, userId: string,
      select (select user_id from previous) as owner, (select persistent from previous) as was_persistent,
             exists (select 1 from upsert) as claimed,
             (select coalesce(max(seq), 0) from deliveries) as max_seq`,
-    [deviceId, userId, persistent, nodeId])
+    values: [deviceId, userId, persistent, nodeId]
+  })
   const row = rows[0]
   if (!row.claimed) return { ok: false, ownerUserId: row.owner ?? '' }
   return {
@@ -40,9 +43,12 @@ export async function claimDevice (pool: Pool, deviceId: string, userId: string,
 
 export async function markDisconnected (pool: Pool, deviceIds: string[], nodeId: string): Promise<void> {
   if (deviceIds.length === 0) return
-  await pool.query(
-    `update devices set connected_node = null, last_seen_at = now()
-     where device_id = any($1::text[]) and connected_node = $2`, [deviceIds, nodeId])
+  await pool.query({
+    name: 'herald_mark_disconnected',
+    text: `update devices set connected_node = null, last_seen_at = now()
+           where device_id = any($1::text[]) and connected_node = $2`,
+    values: [deviceIds, nodeId]
+  })
 }
 
 export interface DeviceRow {

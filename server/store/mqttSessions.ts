@@ -80,9 +80,12 @@ export async function matchableSubscriptions (pool: Pool): Promise<Array<{ clien
 
 /** The subscriptions of each client, in the order they were first made; absent: none. */
 export async function subscriptionsOf (pool: Pool, clientIds: string[]): Promise<Map<string, Subscription[]>> {
-  const { rows } = await pool.query<SubscriptionRow>(
-    `select client_id, topic, qos, rh, rap, nl, subscription_identifier
-     from mqtt_subscriptions where client_id = any($1::text[]) order by id`, [clientIds])
+  const { rows } = await pool.query<SubscriptionRow>({
+    name: 'herald_mqtt_subscriptions_of',
+    text: `select client_id, topic, qos, rh, rap, nl, subscription_identifier
+           from mqtt_subscriptions where client_id = any($1::text[]) order by id`,
+    values: [clientIds]
+  })
   const byClient = new Map<string, Subscription[]>()
   for (const row of rows) {
     const list = byClient.get(row.client_id)
@@ -94,8 +97,9 @@ export async function subscriptionsOf (pool: Pool, clientIds: string[]): Promise
 
 /** Adds or updates subscriptions; each topic at most once in `subs`, new ones kept in `subs` order. */
 export async function upsertSubscriptions (pool: Pool, clientId: string, subs: Subscription[]): Promise<void> {
-  await pool.query(
-    `insert into mqtt_subscriptions (client_id, topic, qos, rh, rap, nl, subscription_identifier)
+  await pool.query({
+    name: 'herald_mqtt_upsert_subscriptions',
+    text: `insert into mqtt_subscriptions (client_id, topic, qos, rh, rap, nl, subscription_identifier)
      select $1, s.topic, s.qos, s.rh, s.rap, s.nl, s.subscription_identifier
      from unnest($2::text[], $3::smallint[], $4::smallint[], $5::boolean[], $6::boolean[], $7::integer[])
        with ordinality as s (topic, qos, rh, rap, nl, subscription_identifier, ord)
@@ -103,15 +107,20 @@ export async function upsertSubscriptions (pool: Pool, clientId: string, subs: S
      on conflict (client_id, topic) do update
      set qos = excluded.qos, rh = excluded.rh, rap = excluded.rap, nl = excluded.nl,
          subscription_identifier = excluded.subscription_identifier`,
-    [clientId, subs.map(s => s.topic), subs.map(s => s.qos), subs.map(s => s.rh ?? null),
-      subs.map(s => s.rap ?? null), subs.map(s => s.nl ?? null), subs.map(s => s.subscriptionIdentifier ?? null)])
+    values: [clientId, subs.map(s => s.topic), subs.map(s => s.qos), subs.map(s => s.rh ?? null),
+      subs.map(s => s.rap ?? null), subs.map(s => s.nl ?? null), subs.map(s => s.subscriptionIdentifier ?? null)]
+  })
 }
 
 /** Deletes a client's subscriptions to `topics` (all of them: 'all'); returns the topics it had. */
 export async function deleteSubscriptions (pool: Pool, clientId: string, topics: string[] | 'all'): Promise<string[]> {
   const { rows } = topics === 'all'
-    ? await pool.query<{ topic: string }>(
-      'delete from mqtt_subscriptions where client_id = $1 returning topic', [clientId])
+    ? await pool.query<{ topic: string }>({
+      // every clean connect
+      name: 'herald_mqtt_clean_subscriptions',
+      text: 'delete from mqtt_subscriptions where client_id = $1 returning topic',
+      values: [clientId]
+    })
     : await pool.query<{ topic: string }>(
       'delete from mqtt_subscriptions where client_id = $1 and topic = any($2::text[]) returning topic',
       [clientId, topics])
@@ -148,8 +157,12 @@ export async function deleteRetained (pool: Pool, topic: string): Promise<void> 
 
 /** Retained messages whose topic starts with `prefix` (through the primary key), by topic. */
 export async function retainedUnder (pool: Pool, prefix: string): Promise<Array<PacketRow & { topic: string }>> {
-  const { rows } = await pool.query<PacketRow & { topic: string }>(
-    `select topic, ${PACKET} from mqtt_retained where topic ^@ $1 order by topic`, [prefix])
+  // every SUBSCRIBE asks (a device subscribes on each connect)
+  const { rows } = await pool.query<PacketRow & { topic: string }>({
+    name: 'herald_mqtt_retained_under',
+    text: `select topic, ${PACKET} from mqtt_retained where topic ^@ $1 order by topic`,
+    values: [prefix]
+  })
   return rows
 }
 
@@ -224,8 +237,12 @@ export async function takeOutgoing (pool: Pool, clientId: string, messageId: num
 
 /** The newest packet queued for the client now (null: none): where a replay stops. */
 export async function lastOutgoingId (pool: Pool, clientId: string): Promise<number | null> {
-  const { rows } = await pool.query<{ last: number | null }>(
-    'select max(id) as last from mqtt_outgoing where client_id = $1', [clientId])
+  // every connect replays the queue from here
+  const { rows } = await pool.query<{ last: number | null }>({
+    name: 'herald_mqtt_last_outgoing',
+    text: 'select max(id) as last from mqtt_outgoing where client_id = $1',
+    values: [clientId]
+  })
   return rows[0].last
 }
 
@@ -233,10 +250,12 @@ export async function lastOutgoingId (pool: Pool, clientId: string): Promise<num
 export async function * outgoingUpTo (pool: Pool, clientId: string, uptoId: number): AsyncGenerator<QueuedRow> {
   let after = 0
   for (;;) {
-    const { rows } = await pool.query<QueuedRow>(
-      `select id, message_id, ${PACKET} from mqtt_outgoing
-       where client_id = $1 and id > $2 and id <= $3 order by id limit ${OUTGOING_PAGE}`,
-      [clientId, after, uptoId])
+    const { rows } = await pool.query<QueuedRow>({
+      name: 'herald_mqtt_outgoing_page',
+      text: `select id, message_id, ${PACKET} from mqtt_outgoing
+             where client_id = $1 and id > $2 and id <= $3 order by id limit ${OUTGOING_PAGE}`,
+      values: [clientId, after, uptoId]
+    })
     yield * rows
     if (rows.length < OUTGOING_PAGE) return
     after = rows[rows.length - 1].id
@@ -269,7 +288,12 @@ export async function deleteIncoming (pool: Pool, clientId: string, messageId: n
 }
 
 export async function deleteAllIncoming (pool: Pool, clientId: string): Promise<void> {
-  await pool.query('delete from mqtt_incoming where client_id = $1', [clientId])
+  // every clean connect and disconnect
+  await pool.query({
+    name: 'herald_mqtt_clean_incoming',
+    text: 'delete from mqtt_incoming where client_id = $1',
+    values: [clientId]
+  })
 }
 
 // Wills
@@ -289,8 +313,12 @@ export async function willOf (pool: Pool, clientId: string): Promise<PacketRow |
 
 /** Deletes the wills of these clients and returns them, by client id. */
 export async function deleteWills (pool: Pool, clientIds: string[]): Promise<Map<string, PacketRow>> {
-  const { rows } = await pool.query<PacketRow & { client_id: string }>(
-    `delete from mqtt_wills where client_id = any($1::text[]) returning client_id, ${PACKET}`, [clientIds])
+  // every connect and disconnect
+  const { rows } = await pool.query<PacketRow & { client_id: string }>({
+    name: 'herald_mqtt_delete_wills',
+    text: `delete from mqtt_wills where client_id = any($1::text[]) returning client_id, ${PACKET}`,
+    values: [clientIds]
+  })
   return new Map(rows.map(row => [row.client_id, row]))
 }
 
