@@ -13,7 +13,7 @@ import { FULL, QUICK, type Ctx, type Sizes } from './lib/context.js'
 import { padFor } from './loadgen/payload.js'
 import { machineCpu, onCleanup, ROOT, sleep, stopAll } from './lib/proc.js'
 import { scenarioTable, summaryTable, SYSTEMS, type ScenarioResult } from './lib/report.js'
-import { findMosquitto, findPostmaster, SYSTEM_LABEL, type BenchEnv, type SystemKind } from './lib/systems.js'
+import { findMosquitto, findPostmaster, type BenchEnv, type SystemKind } from './lib/systems.js'
 import { summariseProfiles, type ProfileSummary } from './lib/profile.js'
 import { throughput } from './scenarios/throughput.js'
 import { latency } from './scenarios/latency.js'
@@ -108,23 +108,34 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
     } else {
       log('starting an embedded Postgres')
       const dataDir = path.join(tmpDir, 'pg')
-      const embedded = await startEmbeddedPostgres({ dataDir, log: { info () {}, warn: (_o: unknown, m?: string) => log(`postgres: ${m ?? ''}`) } })
+      const embedded = await startEmbeddedPostgres({
+        dataDir,
+        log: { info () {}, warn: (_o: unknown, m?: string) => log(`postgres: ${m ?? ''}`) }
+      })
       onCleanup(() => embedded.stop())
       pgServerUrl = embedded.url
       const pidFile = path.join(dataDir, 'postgres', 'postmaster.pid')
-      postmasterPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : await findPostmaster(pgServerUrl)
+      postmasterPid = existsSync(pidFile)
+        ? Number(readFileSync(pidFile, 'utf8').split('\n')[0])
+        : await findPostmaster(pgServerUrl)
       notes.push('Postgres: embedded (server/db/embedded.ts) in a temporary directory, default settings, fsync on.')
     }
 
     const mode = opts.herald ?? (quick ? 'tsx' : 'compiled')
-    const herald = mode === 'compiled' ? await buildHerald(log) : { args: ['--import', 'tsx', 'server/main.ts'], note: 'from source through tsx (`node --import tsx server/main.ts`)' }
+    const herald = mode === 'compiled'
+      ? await buildHerald(log)
+      : {
+          args: ['--import', 'tsx', 'server/main.ts'],
+          note: 'from source through tsx (`node --import tsx server/main.ts`)'
+        }
     notes.push(`Herald ran ${herald.note}.`)
 
     const mosquittoPath = findMosquitto()
     const wanted = opts.systems ?? SYSTEMS
     const systems = wanted.filter(k => k !== 'mosquitto' || mosquittoPath !== undefined)
     if (wanted.includes('mosquitto') && !mosquittoPath) {
-      notes.push('Mosquitto is not installed (no mosquitto binary): its column is empty. Debian: `apt-get install mosquitto`.')
+      notes.push('Mosquitto is not installed (no mosquitto binary): its column is empty. ' +
+        'Debian: `apt-get install mosquitto`.')
       log('mosquitto binary not found: Mosquitto is left out')
     }
 
@@ -153,18 +164,35 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
       const s0 = performance.now()
       try {
         const background = await backgroundLoad()
-        if (background > 0.15) log(`the machine is ${(background * 100).toFixed(0)}% busy before ${name} starts: other processes compete with the bench`)
+        const busy = `${(background * 100).toFixed(0)}% busy`
+        if (background > 0.15) {
+          log(`the machine is ${busy} before ${name} starts: other processes compete with the bench`)
+        }
         const result = await SCENARIOS[name](ctx)
-        result.notes.push(`Before this scenario, with the bench idle, the machine was ${(background * 100).toFixed(0)}% busy (all ${os.cpus().length} cores)${background > 0.15 ? ': other processes competed with it, its figures are low' : ''}.`)
+        result.notes.push(
+          `Before this scenario, with the bench idle, the machine was ${busy} (all ${os.cpus().length} cores)` +
+          `${background > 0.15 ? ': other processes competed with it, its figures are low' : ''}.`)
         scenarios.push(result)
       } catch (err) {
         const msg = (err as Error).stack ?? String(err)
         log(`scenario ${name} failed: ${msg}`)
-        scenarios.push({ id: Object.keys(SCENARIOS).indexOf(name) + 1, title: name, metrics: [], notes: [], errors: [msg], durationMs: performance.now() - s0 })
+        scenarios.push({
+          id: Object.keys(SCENARIOS).indexOf(name) + 1,
+          title: name,
+          metrics: [],
+          notes: [],
+          errors: [msg],
+          durationMs: performance.now() - s0
+        })
       }
       log(`${name} took ${((performance.now() - s0) / 1000).toFixed(1)} s`)
     }
-    if (env.profileDir) profiles = await summariseProfiles(env.profileDir).catch(err => { notes.push(`profile summary failed: ${(err as Error).message}`); return undefined })
+    if (env.profileDir) {
+      profiles = await summariseProfiles(env.profileDir).catch(err => {
+        notes.push(`profile summary failed: ${(err as Error).message}`)
+        return undefined
+      })
+    }
   } catch (err) {
     notes.push(`bench setup failed: ${(err as Error).stack ?? String(err)}`)
     log(`setup failed: ${(err as Error).stack ?? String(err)}`)
@@ -173,9 +201,19 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
   }
 
   const durationMs = performance.now() - t0
-  const available = new Set<SystemKind>(scenarios.length > 0 ? (opts.systems ?? SYSTEMS).filter(k => k !== 'mosquitto' || findMosquitto()) : [])
+  const available = new Set<SystemKind>(scenarios.length > 0
+    ? (opts.systems ?? SYSTEMS).filter(k => k !== 'mosquitto' || findMosquitto())
+    : [])
   const markdown = render({ scenarios, machine, notes, quick, durationMs, available, profiles, startedAt })
-  const json = { startedAt: startedAt.toISOString(), quick, durationMs, machine, notes, scenarios: scenarios.map(s => ({ ...s, target: s.target?.text })), profiles }
+  const json = {
+    startedAt: startedAt.toISOString(),
+    quick,
+    durationMs,
+    machine,
+    notes,
+    scenarios: scenarios.map(s => ({ ...s, target: s.target?.text })),
+    profiles
+  }
   let jsonPath: string | undefined
   if (opts.writeJson ?? true) {
     const dir = path.join(ROOT, 'bench', 'results')
@@ -199,11 +237,18 @@ function render ({ scenarios, machine, notes, quick, durationMs, available, prof
   const out: string[] = []
   out.push(`# Herald benchmark${quick ? ' (quick mode: small counts, one run — not comparable with the targets)' : ''}`)
   out.push('')
-  out.push(`${startedAt.toISOString()}, ${(durationMs / 1000).toFixed(0)} s. Median of the runs, (min–max) when there was more than one; ↑ higher is better, ↓ lower is better; a ratio is Herald's median ÷ the baseline's.`)
+  out.push(`${startedAt.toISOString()}, ${(durationMs / 1000).toFixed(0)} s. ` +
+    'Median of the runs, (min–max) when there was more than one; ↑ higher is better, ↓ lower is better; ' +
+    'a ratio is Herald\'s median ÷ the baseline\'s.')
   if (machine) {
     out.push('')
-    out.push(`**Machine:** ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; Node ${machine.node}; Postgres ${machine.postgres}; Mosquitto ${machine.mosquitto}; aedes ${machine.aedes}, ws ${machine.ws}, mqtt.js ${machine.mqttjs}; open files ${machine.fileLimit} per process.`)
-    out.push('The load generator (mqtt.js devices, HTTP/MQTT senders, in separate Node processes) runs on the same cores as the server and its Postgres: every figure includes that contention, and the "load generator" rows show how busy it was.')
+    out.push(`**Machine:** ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB RAM, ${machine.os}; ` +
+      `Node ${machine.node}; Postgres ${machine.postgres}; Mosquitto ${machine.mosquitto}; ` +
+      `aedes ${machine.aedes}, ws ${machine.ws}, mqtt.js ${machine.mqttjs}; ` +
+      `open files ${machine.fileLimit} per process.`)
+    out.push('The load generator (mqtt.js devices, HTTP/MQTT senders, in separate Node processes) runs on the same ' +
+      'cores as the server and its Postgres: every figure includes that contention, and the "load generator" rows ' +
+      'show how busy it was.')
   }
   for (const n of notes) out.push('', n)
   out.push('', '## Summary', '', summaryTable([...scenarios].sort((a, b) => a.id - b.id), available, quick))
@@ -235,22 +280,34 @@ async function buildHerald (log: (l: string) => void): Promise<{ args: string[],
   log('compiling Herald (tsc)')
   let warning = ''
   try {
-    await execFileAsync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', outDir], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 })
+    const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc')
+    await execFileAsync(process.execPath, [tsc, '-p', 'tsconfig.json', '--outDir', outDir], {
+      cwd: ROOT, maxBuffer: 16 * 1024 * 1024
+    })
   } catch (err) {
     warning = ` (tsc reported errors: ${String((err as { stdout?: string }).stdout ?? err).split('\n')[0]})`
   }
   const main = path.join(outDir, 'server', 'main.js')
   if (!existsSync(main)) {
     log(`compile failed${warning}; running Herald through tsx`)
-    return { args: ['--import', 'tsx', 'server/main.ts'], note: `from source through tsx, because the tsc build failed${warning}` }
+    return {
+      args: ['--import', 'tsx', 'server/main.ts'],
+      note: `from source through tsx, because the tsc build failed${warning}`
+    }
   }
   // migrate.ts looks for ../../migrations from server/db, as dist/ does
   await symlink(path.join(ROOT, 'migrations'), path.join(outDir, 'migrations'))
   // the flags of `npm start` (package.json)
-  return { args: ['--enable-source-maps', '--max-semi-space-size=32', main], note: `compiled (tsc, \`node --enable-source-maps --max-semi-space-size=32 …/server/main.js\`, as \`npm start\` runs it)${warning}` }
+  return {
+    args: ['--enable-source-maps', '--max-semi-space-size=32', main],
+    note: 'compiled (tsc, `node --enable-source-maps --max-semi-space-size=32 …/server/main.js`, ' +
+      `as \`npm start\` runs it)${warning}`
+  }
 }
 
-async function describeMachine (pgServerUrl: string, mosquittoPath: string | undefined, heraldBuild: string): Promise<Machine> {
+async function describeMachine (
+  pgServerUrl: string, mosquittoPath: string | undefined, heraldBuild: string
+): Promise<Machine> {
   const cpuInfo = readFileSync('/proc/cpuinfo', 'utf8')
   const model = /model name\s*:\s*(.+)/.exec(cpuInfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown'
   let postgres = 'unknown'
@@ -265,7 +322,11 @@ async function describeMachine (pgServerUrl: string, mosquittoPath: string | und
     mosquitto = /mosquitto version (\S+)/.exec(r.stdout)?.[1] ?? 'unknown'
   }
   const version = (pkg: string): string => {
-    try { return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version } catch { return 'unknown' }
+    try {
+      return JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version
+    } catch {
+      return 'unknown'
+    }
   }
   let fileLimit = 'unknown'
   try { fileLimit = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? fileLimit } catch {}

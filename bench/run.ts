@@ -13,7 +13,8 @@ export { runBench, runQuick }
 function parseArgs (argv: string[]): BenchOptions {
   const opts: BenchOptions = {}
   for (const arg of argv) {
-    const [flag, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const eq = arg.indexOf('=')
+    const [flag, value] = eq >= 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
     switch (flag) {
       case '--quick': opts.quick = true; break
       case '--profile': opts.profile = true; break
@@ -23,7 +24,9 @@ function parseArgs (argv: string[]): BenchOptions {
       case '--runs': opts.runs = Math.max(1, Number(value)); break
       case '--only': {
         const names = (value ?? '').split(',').filter(Boolean)
-        for (const n of names) if (!(n in SCENARIOS)) throw new Error(`unknown scenario ${n}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+        for (const n of names) {
+          if (!(n in SCENARIOS)) throw new Error(`unknown scenario ${n}; one of ${Object.keys(SCENARIOS).join(', ')}`)
+        }
         opts.only = names as ScenarioName[]
         break
       }
@@ -31,13 +34,16 @@ function parseArgs (argv: string[]): BenchOptions {
       case '--set': {
         // --set=httpConcurrency:400 (any field of Sizes in bench/lib/context.ts; lists comma-separated)
         const [k, v] = (value ?? '').split(':')
-        if (!k || v === undefined || !(k in FULL)) throw new Error(`--set=<size>:<value>, size one of ${Object.keys(FULL).join(', ')}`)
+        if (!k || v === undefined || !(k in FULL)) {
+          throw new Error(`--set=<size>:<value>, size one of ${Object.keys(FULL).join(', ')}`)
+        }
         const parsed = v.includes(',') || Array.isArray(FULL[k as keyof Sizes]) ? v.split(',').map(Number) : Number(v)
         opts.sizes = { ...opts.sizes, [k]: parsed }
         break
       }
       case '--help': case '-h':
-        process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] [--profile] [--tsx|--compiled] [--no-json] [--set=<size>:<value>]\n')
+        process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] ' +
+          '[--profile] [--tsx|--compiled] [--no-json] [--set=<size>:<value>]\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${arg} (see --help)`)

@@ -11,7 +11,9 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 const port = Number(process.argv[2] ?? 0)
 
 const broker = await Aedes.createBroker({ maxClientsIdLength: 128 })
-;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => process.stderr.write(`aedes error: ${err.message}\n`))
+;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+  process.stderr.write(`aedes error: ${err.message}\n`)
+})
 
 const http = createServer((_req, res) => { res.writeHead(404).end() })
 const wss = new WebSocketServer({

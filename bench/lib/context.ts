@@ -87,7 +87,9 @@ export interface Ctx {
 /** CPU-ms readers for a system: its server process and, for Herald, the whole Postgres. */
 export function serverCpu (ctx: Ctx, sys: System): Record<string, () => number> {
   const sets: Record<string, () => number> = { server: () => cpuMs(sys.pid) }
-  if (sys.kind === 'herald' && ctx.env.postmasterPid !== undefined) sets.postgres = () => treeCpuMs(ctx.env.postmasterPid!)
+  if (sys.kind === 'herald' && ctx.env.postmasterPid !== undefined) {
+    sets.postgres = () => treeCpuMs(ctx.env.postmasterPid!)
+  }
   return sets
 }
 
@@ -96,7 +98,9 @@ export function serverCpu (ctx: Ctx, sys: System): Record<string, () => number> 
  * so slow drift of the machine touches every system alike. A failure is recorded and the
  * bench goes on.
  */
-export async function eachRun (ctx: Ctx, rec: Recorder, scenario: string, body: (kind: SystemKind, run: number) => Promise<void>): Promise<void> {
+export async function eachRun (
+  ctx: Ctx, rec: Recorder, scenario: string, body: (kind: SystemKind, run: number) => Promise<void>
+): Promise<void> {
   for (let run = 0; run < ctx.runs; run++) {
     for (const kind of ctx.systems) {
       ctx.log(`${scenario}: ${kind}, run ${run + 1}/${ctx.runs}`)
@@ -112,7 +116,9 @@ export async function eachRun (ctx: Ctx, rec: Recorder, scenario: string, body: 
 }
 
 /** Starts a system for one run and always stops it. */
-export async function withSystem<T> (ctx: Ctx, kind: SystemKind, label: string, body: (sys: System) => Promise<T>): Promise<T> {
+export async function withSystem<T> (
+  ctx: Ctx, kind: SystemKind, label: string, body: (sys: System) => Promise<T>
+): Promise<T> {
   const sys = await startSystem(ctx.env, kind, label, ctx.profile ? label : undefined)
   try {
     return await body(sys)
@@ -122,7 +128,9 @@ export async function withSystem<T> (ctx: Ctx, kind: SystemKind, label: string, 
 }
 
 /** Polls `query` (a single count) every `everyMs` until it reaches `target`; returns the epoch time it did. */
-export async function pollCount (pool: pg.Pool, query: string, params: unknown[], target: number, timeoutMs: number, everyMs = 20): Promise<number> {
+export async function pollCount (
+  pool: pg.Pool, query: string, params: unknown[], target: number, timeoutMs: number, everyMs = 20
+): Promise<number> {
   const t0 = performance.now()
   let last = -1
   while (performance.now() - t0 < timeoutMs) {

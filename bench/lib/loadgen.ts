@@ -2,7 +2,9 @@
 // each with its own loopback source address, driven over IPC.
 import path from 'node:path'
 import { forkTracked, ROOT, type Child, cpuMs } from './proc.js'
-import type { CollectResult, ConnectRequest, ConnectResult, DeviceSpec, Request, SendRequest, SendResult, TrackRequest, WorkerEvent } from '../loadgen/protocol.js'
+import type {
+  CollectResult, ConnectRequest, ConnectResult, DeviceSpec, Request, SendRequest, SendResult, TrackRequest, WorkerEvent
+} from '../loadgen/protocol.js'
 
 const WORKER = path.join(ROOT, 'bench/loadgen/worker.ts')
 /** Sockets per load-generator process: the machine allows 20,000 open files per process. */
@@ -43,7 +45,8 @@ export class Worker {
       }
     })
     void proc.exited.then(exit => {
-      for (const p of this.pending.values()) p.reject(new Error(`${name} exited (${exit.code ?? exit.signal}): ${proc.output().slice(-2000)}`))
+      const why = `${name} exited (${exit.code ?? exit.signal}): ${proc.output().slice(-2000)}`
+      for (const p of this.pending.values()) p.reject(new Error(why))
       this.pending.clear()
     })
   }
@@ -53,7 +56,10 @@ export class Worker {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not start: ${proc.output()}`)), 30_000)
       proc.child.once('message', () => { clearTimeout(timer); resolve() })
-      void proc.exited.then(exit => { clearTimeout(timer); reject(new Error(`${name} exited at start (${exit.code ?? exit.signal}): ${proc.output()}`)) })
+      void proc.exited.then(exit => {
+        clearTimeout(timer)
+        reject(new Error(`${name} exited at start (${exit.code ?? exit.signal}): ${proc.output()}`))
+      })
     })
     return new Worker(name, proc, nextLoopbackAddress())
   }
@@ -91,7 +97,9 @@ export class Worker {
   waitDone (timeoutMs: number): Promise<{ at: number, unique: number }> {
     if (this.lastDone) return Promise.resolve(this.lastDone)
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: not every message arrived within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs)
+      const timer = setTimeout(() => {
+        reject(new Error(`${this.name}: not every message arrived within ${Math.round(timeoutMs / 1000)} s`))
+      }, timeoutMs)
       this.doneWaiters.push(e => { clearTimeout(timer); resolve(e) })
     })
   }
@@ -133,7 +141,10 @@ export class DeviceFleet {
   }
 
   /** Connects devices [from, to), an even share on each worker, in parallel. */
-  async connect (url: string, spec: Omit<DeviceSpec, 'from' | 'to'>, from: number, to: number, opts: { clean?: boolean, concurrency?: number, keepalive?: number } = {}): Promise<ConnectResult> {
+  async connect (
+    url: string, spec: Omit<DeviceSpec, 'from' | 'to'>, from: number, to: number,
+    opts: { clean?: boolean, concurrency?: number, keepalive?: number } = {}
+  ): Promise<ConnectResult> {
     const started = performance.now()
     const W = this.workers.length
     const jobs: Array<Promise<ConnectResult>> = []
@@ -142,7 +153,9 @@ export class DeviceFleet {
       const hi = from + Math.floor((to - from) * (k + 1) / W)
       if (lo >= hi) return
       const held = this.ranges[k].reduce((a, [a0, a1]) => a + a1 - a0, 0)
-      if (held + hi - lo > this.perWorker) throw new Error(`${w.name} would hold ${held + hi - lo} devices, more than ${this.perWorker}`)
+      if (held + hi - lo > this.perWorker) {
+        throw new Error(`${w.name} would hold ${held + hi - lo} devices, more than ${this.perWorker}`)
+      }
       this.ranges[k].push([lo, hi])
       jobs.push(w.connect({
         url,
@@ -200,8 +213,20 @@ export class DeviceFleet {
   }
 }
 
+export interface Merged {
+  unique: number
+  duplicates: number
+  firstAt: number
+  lastAt: number
+  latencies: number[]
+  sentAtLatencies: number[]
+  lost: number
+  eventLoopP99: number
+  eventLoopMax: number
+}
+
 /** Sum of receipts over workers, and the merged latency samples. */
-export function merge (results: CollectResult[]): { unique: number, duplicates: number, firstAt: number, lastAt: number, latencies: number[], sentAtLatencies: number[], lost: number, eventLoopP99: number, eventLoopMax: number } {
+export function merge (results: CollectResult[]): Merged {
   const latencies: number[] = []
   const sentAt: number[] = []
   for (const r of results) {

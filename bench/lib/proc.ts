@@ -113,7 +113,9 @@ export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv
 }
 
 /** A TypeScript module as a child with an IPC channel (`process.send`), run through tsx. */
-export function forkTracked (name: string, modulePath: string, args: string[] = [], env: NodeJS.ProcessEnv = childEnv()): Child {
+export function forkTracked (
+  name: string, modulePath: string, args: string[] = [], env: NodeJS.ProcessEnv = childEnv()
+): Child {
   const child = fork(modulePath, args, {
     cwd: ROOT,
     // never inherit the parent's flags (a test runner's --test, a profiler's --cpu-prof)
@@ -129,7 +131,10 @@ export function forkTracked (name: string, modulePath: string, args: string[] = 
 /** A free TCP port on 127.0.0.1 (bound and released: good enough for a loopback bench). */
 export async function freePort (): Promise<number> {
   const server = net.createServer()
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()) })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
   const { port } = server.address() as net.AddressInfo
   await new Promise(resolve => server.close(resolve))
   return port
@@ -152,7 +157,9 @@ function readStat (pid: number): Stat | undefined {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ')
     // fields after "(comm)": state=0 ppid=1 … utime=11 stime=12 cutime=13 cstime=14
-    return { ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) }
+    return {
+      ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14])
+    }
   } catch {
     return undefined
   }

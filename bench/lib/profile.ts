@@ -60,20 +60,26 @@ export async function summariseProfiles (dir: string): Promise<ProfileSummary | 
   if (files.length === 0) return undefined
   const root = path.resolve(dir, '../../..')
   const all = new Map<string, number>()
-  let allUs = 0
   const parts: string[] = []
   for (const f of files) {
     const p = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as CpuProfile
     const { byFn, totalUs } = selfTimes(p, root)
     for (const [k, v] of byFn) all.set(k, (all.get(k) ?? 0) + v)
-    allUs += totalUs
     const idle = byFn.get('(idle)') ?? 0
-    parts.push(`### ${f}\n\n${fmt(totalUs / 1e6, 1)} s profiled, ${fmt((totalUs - idle) / 1e6, 1)} s on CPU\n\n${table(byFn, totalUs)}`)
+    const heading = `### ${f}\n\n${fmt(totalUs / 1e6, 1)} s profiled, ${fmt((totalUs - idle) / 1e6, 1)} s on CPU`
+    parts.push(`${heading}\n\n${table(byFn, totalUs)}`)
   }
   const busy = new Map([...all].filter(([k]) => k !== '(idle)' && k !== '(program)'))
   const busyUs = [...busy.values()].reduce((a, b) => a + b, 0)
-  const markdown = [`Profiles in \`${path.relative(root, dir)}\`. Top ${TOP} functions by self time over all profiles, idle and "(program)" left out (shares of the rest). V8 samples on wall-clock time: a native call such as \`writev\` (socket writes) also collects the time the thread sat descheduled inside it, which on 2 busy cores is a lot — compare with the scenario's server CPU from /proc.`, '',
-    table(busy, busyUs), '', ...parts].join('\n')
-  const top = [...busy.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP).map(([fn, us]) => ({ fn, selfMs: us / 1000, share: us / busyUs }))
+  const intro = `Profiles in \`${path.relative(root, dir)}\`. ` +
+    `Top ${TOP} functions by self time over all profiles, idle and "(program)" left out (shares of the rest). ` +
+    'V8 samples on wall-clock time: a native call such as `writev` (socket writes) also collects the time ' +
+    'the thread sat descheduled inside it, which on 2 busy cores is a lot — ' +
+    'compare with the scenario\'s server CPU from /proc.'
+  const markdown = [intro, '', table(busy, busyUs), '', ...parts].join('\n')
+  const top = [...busy.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, TOP)
+    .map(([fn, us]) => ({ fn, selfMs: us / 1000, share: us / busyUs }))
   return { dir, files, markdown, top }
 }

@@ -57,7 +57,8 @@ export class Recorder {
   }
 
   result (id: number, title: string, durationMs: number, headline?: string, target?: Target): ScenarioResult {
-    return { id, title, metrics: [...this.metrics.values()], notes: this.notes, errors: this.errors, headline, target, durationMs }
+    const metrics = [...this.metrics.values()]
+    return { id, title, metrics, notes: this.notes, errors: this.errors, headline, target, durationMs }
   }
 }
 
@@ -102,6 +103,9 @@ export function ratio (m: Metric, base: SystemKind): number {
   return mb <= 0 || mh < 0 ? NaN : mh / mb
 }
 
+/** A Markdown table row. */
+const row = (cells: string[]): string => `| ${cells.join(' | ')} |`
+
 function ratioCell (m: Metric, base: SystemKind): string {
   if (m.better === 'info') return ''
   const r = ratio(m, base)
@@ -113,21 +117,36 @@ export function scenarioTable (s: ScenarioResult, available: Set<SystemKind>): s
   const sep = `|---|${SYSTEMS.map(() => '---:').join('|')}|---:|---:|`
   const rows = s.metrics.map(m => {
     const arrow = m.better === 'higher' ? ' ↑' : m.better === 'lower' ? ' ↓' : ''
-    return `| ${m.label} (${m.unit})${arrow} | ${SYSTEMS.map(k => cell(m, k, available)).join(' | ')} | ${ratioCell(m, 'aedes')} | ${ratioCell(m, 'mosquitto')} |`
+    return row([
+      `${m.label} (${m.unit})${arrow}`, ...SYSTEMS.map(k => cell(m, k, available)),
+      ratioCell(m, 'aedes'), ratioCell(m, 'mosquitto')
+    ])
   })
   return [head, sep, ...rows].join('\n')
 }
 
 /** One row per scenario: its headline metric, the ratios, and the issue's target. */
 export function summaryTable (scenarios: ScenarioResult[], available: Set<SystemKind>, quick: boolean): string {
-  const head = `| scenario | metric | ${SYSTEMS.map(k => SYSTEM_LABEL[k]).join(' | ')} | Herald ÷ aedes | Herald ÷ Mosquitto | target | status |`
+  const head = row([
+    'scenario', 'metric', ...SYSTEMS.map(k => SYSTEM_LABEL[k]),
+    'Herald ÷ aedes', 'Herald ÷ Mosquitto', 'target', 'status'
+  ])
   const sep = `|---|---|${SYSTEMS.map(() => '---:').join('|')}|---:|---:|---|---|`
   const rows = scenarios.map(s => {
     const m = s.metrics.find(x => x.key === s.headline)
-    if (!m) return `| ${s.id} ${s.title} | — | ${SYSTEMS.map(() => 'error').join(' | ')} | — | — | ${s.target?.text ?? ''} | error: ${s.errors[0]?.split('\n')[0] ?? 'no result'} |`
+    if (!m) {
+      return row([
+        `${s.id} ${s.title}`, '—', ...SYSTEMS.map(() => 'error'), '—', '—', s.target?.text ?? '',
+        `error: ${s.errors[0]?.split('\n')[0] ?? 'no result'}`
+      ])
+    }
     const met = s.target?.check(m)
     const status = met === undefined ? 'not judged' : met ? 'met' : 'not met'
-    return `| ${s.id} ${s.title} | ${m.label} (${m.unit}) | ${SYSTEMS.map(k => cell(m, k, available)).join(' | ')} | ${ratioCell(m, 'aedes')} | ${ratioCell(m, 'mosquitto')} | ${s.target?.text ?? ''} | ${status}${quick && met !== undefined ? ' (quick scale)' : ''} |`
+    return row([
+      `${s.id} ${s.title}`, `${m.label} (${m.unit})`, ...SYSTEMS.map(k => cell(m, k, available)),
+      ratioCell(m, 'aedes'), ratioCell(m, 'mosquitto'), s.target?.text ?? '',
+      `${status}${quick && met !== undefined ? ' (quick scale)' : ''}`
+    ])
   })
   return [head, sep, ...rows].join('\n')
 }

@@ -97,7 +97,9 @@ const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', '
  * Starts Herald on `db` (a fresh one unless given; then it is not dropped on stop) and waits
  * for /readyz 200. `profileName` turns on `--cpu-prof` when the bench profiles.
  */
-export async function startHerald (env: BenchEnv, opts: { label: string, db?: BenchDatabase, profileName?: string, readyTimeoutMs?: number }): Promise<System> {
+export async function startHerald (
+  env: BenchEnv, opts: { label: string, db?: BenchDatabase, profileName?: string, readyTimeoutMs?: number }
+): Promise<System> {
   const ownDb = opts.db === undefined
   const db = opts.db ?? await createDatabase(env, opts.label)
   try {
@@ -167,7 +169,14 @@ export async function waitMqtt (wsUrl: string, proc: Child, t0: number, timeoutM
   while (performance.now() - t0 < timeoutMs) {
     if (exited) throw new Error(`${proc.name} exited before it was ready:\n${proc.output().slice(-3000)}`)
     const ok = await new Promise<boolean>(resolve => {
-      const c = mqtt.connect(wsUrl, { clientId: `bench-probe-${Math.random().toString(36).slice(2, 8)}`, username: 'probe', password: 'x', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 2_000 })
+      const c = mqtt.connect(wsUrl, {
+        clientId: `bench-probe-${Math.random().toString(36).slice(2, 8)}`,
+        username: 'probe',
+        password: 'x',
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 2_000
+      })
       const done = (v: boolean): void => { c.end(true); resolve(v) }
       c.once('connect', () => done(true))
       c.once('error', () => done(false))
@@ -177,13 +186,15 @@ export async function waitMqtt (wsUrl: string, proc: Child, t0: number, timeoutM
     await sleep(10)
   }
   await proc.kill9()
-  throw new Error(`${proc.name} did not answer MQTT over WebSocket within ${timeoutMs} ms:\n${proc.output().slice(-3000)}`)
+  throw new Error(
+    `${proc.name} did not answer MQTT over WebSocket within ${timeoutMs} ms:\n${proc.output().slice(-3000)}`)
 }
 
 export async function startAedes (label: string): Promise<System> {
   const port = await freePort()
   const t0 = performance.now()
-  const proc = spawnTracked(`aedes-${label}`, process.execPath, ['--import', 'tsx', 'bench/baselines/aedes.ts', String(port)], { env: childEnv() })
+  const args = ['--import', 'tsx', 'bench/baselines/aedes.ts', String(port)]
+  const proc = spawnTracked(`aedes-${label}`, process.execPath, args, { env: childEnv() })
   const wsUrl = `ws://127.0.0.1:${port}/mqtt`
   const readyMs = await waitMqtt(wsUrl, proc, t0, 30_000)
   return { kind: 'aedes', wsUrl, pid: proc.pid, proc, readyMs, stop: () => proc.stop(5_000) }
@@ -231,7 +242,9 @@ export async function startMosquitto (env: BenchEnv, label: string): Promise<Sys
   return { kind: 'mosquitto', wsUrl, pid: proc.pid, proc, readyMs, stop: () => proc.stop(5_000) }
 }
 
-export async function startSystem (env: BenchEnv, kind: SystemKind, label: string, profileName?: string): Promise<System> {
+export async function startSystem (
+  env: BenchEnv, kind: SystemKind, label: string, profileName?: string
+): Promise<System> {
   switch (kind) {
     case 'herald': return await startHerald(env, { label, profileName })
     case 'aedes': return await startAedes(label)
@@ -239,11 +252,22 @@ export async function startSystem (env: BenchEnv, kind: SystemKind, label: strin
   }
 }
 
-/** Measured here: a lone mqtt.js CONNECT + SUBSCRIBE over WebSocket takes ~200 ms with Mosquitto, ~4 ms with aedes. */
-export const MOSQUITTO_WS_NOTE = 'Mosquitto 2.0.11 (Debian) serves WebSockets through a libwebsockets built without external-poll support: a new connection\'s handshake and first packets wait for Mosquitto\'s main loop to wake (a lone CONNECT + SUBSCRIBE took ~200 ms here, ~4 ms with aedes), so its connect rate and its reconnect → drain time carry that wait; steady traffic on open connections does not (eclipse-mosquitto/mosquitto#2578).'
+/**
+ * Measured here: a lone mqtt.js CONNECT + SUBSCRIBE over WebSocket takes ~200 ms with Mosquitto,
+ * ~4 ms with aedes.
+ */
+export const MOSQUITTO_WS_NOTE = 'Mosquitto 2.0.11 (Debian) serves WebSockets through a libwebsockets built ' +
+  'without external-poll support: a new connection\'s handshake and first packets wait for Mosquitto\'s main ' +
+  'loop to wake (a lone CONNECT + SUBSCRIBE took ~200 ms here, ~4 ms with aedes), so its connect rate and its ' +
+  'reconnect → drain time carry that wait; steady traffic on open connections does not ' +
+  '(eclipse-mosquitto/mosquitto#2578).'
 
 export function findMosquitto (): string | undefined {
-  for (const p of ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/bin/mosquitto', '/opt/homebrew/sbin/mosquitto']) {
+  const candidates = [
+    '/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/bin/mosquitto',
+    '/opt/homebrew/sbin/mosquitto'
+  ]
+  for (const p of candidates) {
     if (existsSync(p)) return p
   }
   return undefined

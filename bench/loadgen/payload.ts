@@ -12,7 +12,10 @@ export function heraldBody (to: unknown, b: number, t: number, pad: number): str
   return JSON.stringify({ to, title: 'bench', body: 'x'.repeat(pad), data: { b, t } })
 }
 
-/** What Herald's devicePayload() produces for that body (server/delivery/message.ts), built by the publisher for the baselines. */
+/**
+ * What Herald's devicePayload() produces for that body (server/delivery/message.ts), built by the
+ * publisher for the baselines.
+ */
 export function devicePayload (b: number, t: number, pad: number, topic?: string): string {
   const sentAt = new Date()
   return JSON.stringify({

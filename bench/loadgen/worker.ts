@@ -6,7 +6,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import mqtt, { type MqttClient } from 'mqtt'
 import jwt from 'jsonwebtoken'
 import { devicePayload, heraldBody } from './payload.js'
-import type { CollectResult, ConnectRequest, ConnectResult, Request, SendRequest, SendResult, TrackRequest, WorkerEvent } from './protocol.js'
+import type {
+  CollectResult, ConnectRequest, ConnectResult, Request, SendRequest, SendResult, TrackRequest, WorkerEvent
+} from './protocol.js'
 
 const now = (): number => performance.timeOrigin + performance.now()
 const TOKEN_TTL_S = 24 * 3600
@@ -161,7 +163,8 @@ function open (req: ConnectRequest, clientId: string, password: string): Promise
     client.on('error', err => { if (!settled) { settled = true; reject(err) } })
     client.on('close', () => {
       if (!settled) { settled = true; reject(new Error('closed before CONNACK')); return }
-      if (clients.get(clientId) !== client || stopping || (client as unknown as { disconnecting: boolean }).disconnecting) return
+      const disconnecting = (client as unknown as { disconnecting: boolean }).disconnecting
+      if (clients.get(clientId) !== client || stopping || disconnecting) return
       clients.delete(clientId)
       lost++
       // report the first loss at once, then at most one report per thousand
@@ -205,9 +208,13 @@ function items (req: SendRequest): { count: number, at: (i: number) => Item } {
       }
     }
     case 'topic':
-      return { count: plan.count, at: i => ({ to: { topic: plan.topic }, topic: `topics/${plan.topic}`, b: plan.bBase + i }) }
+      return {
+        count: plan.count,
+        at: i => ({ to: { topic: plan.topic }, topic: `topics/${plan.topic}`, b: plan.bBase + i })
+      }
     case 'users-one': {
-      const users = Array.from({ length: plan.users.to - plan.users.from }, (_, k) => `${plan.users.prefix}${plan.users.from + k}`)
+      const { prefix, from, to } = plan.users
+      const users = Array.from({ length: to - from }, (_, k) => `${prefix}${from + k}`)
       return { count: 1, at: () => ({ to: { users }, topic: '', b: plan.b }) }
     }
     case 'users-each':
@@ -224,7 +231,17 @@ async function send (req: SendRequest): Promise<SendResult> {
   let count = plan.count
   const transport = req.via === 'http' ? await httpTransport(req) : await mqttTransport(req)
   const unit = req.via === 'http' && req.batch !== undefined ? req.batch : 1
-  const result: SendResult = { sent: 0, ok: 0, failed: 0, statuses: {}, errors: [], ids: [], firstAt: 0, lastAt: 0, slip: { p50: 0, p99: 0, max: 0 } }
+  const result: SendResult = {
+    sent: 0,
+    ok: 0,
+    failed: 0,
+    statuses: {},
+    errors: [],
+    ids: [],
+    firstAt: 0,
+    lastAt: 0,
+    slip: { p50: 0, p99: 0, max: 0 }
+  }
   const slips: number[] = []
   let inflight = 0
   let issued = 0
@@ -262,7 +279,9 @@ async function send (req: SendRequest): Promise<SendResult> {
               result.failed += size
               if (result.errors.length < 5) result.errors.push(outcome.error ?? 'failed')
             }
-            if (outcome.status !== undefined) result.statuses[outcome.status] = (result.statuses[outcome.status] ?? 0) + 1
+            if (outcome.status !== undefined) {
+              result.statuses[outcome.status] = (result.statuses[outcome.status] ?? 0) + 1
+            }
             if (outcome.ids !== undefined && req.collectIds) result.ids.push(...outcome.ids)
           }).finally(() => {
             inflight--
@@ -283,7 +302,11 @@ async function send (req: SendRequest): Promise<SendResult> {
   }
   if (slips.length > 0) {
     slips.sort((a, b) => a - b)
-    result.slip = { p50: slips[Math.floor(slips.length * 0.5)], p99: slips[Math.min(slips.length - 1, Math.floor(slips.length * 0.99))], max: slips[slips.length - 1] }
+    result.slip = {
+      p50: slips[Math.floor(slips.length * 0.5)],
+      p99: slips[Math.min(slips.length - 1, Math.floor(slips.length * 0.99))],
+      max: slips[slips.length - 1]
+    }
   }
   return result
 }
@@ -300,8 +323,11 @@ async function httpTransport (req: SendRequest): Promise<Transport> {
   return {
     send: (items, t, pad) => new Promise<Outcome>(resolve => {
       const isBatch = req.batch !== undefined
-      const body = isBatch ? `{"messages":[${items.map(item => heraldBody(item.to, item.b, t, pad)).join(',')}]}` : heraldBody(items[0].to, items[0].b, t, pad)
-      const r = http.request(isBatch ? batch : single, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, res => {
+      const body = isBatch
+        ? `{"messages":[${items.map(item => heraldBody(item.to, item.b, t, pad)).join(',')}]}`
+        : heraldBody(items[0].to, items[0].b, t, pad)
+      const options = { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }
+      const r = http.request(isBatch ? batch : single, options, res => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {

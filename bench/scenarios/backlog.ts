@@ -71,7 +71,8 @@ export async function backlog (ctx: Ctx): Promise<ScenarioResult> {
           rec.add(`rate${N}`, kind, N / ((done.at - t0) / 1000))
           if (kind === 'herald') {
             const recordedAt = await pollCount(sys.db!.pool,
-              "select count(*)::int as n from deliveries where device_id = $1 and status = 'delivered'", [`${idPrefix}0`], N, 60_000)
+              "select count(*)::int as n from deliveries where device_id = $1 and status = 'delivered'",
+              [`${idPrefix}0`], N, 60_000)
             rec.add(`recorded${N}`, kind, recordedAt - t0)
           }
           const got = await device.collect()
@@ -84,15 +85,27 @@ export async function backlog (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await Promise.all([sender.stop(), device.stop()])
   }
-  rec.notes.push(`Queued with the device offline: Herald through REST (keep-alive, bounded in flight), the baselines by a QoS 1 publisher; only then does the device reconnect. Herald reads the queue from Postgres (1,000 rows a page, the next one read while 500 are left); aedes and Mosquitto hold it in memory (Mosquitto: max_queued_messages 1,000,000, max_queued_bytes unlimited). Herald and Mosquitto both keep ${DEFAULT_MAX_INFLIGHT_PER_DEVICE} messages in flight per device (Herald's default); bare aedes has no such limit.`)
-  rec.notes.push('RSS per queued message = (server RSS after queueing − before) ÷ N, one second after the last acknowledged send, without a forced GC: for Herald, whose queue is in Postgres, it is noise around zero; "database growth" is the change in pg_database_size.')
+  rec.notes.push('Queued with the device offline: Herald through REST (keep-alive, bounded in flight), the baselines ' +
+    'by a QoS 1 publisher; only then does the device reconnect. Herald reads the queue from Postgres (1,000 rows ' +
+    'a page, the next one read while 500 are left); aedes and Mosquitto hold it in memory (Mosquitto: ' +
+    'max_queued_messages 1,000,000, max_queued_bytes unlimited). Herald and Mosquitto both keep ' +
+    `${DEFAULT_MAX_INFLIGHT_PER_DEVICE} messages in flight per device (Herald's default); ` +
+    'bare aedes has no such limit.')
+  rec.notes.push('RSS per queued message = (server RSS after queueing − before) ÷ N, one second after the last ' +
+    'acknowledged send, without a forced GC: for Herald, whose queue is in Postgres, it is noise around zero; ' +
+    '"database growth" is the change in pg_database_size.')
   if (ctx.systems.includes('mosquitto')) rec.notes.push(MOSQUITTO_WS_NOTE)
-  if (ctx.runs > 1 && sizes.some(N => N >= LARGE)) rec.notes.push(`Backlogs of ${LARGE.toLocaleString('en-US')} or more: one run per system (the first), to keep the bench within its time.`)
+  if (ctx.runs > 1 && sizes.some(N => N >= LARGE)) {
+    rec.notes.push(`Backlogs of ${LARGE.toLocaleString('en-US')} or more: one run per system (the first), ` +
+      'to keep the bench within its time.')
+  }
   const first = sizes[0]
   const drain = rec.metrics.get(`drain${first}`)!
   return rec.result(4, 'offline backlog', performance.now() - started, `drain${first}`, {
     text: `${n(first)} drained ≤ Mosquitto's time`,
-    check: () => drain.values.herald?.length && drain.values.mosquitto?.length ? median(drain.values.herald) <= median(drain.values.mosquitto) : undefined
+    check: () => drain.values.herald?.length && drain.values.mosquitto?.length
+      ? median(drain.values.herald) <= median(drain.values.mosquitto)
+      : undefined
   })
 }
 

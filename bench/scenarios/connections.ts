@@ -22,11 +22,14 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
     rec.metric(`rate${L}`, `${n(L)} devices: connect rate (this step)`, 'devices/s', 'higher', 0)
   }
   const first = levels[0]
-  if (levels.length > 1) rec.metric('rssMarginal', `server RSS per connection added from ${n(first)} to ${n(top)}`, 'KiB', 'lower', 1)
+  if (levels.length > 1) {
+    rec.metric('rssMarginal', `server RSS per connection added from ${n(first)} to ${n(top)}`, 'KiB', 'lower', 1)
+  }
   rec.metric('connectCpu', 'server CPU per connect (CONNECT + SUBSCRIBE)', 'µs', 'lower', 0)
   rec.metric('connectCpuPg', 'Postgres CPU per connect', 'µs', 'lower', 0)
   rec.metric('connectLoadgen', 'load generator while connecting: busiest process', '% of a core', 'info', 0)
-  rec.metric('idle', `${n(top)} idle devices: server CPU over ${ctx.sizes.idleSeconds} s (one PINGREQ each)`, '% of a core', 'lower', 1)
+  rec.metric('idle', `${n(top)} idle devices: server CPU over ${ctx.sizes.idleSeconds} s (one PINGREQ each)`,
+    '% of a core', 'lower', 1)
   rec.metric('idlePg', `${n(top)} idle devices: Postgres CPU`, '% of a core', 'lower', 1)
   rec.metric('rssBase', 'server RSS with no device', 'MiB', 'info', 0)
   rec.na('idlePg', 'aedes', 'no database')
@@ -49,11 +52,19 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
           rec.add('rssBase', kind, rss0 / 2 ** 20)
           let connected = 0
           let rssFirst = 0
-          const connectMeter = cpuMeter({ ...serverCpu(ctx, sys), ...Object.fromEntries(fleet.workers.map((w, k) => [`w${k}`, () => w.cpuMs()])) })
+          const connectMeter = cpuMeter({
+            ...serverCpu(ctx, sys),
+            ...Object.fromEntries(fleet.workers.map((w, k) => [`w${k}`, () => w.cpuMs()]))
+          })
           let connectMs = 0
           for (const L of levels) {
-            const conn = await fleet.connect(sys.wsUrl, { idPrefix: `cn${run}-d`, userPrefix: `cn${run}-u`, topics: ['users/{user}/inbox'], secret: JWT_SECRET }, connected, L, { concurrency: 50, keepalive })
-            if (conn.failed > 0) throw new Error(`${conn.failed} of ${L - connected} devices did not connect: ${conn.errors.join('; ')}`)
+            const spec = {
+              idPrefix: `cn${run}-d`, userPrefix: `cn${run}-u`, topics: ['users/{user}/inbox'], secret: JWT_SECRET
+            }
+            const conn = await fleet.connect(sys.wsUrl, spec, connected, L, { concurrency: 50, keepalive })
+            if (conn.failed > 0) {
+              throw new Error(`${conn.failed} of ${L - connected} devices did not connect: ${conn.errors.join('; ')}`)
+            }
             rec.add(`rate${L}`, kind, (L - connected) / (conn.ms / 1000))
             connected = L
             connectMs += conn.ms
@@ -62,7 +73,8 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
               const c = connectMeter.read()
               rec.add('connectCpu', kind, c.sets.server.cpuMs * 1000 / top)
               if (c.sets.postgres) rec.add('connectCpuPg', kind, c.sets.postgres.cpuMs * 1000 / top)
-              rec.add('connectLoadgen', kind, Math.max(...fleet.workers.map((_, k) => c.sets[`w${k}`].cpuMs)) / connectMs * 100)
+              const busiestMs = Math.max(...fleet.workers.map((_, k) => c.sets[`w${k}`].cpuMs))
+              rec.add('connectLoadgen', kind, busiestMs / connectMs * 100)
             }
             await sleep(ctx.quick ? 1_000 : 3_000)
             if (fleet.lost() > 0) throw new Error(`${fleet.lost()} connections were closed by the server`)
@@ -70,7 +82,8 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
             rec.add(`rss${L}`, kind, (rss - rss0) / L / KiB)
             if (L === first) rssFirst = rss
             else if (L === top) rec.add('rssMarginal', kind, (rss - rssFirst) / (top - first) / KiB)
-            ctx.log(`  ${kind}: ${n(L)} connected, ${(conn.ms / 1000).toFixed(1)} s for this step, RSS ${(rssBytes(sys.pid) / 2 ** 20).toFixed(0)} MiB`)
+            ctx.log(`  ${kind}: ${n(L)} connected, ${(conn.ms / 1000).toFixed(1)} s for this step, ` +
+              `RSS ${(rssBytes(sys.pid) / 2 ** 20).toFixed(0)} MiB`)
           }
           const meter = cpuMeter(serverCpu(ctx, sys))
           await sleep(ctx.sizes.idleSeconds * 1000)
@@ -87,7 +100,14 @@ export async function connections (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await fleet.stop()
   }
-  rec.notes.push(`Devices opened 50 at a time per load-generator process (${fleet.workers.length} processes, ≤ ${n(MAX_DEVICES_PER_WORKER)} sockets each, source addresses ${fleet.workers.map(w => w.localAddress).join(', ')}), levels reached one after the other on one server instance per run, keep-alive ${keepalive} s (so the idle window holds exactly one PINGREQ per device for every system). RSS per connection = (RSS at the level − RSS before the first device) ÷ devices, ${ctx.quick ? 1 : 3} s after the step; it includes what grows once whatever the count (a heap, Herald's 32 MB young generation), which the RSS per connection added between the first and last level leaves out.`)
+  const addresses = fleet.workers.map(w => w.localAddress).join(', ')
+  rec.notes.push(`Devices opened 50 at a time per load-generator process (${fleet.workers.length} processes, ` +
+    `≤ ${n(MAX_DEVICES_PER_WORKER)} sockets each, source addresses ${addresses}), ` +
+    `levels reached one after the other on one server instance per run, keep-alive ${keepalive} s (so the idle ` +
+    'window holds exactly one PINGREQ per device for every system). RSS per connection = (RSS at the level − RSS ' +
+    `before the first device) ÷ devices, ${ctx.quick ? 1 : 3} s after the step; it includes what grows once ` +
+    'whatever the count (a heap, Herald\'s 32 MB young generation), which the RSS per connection added between ' +
+    'the first and last level leaves out.')
   if (ctx.systems.includes('mosquitto')) rec.notes.push(MOSQUITTO_WS_NOTE)
   const rss = rec.metrics.get(`rss${top}`)!
   return rec.result(5, 'connections', performance.now() - started, `rss${top}`, {

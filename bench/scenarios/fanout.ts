@@ -28,7 +28,9 @@ export async function fanout (ctx: Ctx): Promise<ScenarioResult> {
   rec.metric('topicCpuPg', `topic to ${n(T)}: Postgres CPU`, 'ms', 'lower')
   rec.metric('connect', `connecting the ${n(T)} devices`, 'devices/s', 'higher', 0)
   for (const k of ['aedes', 'mosquitto'] as const) {
-    for (const key of ['usersAccepted', 'usersRecorded', 'topicAccepted', 'topicRecorded']) rec.na(key, k, 'in memory, no REST')
+    for (const key of ['usersAccepted', 'usersRecorded', 'topicAccepted', 'topicRecorded']) {
+      rec.na(key, k, 'in memory, no REST')
+    }
     rec.na('topicCpuPg', k, 'no database')
   }
 
@@ -40,8 +42,13 @@ export async function fanout (ctx: Ctx): Promise<ScenarioResult> {
       let sys: System | undefined
       try {
         sys = await startSystem(ctx.env, kind, `s3-${kind}`, ctx.profile ? `s3-${kind}` : undefined)
-        const conn = await fleet.connect(sys.wsUrl, { idPrefix: 'fan-d', userPrefix: 'fan-u', topics: ['users/{user}/inbox', 'topics/fan'], secret: JWT_SECRET }, 0, T)
-        if (conn.connected !== T) throw new Error(`${conn.failed} of ${T} devices did not connect: ${conn.errors.join('; ')}`)
+        const spec = {
+          idPrefix: 'fan-d', userPrefix: 'fan-u', topics: ['users/{user}/inbox', 'topics/fan'], secret: JWT_SECRET
+        }
+        const conn = await fleet.connect(sys.wsUrl, spec, 0, T)
+        if (conn.connected !== T) {
+          throw new Error(`${conn.failed} of ${T} devices did not connect: ${conn.errors.join('; ')}`)
+        }
         rec.add('connect', kind, T / (conn.ms / 1000))
         await sleep(1_000)
         for (let run = 0; run < ctx.runs; run++) {
@@ -56,7 +63,9 @@ export async function fanout (ctx: Ctx): Promise<ScenarioResult> {
             ctx.log(`  ERROR ${(err as Error).message}`)
           }
         }
-        if (fleet.lost() > 0) rec.notes.push(`${kind}: ${fleet.lost()} device connections were closed by the server during the runs`)
+        if (fleet.lost() > 0) {
+          rec.notes.push(`${kind}: ${fleet.lost()} device connections were closed by the server during the runs`)
+        }
       } catch (err) {
         rec.errors.push(`${kind}: ${(err as Error).message}`)
         ctx.log(`  ERROR ${(err as Error).message}`)
@@ -68,16 +77,22 @@ export async function fanout (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await Promise.all([fleet.stop(), sender.stop()])
   }
-  rec.notes.push(`${n(T)} devices, at most 5,000 per load-generator process, each process on its own loopback source address. Runs share one server instance and one set of connections per system. Baselines send the users case as ${n(U)} QoS 1 PUBLISHes, all at once, from one publisher.`)
+  rec.notes.push(`${n(T)} devices, at most 5,000 per load-generator process, each process on its own loopback ` +
+    'source address. Runs share one server instance and one set of connections per system. ' +
+    `Baselines send the users case as ${n(U)} QoS 1 PUBLISHes, all at once, from one publisher.`)
   if (ctx.systems.includes('mosquitto')) rec.notes.push(MOSQUITTO_WS_NOTE)
   const users_ = rec.metrics.get('users')!
   return rec.result(3, 'fan-out', performance.now() - started, 'users', {
     text: `to ${n(U)} users ≤ 1.2× Mosquitto's per-user publishes`,
-    check: () => users_.values.herald?.length && users_.values.mosquitto?.length ? median(users_.values.herald) <= 1.2 * median(users_.values.mosquitto) : undefined
+    check: () => users_.values.herald?.length && users_.values.mosquitto?.length
+      ? median(users_.values.herald) <= 1.2 * median(users_.values.mosquitto)
+      : undefined
   })
 }
 
-async function users (ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fleet: DeviceFleet, sender: Worker, U: number, run: number): Promise<void> {
+async function users (
+  ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fleet: DeviceFleet, sender: Worker, U: number, run: number
+): Promise<void> {
   const b = 1_000 + run
   await fleet.track(k => fleet.share(k, 0, U))
   const [sent, lastAt] = await Promise.all([
@@ -85,7 +100,9 @@ async function users (ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fl
       via: kind === 'herald' ? 'http' : 'mqtt',
       url: kind === 'herald' ? sys.httpUrl! : sys.wsUrl,
       apiKey: API_KEY,
-      plan: kind === 'herald' ? { kind: 'users-one', users: { prefix: 'fan-u', from: 0, to: U }, b } : { kind: 'users-each', users: { prefix: 'fan-u', from: 0, to: U }, b },
+      plan: kind === 'herald'
+        ? { kind: 'users-one', users: { prefix: 'fan-u', from: 0, to: U }, b }
+        : { kind: 'users-each', users: { prefix: 'fan-u', from: 0, to: U }, b },
       concurrency: U,
       pad: ctx.pad,
       collectIds: true
@@ -106,7 +123,9 @@ async function users (ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fl
   }
 }
 
-async function topic (ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fleet: DeviceFleet, sender: Worker, T: number, run: number): Promise<void> {
+async function topic (
+  ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fleet: DeviceFleet, sender: Worker, T: number, run: number
+): Promise<void> {
   const b = 2_000 + run
   await fleet.track(k => fleet.share(k, 0, T))
   const meter = cpuMeter(serverCpu(ctx, sys))
@@ -137,7 +156,8 @@ async function topic (ctx: Ctx, rec: Recorder, kind: SystemKind, sys: System, fl
   if (kind === 'herald') {
     rec.add('topicAccepted', kind, sent.lastAt - sent.firstAt)
     const id = sent.ids[0]
-    const recordedAt = await pollCount(sys.db!.pool, "select count(*)::int as n from deliveries where message_id = $1 and status = 'delivered'", [id], T, 120_000)
+    const recordedAt = await pollCount(sys.db!.pool,
+      "select count(*)::int as n from deliveries where message_id = $1 and status = 'delivered'", [id], T, 120_000)
     rec.add('topicRecorded', kind, recordedAt - sent.firstAt)
     readCpu()
     // the API agrees

@@ -10,7 +10,14 @@ import { API_KEY, JWT_SECRET, type System } from '../lib/systems.js'
 
 export async function latency (ctx: Ctx): Promise<ScenarioResult> {
   const started = performance.now()
-  const { latencyRate: rate, latencySeconds: seconds, latencyDevices: D, latencyWarmupSeconds: warm, latencyLightRate: light, latencyLightSeconds: lightSeconds } = ctx.sizes
+  const {
+    latencyRate: rate,
+    latencySeconds: seconds,
+    latencyDevices: D,
+    latencyWarmupSeconds: warm,
+    latencyLightRate: light,
+    latencyLightSeconds: lightSeconds
+  } = ctx.sizes
   const fullRate = rate
   const N = Math.round(rate * seconds)
   const rec = new Recorder()
@@ -43,12 +50,21 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
       await withSystem(ctx, kind, `s2-${kind}-r${run}`, async sys => {
         const conn = await devices.connect({
           url: sys.wsUrl,
-          spec: { idPrefix: `lat${run}-d`, userPrefix: `lat${run}-u`, from: 0, to: D, topics: ['users/{user}/inbox'], secret: JWT_SECRET },
+          spec: {
+            idPrefix: `lat${run}-d`,
+            userPrefix: `lat${run}-u`,
+            from: 0,
+            to: D,
+            topics: ['users/{user}/inbox'],
+            secret: JWT_SECRET
+          },
           clean: false,
           concurrency: 20,
           keepalive: 60
         })
-        if (conn.connected !== D) throw new Error(`${conn.failed} of ${D} devices did not connect: ${conn.errors.join('; ')}`)
+        if (conn.connected !== D) {
+          throw new Error(`${conn.failed} of ${D} devices did not connect: ${conn.errors.join('; ')}`)
+        }
         // paced sends; a server slower than the rate is given 1.5× the planned time, then
         // sending stops and the figures are for what it accepted
         const paced = async (count: number, bBase: number, rate = fullRate): Promise<number> => {
@@ -80,7 +96,15 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
         record(rec, kind, sys, got.latencies, got.sentAtLatencies)
         const achieved = M / ((lastSend!.lastAt - lastSend!.firstAt) / 1000)
         rec.add('achieved', kind, achieved)
-        if (achieved < rate * 0.95) rec.notes.push(`${kind} run ${run + 1}: the sender reached only ${Math.round(achieved)} of ${rate} msg/s with 256 in flight${M < N ? ` (stopped after ${(N / rate * 1.5).toFixed(0)} s, ${M.toLocaleString('en-US')} of ${N.toLocaleString('en-US')} sent)` : ''}: the server could not keep up, so its latency is queueing delay, not the latency at ${rate} msg/s.`)
+        if (achieved < rate * 0.95) {
+          const stopped = M < N
+            ? ` (stopped after ${(N / rate * 1.5).toFixed(0)} s, ` +
+              `${M.toLocaleString('en-US')} of ${N.toLocaleString('en-US')} sent)`
+            : ''
+          rec.notes.push(`${kind} run ${run + 1}: the sender reached only ${Math.round(achieved)} of ${rate} msg/s ` +
+            `with 256 in flight${stopped}: the server could not keep up, so its latency is queueing delay, ` +
+            `not the latency at ${rate} msg/s.`)
+        }
         rec.add('slip', kind, lastSend!.slip.p99)
         rec.add('eld', kind, got.eventLoopP99)
         rec.add('cpuServer', kind, cpu.sets.server.core * 100)
@@ -101,8 +125,14 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
   } finally {
     await Promise.all([sender.stop(), devices.stop()])
   }
-  rec.notes.push(`${D} persistent devices on one load-generator process, the sender on another; sends paced on an hrtime schedule (checked every ms), at most 256 in flight; Herald's requests over keep-alive sockets. Latency is stamped by the sender just before the request/PUBLISH is written and read by the device on receipt (both processes read the same clock: performance.timeOrigin + performance.now()). A slip or event-loop delay near the p99 would mean the load generator, not the server, made the tail.`)
-  rec.notes.push('Mosquitto 2.0.11 from Debian serves WebSockets through libwebsockets without external-poll support; its author warns of "occasional latency problems" in that setup (eclipse-mosquitto/mosquitto#2578), so its tail here may be worse than Mosquitto over plain TCP.')
+  rec.notes.push(`${D} persistent devices on one load-generator process, the sender on another; sends paced on an ` +
+    'hrtime schedule (checked every ms), at most 256 in flight; Herald\'s requests over keep-alive sockets. ' +
+    'Latency is stamped by the sender just before the request/PUBLISH is written and read by the device on ' +
+    'receipt (both processes read the same clock: performance.timeOrigin + performance.now()). A slip or ' +
+    'event-loop delay near the p99 would mean the load generator, not the server, made the tail.')
+  rec.notes.push('Mosquitto 2.0.11 from Debian serves WebSockets through libwebsockets without external-poll ' +
+    'support; its author warns of "occasional latency problems" in that setup (eclipse-mosquitto/mosquitto#2578), ' +
+    'so its tail here may be worse than Mosquitto over plain TCP.')
   const p99 = rec.metrics.get('p99')!
   return rec.result(2, 'latency', performance.now() - started, 'p99', {
     text: 'Herald p99 ≤ 10 ms',

@@ -8,7 +8,9 @@ import { type Ctx } from '../lib/context.js'
 import { Worker } from '../lib/loadgen.js'
 import { now } from '../lib/proc.js'
 import { median, Recorder, type ScenarioResult } from '../lib/report.js'
-import { createDatabase, JWT_SECRET, startAedes, startHerald, startMosquitto, type BenchDatabase, type System } from '../lib/systems.js'
+import {
+  createDatabase, JWT_SECRET, startAedes, startHerald, startMosquitto, type BenchDatabase, type System
+} from '../lib/systems.js'
 
 const DEVICES = 1_000
 
@@ -65,14 +67,21 @@ export async function restart (ctx: Ctx): Promise<ScenarioResult> {
               rec.add('readyEmpty', kind, e.readyMs)
               await e.stop()
             }
-            sys = await startHerald(ctx.env, { label: `s6-r${run}`, db: seeded, profileName: ctx.profile ? `s6-herald-r${run}` : undefined, readyTimeoutMs: 120_000 })
+            sys = await startHerald(ctx.env, {
+              label: `s6-r${run}`,
+              db: seeded,
+              profileName: ctx.profile ? `s6-herald-r${run}` : undefined,
+              readyTimeoutMs: 120_000
+            })
             rec.add('ready', kind, sys.readyMs)
             // device `seed-d{run}` holds one queued delivery per message
             await device.track({ expected: messages, samples: false })
             const t0 = now()
             const c = await device.connect({
               url: sys.wsUrl,
-              spec: { idPrefix: 'seed-d', userPrefix: 'seed-u', from: run, to: run + 1, topics: [], secret: JWT_SECRET },
+              spec: {
+                idPrefix: 'seed-d', userPrefix: 'seed-u', from: run, to: run + 1, topics: [], secret: JWT_SECRET
+              },
               clean: false,
               concurrency: 1,
               keepalive: 60
@@ -102,10 +111,16 @@ export async function restart (ctx: Ctx): Promise<ScenarioResult> {
     await seeded?.drop().catch(() => {})
     await empty?.drop().catch(() => {})
   }
-  rec.notes.push(`Seeded with insert … select generate_series: ${n(DEVICES)} persistent devices, ${n(messages)} topic messages, each queued for every device (${n(messages * DEVICES)} deliveries, status queued; the secondary indexes of deliveries dropped and rebuilt around the insert, with their migration definitions), then vacuum analyze and checkpoint. Ready = process spawned → first GET /readyz 200 (polled every 10 ms) for Herald, → first CONNACK over WebSocket for the baselines. Postgres keeps running across Herald's restarts.`)
+  rec.notes.push(`Seeded with insert … select generate_series: ${n(DEVICES)} persistent devices, ` +
+    `${n(messages)} topic messages, each queued for every device (${n(messages * DEVICES)} deliveries, ` +
+    'status queued; the secondary indexes of deliveries dropped and rebuilt around the insert, with their ' +
+    'migration definitions), then vacuum analyze and checkpoint. Ready = process spawned → first GET /readyz 200 ' +
+    '(polled every 10 ms) for Herald, → first CONNACK over WebSocket for the baselines. ' +
+    'Postgres keeps running across Herald\'s restarts.')
   const ready = rec.metrics.get('ready')!
   return rec.result(6, 'restart', performance.now() - started, 'ready', {
-    text: `Herald ready ≤ 5 s with ${n(messages * DEVICES)} queued${total < 1_000_000 ? ' (target is for 1,000,000)' : ''}`,
+    text: `Herald ready ≤ 5 s with ${n(messages * DEVICES)} queued` +
+      `${total < 1_000_000 ? ' (target is for 1,000,000)' : ''}`,
     check: () => ready.values.herald?.length ? median(ready.values.herald) <= 5_000 : undefined
   })
 }
@@ -117,7 +132,9 @@ async function seed (db: BenchDatabase, messages: number): Promise<void> {
     await c.query("set local synchronous_commit = off; set local maintenance_work_mem = '256MB'")
     // skip the per-row foreign-key checks (needs superuser; the rows are consistent by construction)
     await c.query('savepoint fk')
-    await c.query('set local session_replication_role = replica').catch(async () => { await c.query('rollback to savepoint fk') })
+    await c.query('set local session_replication_role = replica').catch(async () => {
+      await c.query('rollback to savepoint fk')
+    })
     // building the secondary indexes once afterwards is several times faster than keeping them
     // up to date row by row; the same definitions come back, so the schema ends up as migrated
     const { rows: indexes } = await c.query<{ name: string, def: string }>(
@@ -129,10 +146,13 @@ async function seed (db: BenchDatabase, messages: number): Promise<void> {
       `insert into devices (device_id, user_id, persistent, last_seen_at)
        select 'seed-d' || i, 'seed-u' || i, true, now() from generate_series(0, $1 - 1) i`, [DEVICES])
     await c.query(
-      `insert into messages (id, target_kind, target, topic, title, body, priority, ttl, accepted_at, expires_at, payload, recipients)
-       select id, 'topic', '{"topic": "seed"}', 'seed', 'seed', repeat('x', 60), 'normal', 2419200, now(), now() + interval '28 days',
-              convert_to(json_build_object('id', id, 'title', 'seed', 'body', repeat('x', 60), 'data', json_build_object('b', g, 't', 0),
-                'priority', 'normal', 'sentAt', now(), 'expiresAt', now() + interval '28 days', 'topic', 'seed')::text, 'UTF8'), $2
+      `insert into messages (id, target_kind, target, topic, title, body, priority, ttl, accepted_at, expires_at,
+                             payload, recipients)
+       select id, 'topic', '{"topic": "seed"}', 'seed', 'seed', repeat('x', 60), 'normal', 2419200, now(),
+              now() + interval '28 days',
+              convert_to(json_build_object('id', id, 'title', 'seed', 'body', repeat('x', 60),
+                'data', json_build_object('b', g, 't', 0), 'priority', 'normal', 'sentAt', now(),
+                'expiresAt', now() + interval '28 days', 'topic', 'seed')::text, 'UTF8'), $2
        from (select gen_random_uuid() as id, g from generate_series(1, $1) g) s
        order by g`, [messages, DEVICES])
     await c.query(

@@ -45,7 +45,14 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
       await withSystem(ctx, kind, `s1-${kind}-r${run}`, async sys => {
         const conn = await receiver.connect({
           url: sys.wsUrl,
-          spec: { idPrefix: `tp${run}-d`, userPrefix: `tp${run}-u`, from: 0, to: 1, topics: ['users/{user}/inbox'], secret: JWT_SECRET },
+          spec: {
+            idPrefix: `tp${run}-d`,
+            userPrefix: `tp${run}-u`,
+            from: 0,
+            to: 1,
+            topics: ['users/{user}/inbox'],
+            secret: JWT_SECRET
+          },
           clean: false,
           concurrency: 1,
           keepalive: 60
@@ -53,7 +60,9 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         if (conn.connected !== 1) throw new Error(`device did not connect: ${conn.errors.join('; ')}`)
         await receiver.track({ expected: N, samples: false })
         const db0 = sys.db ? await dbCounters(sys.db.pool) : undefined
-        const meter = cpuMeter({ ...serverCpu(ctx, sys), sender: () => sender.cpuMs(), receiver: () => receiver.cpuMs() })
+        const meter = cpuMeter({
+          ...serverCpu(ctx, sys), sender: () => sender.cpuMs(), receiver: () => receiver.cpuMs()
+        })
         const t0 = now()
         const sent = await sender.send({
           via: kind === 'herald' ? 'http' : 'mqtt',
@@ -69,13 +78,16 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         const M = sent.ok
         if (M < N) {
           await receiver.expect(M)
-          rec.notes.push(`${kind} run ${run + 1}: sending stopped after ${ctx.sizes.sendMaxSeconds} s with ${M.toLocaleString('en-US')} of ${N.toLocaleString('en-US')} messages accepted; its figures are for those.`)
+          rec.notes.push(`${kind} run ${run + 1}: sending stopped after ${ctx.sizes.sendMaxSeconds} s with ` +
+            `${M.toLocaleString('en-US')} of ${N.toLocaleString('en-US')} messages accepted; ` +
+            'its figures are for those.')
         }
         const done = await receiver.waitDone(60_000)
         let recordedAt = NaN
         if (kind === 'herald') {
           recordedAt = await pollCount(sys.db!.pool,
-            "select count(*)::int as n from deliveries where device_id = $1 and status = 'delivered'", [`tp${run}-d0`], M, 30_000)
+            "select count(*)::int as n from deliveries where device_id = $1 and status = 'delivered'",
+            [`tp${run}-d0`], M, 30_000)
         }
         const cpu = meter.read()
         if (sys.db && db0) {
@@ -96,7 +108,9 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         rec.add('cpuReceiver', kind, cpu.sets.receiver.core * 100)
         rec.add('machine', kind, cpu.machineBusy * 100)
         rec.add('other', kind, cpu.otherCores * 100)
-        if (got.duplicates > 0) rec.notes.push(`${kind} run ${run + 1}: ${got.duplicates} duplicate deliveries (at-least-once), not counted`)
+        if (got.duplicates > 0) {
+          rec.notes.push(`${kind} run ${run + 1}: ${got.duplicates} duplicate deliveries (at-least-once), not counted`)
+        }
         if (kind === 'herald') await batchPhase(ctx, rec, sys, sender, receiver, run)
         await receiver.disconnect()
       })
@@ -109,7 +123,11 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
     rec.na('cpuPgBatch', 'herald', 'Postgres not on this machine')
   }
   loadgenCheck(rec, ['cpuSender', 'cpuReceiver'])
-  rec.notes.push(`Herald: ${ctx.sizes.httpConcurrency} requests in flight over keep-alive sockets (node http.Agent); batch: ${ctx.sizes.batchConcurrency} requests of ${ctx.sizes.batchSize} messages in flight, the same count to the same device right after; baselines: ${ctx.sizes.mqttWindow} unacknowledged QoS 1 PUBLISHes from one mqtt.js publisher. Sender and device are separate load-generator processes on the same 2 cores as the server: the "load generator" and "machine busy" rows say how close they came to being the limit.`)
+  rec.notes.push(`Herald: ${ctx.sizes.httpConcurrency} requests in flight over keep-alive sockets (node http.Agent); ` +
+    `batch: ${ctx.sizes.batchConcurrency} requests of ${ctx.sizes.batchSize} messages in flight, the same count to ` +
+    `the same device right after; baselines: ${ctx.sizes.mqttWindow} unacknowledged QoS 1 PUBLISHes from one ` +
+    'mqtt.js publisher. Sender and device are separate load-generator processes on the same 2 cores as the ' +
+    'server: the "load generator" and "machine busy" rows say how close they came to being the limit.')
   const h = rec.metrics.get('rate')!
   const r = ratio(h, 'mosquitto')
   return rec.result(1, 'throughput 1→1', performance.now() - started, 'rate', {
@@ -119,7 +137,9 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
 }
 
 /** The same count again to the same device, `batchSize` messages per request. */
-async function batchPhase (ctx: Ctx, rec: Recorder, sys: System, sender: Worker, receiver: Worker, run: number): Promise<void> {
+async function batchPhase (
+  ctx: Ctx, rec: Recorder, sys: System, sender: Worker, receiver: Worker, run: number
+): Promise<void> {
   const N = ctx.sizes.throughputMessages
   await receiver.track({ expected: N, samples: false })
   const meter = cpuMeter(serverCpu(ctx, sys))
@@ -162,7 +182,12 @@ export function loadgenCheck (rec: Recorder, keys: string[]): void {
   for (const kind of ['herald', 'aedes', 'mosquitto'] as const) {
     const busiest = Math.max(...keys.map(k => median(rec.metrics.get(k)?.values[kind] ?? [])).filter(Number.isFinite))
     const machine = median(rec.metrics.get('machine')?.values[kind] ?? [])
-    if (busiest >= 75) rec.notes.push(`${kind}: a load-generator process used ${Math.round(busiest)}% of a core: its figure is a lower bound, set as much by the load generator as by the server.`)
-    else if (machine >= 95) rec.notes.push(`${kind}: the machine was ${Math.round(machine)}% busy: server, Postgres and load generator together used both cores, so its figure is a lower bound.`)
+    if (busiest >= 75) {
+      rec.notes.push(`${kind}: a load-generator process used ${Math.round(busiest)}% of a core: its figure is a ` +
+        'lower bound, set as much by the load generator as by the server.')
+    } else if (machine >= 95) {
+      rec.notes.push(`${kind}: the machine was ${Math.round(machine)}% busy: server, Postgres and load generator ` +
+        'together used both cores, so its figure is a lower bound.')
+    }
   }
 }
