@@ -48,7 +48,7 @@ function layerRules () {
 }
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.data/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.data/**', 'bench/.build/**'] }),
   {
     rules: {
       '@stylistic/max-len': ['error', { code: 120, ignoreUrls: true, ignoreRegExpLiterals: true }],
