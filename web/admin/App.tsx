@@ -45,25 +45,35 @@ export function App () {
     navigate(BASE, true)
   }
 
+  const usersPrefix = `${BASE}/users/`
+  // /admin/users/<id>: the users page with that user's devices
+  const shownUser = path.startsWith(usersPrefix) ? decodeURIComponent(path.slice(usersPrefix.length)) : undefined
   let page
   if (path === BASE) page = <OverviewPage overview={live.overview} />
   else if (path === `${BASE}/log`) page = <LogPage search={search} />
   else if (messageId) page = <MessagePage id={messageId} live={live.message} />
   else if (path === `${BASE}/send`) page = <SendPage />
-  else if (path === `${BASE}/users` || path.startsWith(`${BASE}/users/`)) page = <UsersPage user={path.startsWith(`${BASE}/users/`) ? decodeURIComponent(path.slice(`${BASE}/users/`.length)) : undefined} />
+  else if (path === `${BASE}/users` || shownUser !== undefined) page = <UsersPage user={shownUser} />
   else if (path === `${BASE}/keys`) page = <KeysPage />
   else page = <Empty title='No such page'><Link to={BASE}>Back to the overview</Link></Empty>
 
-  const active = (to: string): boolean => to === BASE ? path === BASE : path.startsWith(to) || (to === `${BASE}/log` && Boolean(messageId))
+  // a message's page belongs to the delivery log
+  const active = (to: string): boolean =>
+    to === BASE ? path === BASE : path.startsWith(to) || (to === `${BASE}/log` && Boolean(messageId))
   return (
     <>
       <header className='topbar'>
         <Link to={BASE} className='brand'><img src='/web/favicon.svg' alt='' /><span>Herald</span></Link>
         <nav className='nav'>
-          {NAV.map(([to, label]) => <Link key={to} to={to} className={active(to) ? 'active' : undefined}>{label}</Link>)}
+          {NAV.map(([to, label]) => (
+            <Link key={to} to={to} className={active(to) ? 'active' : undefined}>{label}</Link>
+          ))}
         </nav>
         <div className='right'>
-          <span className={`dot ${live.connected ? 'live' : 'down'}`} title={live.connected ? 'live updates on' : 'live updates disconnected, retrying'} data-testid='live-dot' />
+          <span
+            className={`dot ${live.connected ? 'live' : 'down'}`} data-testid='live-dot'
+            title={live.connected ? 'live updates on' : 'live updates disconnected, retrying'}
+          />
           <button type='button' onClick={() => { void logout() }}>Log out</button>
         </div>
       </header>

@@ -65,7 +65,12 @@ export async function api<T> (method: 'GET' | 'POST' | 'DELETE', path: string, b
   const headers: Record<string, string> = { accept: 'application/json' }
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (method !== 'GET' && csrfToken) headers['x-herald-csrf'] = csrfToken
-  const res = await fetch(`/admin/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' })
+  const res = await fetch(`/admin/api${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin'
+  })
   if (res.status === 204) return undefined as T
   const text = await res.text()
   let json: any

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react'
-import uPlot from 'uplot'
+import UPlot from 'uplot'
 import { duration, exactTime, relativeTime } from '../shared/time'
 
 /** Re-renders every `ms`, so relative times stay true. */
@@ -43,28 +43,43 @@ export interface Series { label: string, values: Array<number | null>, color: st
  * A small uPlot line chart of per-minute values. uPlot draws on a canvas and is created once;
  * new data goes in with setData, and the chart follows its container's width.
  */
-export function Chart ({ minutes, series, unit, height = 200, label }: { minutes: number[], series: Series[], unit?: string, height?: number, label: string }) {
+interface ChartProps { minutes: number[], series: Series[], unit?: string, height?: number, label: string }
+
+export function Chart ({ minutes, series, unit, height = 200, label }: ChartProps) {
   const box = useRef<HTMLDivElement>(null)
-  const plot = useRef<uPlot | undefined>(undefined)
+  const plot = useRef<UPlot | undefined>(undefined)
   const key = series.map(s => s.label).join('|')
   useEffect(() => {
     const el = box.current!
-    const opts: uPlot.Options = {
+    const ms = unit === 'ms'
+    const axisStyle = (): UPlot.Axis => ({
+      stroke: '#98a2b3', grid: { stroke: 'rgba(152,162,179,.15)' }, ticks: { stroke: 'rgba(152,162,179,.3)' }
+    })
+    const clock = (unixSeconds: number): string =>
+      new Date(unixSeconds * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    const opts: UPlot.Options = {
       width: el.clientWidth || 600,
       height,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: '#98a2b3', grid: { stroke: 'rgba(152,162,179,.15)' }, ticks: { stroke: 'rgba(152,162,179,.3)' } },
-        { stroke: '#98a2b3', grid: { stroke: 'rgba(152,162,179,.15)' }, ticks: { stroke: 'rgba(152,162,179,.3)' }, size: unit === 'ms' ? 68 : 54, values: (_u, vals) => vals.map(v => unit === 'ms' ? duration(v) : String(v)) }
+        axisStyle(),
+        { ...axisStyle(), size: ms ? 68 : 54, values: (_u, vals) => vals.map(v => ms ? duration(v) : String(v)) }
       ],
       series: [
-        { value: (_u, v) => v === null ? '—' : new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) },
+        { value: (_u, v) => v === null ? '—' : clock(v) },
         // latency has gaps (quiet minutes): dots, so a lone minute still shows
-        ...series.map(s => ({ label: s.label, stroke: s.color, width: 2, fill: unit === 'ms' ? undefined : s.color + '18', points: unit === 'ms' ? { show: true, size: 6 } : undefined, value: (_u: uPlot, v: number | null) => v === null ? '—' : unit === 'ms' ? duration(v) : String(v) }))
+        ...series.map(s => ({
+          label: s.label,
+          stroke: s.color,
+          width: 2,
+          fill: ms ? undefined : s.color + '18',
+          points: ms ? { show: true, size: 6 } : undefined,
+          value: (_u: UPlot, v: number | null) => v === null ? '—' : ms ? duration(v) : String(v)
+        }))
       ]
     }
-    plot.current = new uPlot(opts, [minutes, ...series.map(s => s.values)] as uPlot.AlignedData, el)
+    plot.current = new UPlot(opts, [minutes, ...series.map(s => s.values)] as UPlot.AlignedData, el)
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: el.clientWidth, height }))
     resize.observe(el)
     return () => {
@@ -74,7 +89,7 @@ export function Chart ({ minutes, series, unit, height = 200, label }: { minutes
     }
   }, [key, height, unit])
   useEffect(() => {
-    plot.current?.setData([minutes, ...series.map(s => s.values)] as uPlot.AlignedData)
+    plot.current?.setData([minutes, ...series.map(s => s.values)] as UPlot.AlignedData)
   }, [minutes, series])
   return <div className='chart' ref={box} role='img' aria-label={label} />
 }

@@ -22,7 +22,9 @@ export function Demo () {
   const [status, setStatus] = useState<DeviceStatus | 'idle'>('idle')
   const [detail, setDetail] = useState<string>()
   const [pushes, setPushes] = useState<Shown[]>([])
-  const [permission, setPermission] = useState(typeof Notification === 'undefined' ? 'unsupported' : Notification.permission)
+  const [permission, setPermission] = useState(
+    typeof Notification === 'undefined' ? 'unsupported' : Notification.permission
+  )
   const device = useRef<Device | undefined>(undefined)
   const seen = useRef(seenIds())
 
@@ -36,7 +38,8 @@ export function Demo () {
 
   const receipt = (id: string, event: ReceiptEvent): void => {
     device.current?.receipt(id, event)
-    setPushes(list => list.map(s => s.push.id === id && !s.receipts.includes(event) ? { ...s, receipts: [...s.receipts, event] } : s))
+    setPushes(list => list.map(s =>
+      s.push.id === id && !s.receipts.includes(event) ? { ...s, receipts: [...s.receipts, event] } : s))
   }
 
   const onPush = (push: Push): void => {
@@ -80,7 +83,8 @@ export function Demo () {
     setDetail(undefined)
     const session = await fetch('/admin/api/session', { credentials: 'same-origin' })
     if (!session.ok) {
-      setDetail('Getting a token here needs the admin session: log in at /admin in this browser, or paste a token from POST /v1/tokens.')
+      setDetail('Getting a token here needs the admin session: log in at /admin in this browser, ' +
+        'or paste a token from POST /v1/tokens.')
       return
     }
     const { csrfToken } = await session.json() as { csrfToken: string }
@@ -100,6 +104,14 @@ export function Demo () {
   }
 
   const running = status !== 'idle'
+  const nothingYet = status === 'connected'
+    ? (
+      <>
+        Send one to user <code>{userId}</code> from the <a href='/admin/send'>admin</a> or
+        with <code>POST /v1/messages</code>.
+      </>
+      )
+    : 'Connect first, then send a push to this user.'
   return (
     <>
       <header className='topbar'>
@@ -114,7 +126,10 @@ export function Demo () {
         <div className='pagehead'>
           <div>
             <h1>Demo device</h1>
-            <div className='muted'>This page is a device: it connects over MQTT on WebSocket, like your web app would. Its code is <code>web/demo/device.ts</code>.</div>
+            <div className='muted'>
+              This page is a device: it connects over MQTT on WebSocket, like your web app would.
+              Its code is <code>web/demo/device.ts</code>.
+            </div>
           </div>
         </div>
         <div className='grid2'>
@@ -122,11 +137,17 @@ export function Demo () {
             <div className='stack'>
               <div>
                 <label htmlFor='d-user'>User id</label>
-                <input id='d-user' value={userId} onChange={e => setUserId(e.target.value)} disabled={running} required placeholder='alice' />
+                <input
+                  id='d-user' value={userId} onChange={e => setUserId(e.target.value)} disabled={running} required
+                  placeholder='alice'
+                />
               </div>
               <div>
                 <label htmlFor='d-token'>Device token (JWT)</label>
-                <textarea id='d-token' value={token} onChange={e => setToken(e.target.value)} disabled={running} required placeholder='from POST /v1/tokens {"user": "…"}' style={{ minHeight: 70 }} />
+                <textarea
+                  id='d-token' value={token} onChange={e => setToken(e.target.value)} disabled={running} required
+                  placeholder='from POST /v1/tokens {"user": "…"}' style={{ minHeight: 70 }}
+                />
               </div>
             </div>
             <div className='actions'>
@@ -134,28 +155,53 @@ export function Demo () {
               {!running
                 ? <button key='connect' className='primary' type='submit' disabled={!userId || !token}>Connect</button>
                 : <button key='disconnect' type='button' onClick={stop}>Disconnect</button>}
-              <button type='button' onClick={() => { void getToken() }} disabled={running || !userId}>Get a token (admin)</button>
+              <button type='button' onClick={() => { void getToken() }} disabled={running || !userId}>
+                Get a token (admin)
+              </button>
             </div>
             {detail && <div className='error' role='alert'>{detail}</div>}
-            {running && <p className='muted small'>Client id <code>{stableClientId(userId)}</code>, persistent session, subscribed to <code>users/{userId}/inbox</code>.</p>}
+            {running && (
+              <p className='muted small'>
+                Client id <code>{stableClientId(userId)}</code>, persistent session,
+                subscribed to <code>users/{userId}/inbox</code>.
+              </p>
+            )}
           </form>
           <div className='panel'>
             <h2>System notifications</h2>
-            {permission === 'unsupported' && <p className='muted'>This browser has no Notification API; pushes are listed below.</p>}
-            {permission === 'granted' && <p>On: each new push also shows as a system notification. Clicking it sends an <code>opened</code> receipt.</p>}
-            {permission === 'denied' && <p className='muted'>Blocked for this site. Allow notifications in the browser's site settings to see them.</p>}
-            {permission === 'default' && <button type='button' onClick={() => { void askPermission() }}>Show pushes as notifications</button>}
-            <p className='muted small'>Every push shown sends a <code>displayed</code> receipt; clicking one in the list sends <code>opened</code>.</p>
+            {permission === 'unsupported' && (
+              <p className='muted'>This browser has no Notification API; pushes are listed below.</p>
+            )}
+            {permission === 'granted' && (
+              <p>
+                On: each new push also shows as a system notification. Clicking it sends an <code>opened</code> receipt.
+              </p>
+            )}
+            {permission === 'denied' && (
+              <p className='muted'>
+                Blocked for this site. Allow notifications in the browser's site settings to see them.
+              </p>
+            )}
+            {permission === 'default' && (
+              <button type='button' onClick={() => { void askPermission() }}>Show pushes as notifications</button>
+            )}
+            <p className='muted small'>
+              Every push shown sends a <code>displayed</code> receipt;
+              clicking one in the list sends <code>opened</code>.
+            </p>
           </div>
         </div>
         <div className='panel'>
           <h2>Pushes</h2>
           {pushes.length === 0
-            ? <div className='empty'><strong>Nothing received yet</strong>{status === 'connected' ? <>Send one to user <code>{userId}</code> from the <a href='/admin/send'>admin</a> or with <code>POST /v1/messages</code>.</> : 'Connect first, then send a push to this user.'}</div>
+            ? <div className='empty'><strong>Nothing received yet</strong>{nothingYet}</div>
             : (
               <div data-testid='pushes'>
                 {pushes.map(({ push, receivedAt, receipts }) => (
-                  <div key={push.id} className='push' data-testid='push' data-id={push.id} onClick={() => receipt(push.id, 'opened')} title='click: send an "opened" receipt'>
+                  <div
+                    key={push.id} className='push' data-testid='push' data-id={push.id}
+                    onClick={() => receipt(push.id, 'opened')} title='click: send an "opened" receipt'
+                  >
                     <div className='title'>{push.title ?? '(no title)'}</div>
                     {push.body && <div>{push.body}</div>}
                     {push.data && <pre style={{ marginTop: 6 }}>{JSON.stringify(push.data, null, 2)}</pre>}

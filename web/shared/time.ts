@@ -4,7 +4,9 @@ export function relativeTime (when: string | number | Date, now = Date.now()): s
   const diff = t - now
   const abs = Math.abs(diff)
   if (abs < 5_000) return 'just now'
-  const units: Array<[number, string]> = [[86_400_000 * 365, 'y'], [86_400_000 * 30, 'mo'], [86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']]
+  const units: Array<[number, string]> = [
+    [86_400_000 * 365, 'y'], [86_400_000 * 30, 'mo'], [86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']
+  ]
   for (const [ms, unit] of units) {
     if (abs >= ms) {
       const n = Math.floor(abs / ms)
@@ -20,7 +22,9 @@ export function exactTime (when: string | number | Date): string {
   const pad = (n: number, w = 2): string => String(n).padStart(w, '0')
   const offset = -d.getTimezoneOffset()
   const zone = `UTC${offset >= 0 ? '+' : '-'}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)} ${zone}`
+  const date = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+  return `${date} ${time} ${zone}`
 }
 
 /** A duration for humans: 12 ms, 3.4 s, 5 min, 2 h 10 min. */

@@ -36,13 +36,18 @@ export function KeysPage () {
       <div className='pagehead'>
         <div>
           <h1>API keys</h1>
-          <div className='muted'>Backends send with <code>Authorization: Bearer &lt;key&gt;</code>. Keys are stored hashed.</div>
+          <div className='muted'>
+            Backends send with <code>Authorization: Bearer &lt;key&gt;</code>. Keys are stored hashed.
+          </div>
         </div>
       </div>
       <form className='panel' onSubmit={e => { void create(e) }}>
         <label htmlFor='k-name'>New key for</label>
         <div className='secret' style={{ marginTop: 0 }}>
-          <input id='k-name' value={name} onChange={e => setName(e.target.value)} placeholder='who uses it, e.g. "orders service"' maxLength={100} />
+          <input
+            id='k-name' value={name} onChange={e => setName(e.target.value)} maxLength={100}
+            placeholder='who uses it, e.g. "orders service"'
+          />
           <button className='primary' type='submit' disabled={name.trim() === ''}>Create key</button>
         </div>
         {created && (
@@ -60,15 +65,24 @@ export function KeysPage () {
             ? <Empty title='No API keys'>Create one above; backends need it to send messages.</Empty>
             : (
               <div className='rows' data-testid='keys'>
-                <div className='row head key-row'><span>Name</span><span>Key starts</span><span>Created</span><span>Last used</span><span>Status</span><span /></div>
+                <div className='row head key-row'>
+                  <span>Name</span><span>Key starts</span><span>Created</span>
+                  <span>Last used</span><span>Status</span><span />
+                </div>
                 {keys.map(k => (
                   <div key={k.id} className='row key-row' data-testid='key-row'>
                     <span className='ellipsis'><strong>{k.name}</strong></span>
                     <span className='mono'>{k.prefix}…</span>
                     <span><Time at={k.createdAt} /></span>
                     <span><Time at={k.lastUsedAt} empty='never' /></span>
-                    <span>{k.revokedAt ? <Badge kind='revoked'>revoked</Badge> : <Badge kind='delivered'>active</Badge>}</span>
-                    <span>{!k.revokedAt && <button className='danger' type='button' onClick={() => { void revoke(k) }}>Revoke</button>}</span>
+                    <span>
+                      {k.revokedAt ? <Badge kind='revoked'>revoked</Badge> : <Badge kind='delivered'>active</Badge>}
+                    </span>
+                    <span>
+                      {!k.revokedAt && (
+                        <button className='danger' type='button' onClick={() => { void revoke(k) }}>Revoke</button>
+                      )}
+                    </span>
                   </div>
                 ))}
               </div>

@@ -16,16 +16,24 @@ const toLocal = (iso: string | undefined): string => {
 }
 
 export function Target ({ t }: { t: AdminMessageRow['target'] }) {
-  if (t.kind === 'user') return <span>user <Link to={`/admin/users/${encodeURIComponent(t.user ?? '')}`}>{t.user}</Link></span>
+  if (t.kind === 'user') {
+    return <span>user <Link to={`/admin/users/${encodeURIComponent(t.user ?? '')}`}>{t.user}</Link></span>
+  }
   if (t.kind === 'topic') return <span>topic <strong>{t.topic}</strong></span>
+  // the first few users, and how many more there are
+  const shown = t.users?.join(', ')
   const more = (t.userCount ?? 0) - (t.users?.length ?? 0)
-  return <span title={t.users?.join(', ')}>{t.userCount} users: {t.users?.join(', ')}{more > 0 ? ` +${more}` : ''}</span>
+  return <span title={shown}>{t.userCount} users: {shown}{more > 0 ? ` +${more}` : ''}</span>
 }
 
 export function StatusCounts ({ counts }: { counts: AdminMessageRow['counts'] }) {
   const shown = STATUSES.filter(s => counts[s] > 0)
   if (shown.length === 0) return <span className='muted small'>no devices</span>
-  return <div className='badges'>{shown.map(s => <Badge key={s} kind={s}>{s} <span className='n'>{counts[s]}</span></Badge>)}</div>
+  return (
+    <div className='badges'>
+      {shown.map(s => <Badge key={s} kind={s}>{s} <span className='n'>{counts[s]}</span></Badge>)}
+    </div>
+  )
 }
 
 export function LogPage ({ search }: { search: URLSearchParams }) {
@@ -74,8 +82,12 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
     const prev = back.current.stack.pop()
     navigate(url({ ...filters, cursor: prev }))
   }
-  const set = (name: keyof Filters) => (e: { target: { value: string } }) => setForm({ ...form, [name]: e.target.value })
+  const set = (name: keyof Filters) =>
+    (e: { target: { value: string } }) => setForm({ ...form, [name]: e.target.value })
   const filtered = Object.keys(filters).length > 0
+  const emptyHint = filtered
+    ? 'Widen the time range or clear a filter.'
+    : <>Messages appear here once a backend sends one, or <Link to='/admin/send'>send a test push</Link>.</>
 
   return (
     <>
@@ -87,8 +99,14 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
       </div>
       <form className='panel' onSubmit={apply} data-testid='log-filters'>
         <div className='fields'>
-          <div><label htmlFor='f-user'>User</label><input id='f-user' value={form.user ?? ''} onChange={set('user')} placeholder='user id' /></div>
-          <div><label htmlFor='f-device'>Device</label><input id='f-device' value={form.device ?? ''} onChange={set('device')} placeholder='device id' /></div>
+          <div>
+            <label htmlFor='f-user'>User</label>
+            <input id='f-user' value={form.user ?? ''} onChange={set('user')} placeholder='user id' />
+          </div>
+          <div>
+            <label htmlFor='f-device'>Device</label>
+            <input id='f-device' value={form.device ?? ''} onChange={set('device')} placeholder='device id' />
+          </div>
           <div>
             <label htmlFor='f-status'>Status</label>
             <select id='f-status' value={form.status ?? ''} onChange={set('status')}>
@@ -96,10 +114,31 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
               {STATUSES.map(s => <option key={s} value={s}>{s}</option>)}
             </select>
           </div>
-          <div><label htmlFor='f-text'>Title contains</label><input id='f-text' value={form.text ?? ''} onChange={set('text')} /></div>
-          <div><label htmlFor='f-since'>From</label><input id='f-since' type='datetime-local' value={toLocal(form.since) || (form.since ?? '')} onChange={set('since')} /></div>
-          <div><label htmlFor='f-until'>Until</label><input id='f-until' type='datetime-local' value={toLocal(form.until) || (form.until ?? '')} onChange={set('until')} /></div>
-          <div className='field-wide'><label htmlFor='f-id'>Message id</label><input id='f-id' className='mono' value={form.messageId ?? ''} onChange={set('messageId')} placeholder='00000000-0000-0000-0000-000000000000' /></div>
+          <div>
+            <label htmlFor='f-text'>Title contains</label>
+            <input id='f-text' value={form.text ?? ''} onChange={set('text')} />
+          </div>
+          <div>
+            <label htmlFor='f-since'>From</label>
+            <input
+              id='f-since' type='datetime-local' onChange={set('since')}
+              value={toLocal(form.since) || (form.since ?? '')}
+            />
+          </div>
+          <div>
+            <label htmlFor='f-until'>Until</label>
+            <input
+              id='f-until' type='datetime-local' onChange={set('until')}
+              value={toLocal(form.until) || (form.until ?? '')}
+            />
+          </div>
+          <div className='field-wide'>
+            <label htmlFor='f-id'>Message id</label>
+            <input
+              id='f-id' className='mono' value={form.messageId ?? ''} onChange={set('messageId')}
+              placeholder='00000000-0000-0000-0000-000000000000'
+            />
+          </div>
         </div>
         <div className='actions'>
           <button className='primary' type='submit'>Apply filters</button>
@@ -112,15 +151,19 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
           ? <div className='muted'>Loading…</div>
           : rows.length === 0
             ? (
-              <Empty title={filtered ? 'No message matches these filters' : 'No messages yet'}>
-                {filtered ? 'Widen the time range or clear a filter.' : <>Messages appear here once a backend sends one, or <Link to='/admin/send'>send a test push</Link>.</>}
-              </Empty>
+              <Empty title={filtered ? 'No message matches these filters' : 'No messages yet'}>{emptyHint}</Empty>
               )
             : (
               <div className='rows' data-testid='log-rows'>
-                <div className='row head log-row'><span>Sent</span><span>Message</span><span>Target</span><span>Delivered</span><span>Devices</span><span>Slowest</span></div>
+                <div className='row head log-row'>
+                  <span>Sent</span><span>Message</span><span>Target</span>
+                  <span>Delivered</span><span>Devices</span><span>Slowest</span>
+                </div>
                 {rows.map(r => (
-                  <Link key={r.id} to={`/admin/messages/${r.id}`} className='row log-row' data-testid='log-row' data-id={r.id}>
+                  <Link
+                    key={r.id} to={`/admin/messages/${r.id}`} className='row log-row'
+                    data-testid='log-row' data-id={r.id}
+                  >
                     <span><Time at={r.acceptedAt} /></span>
                     <span className='cell-title'>
                       <span data-testid='log-title'>{r.title ?? <span className='muted'>(no title)</span>}</span>
@@ -130,17 +173,25 @@ export function LogPage ({ search }: { search: URLSearchParams }) {
                     <span className='ellipsis'><Target t={r.target} /></span>
                     <span>
                       <strong>{r.delivered}</strong> <span className='muted'>of {r.recipients}</span>
-                      <div className='progress'><span style={{ width: `${r.recipients ? (100 * r.delivered / r.recipients) : 0}%` }} /></div>
+                      <div className='progress'>
+                        <span style={{ width: `${r.recipients ? (100 * r.delivered / r.recipients) : 0}%` }} />
+                      </div>
                     </span>
                     <span><StatusCounts counts={r.counts} /></span>
-                    <span>{r.slowest ? <span title={`device ${r.slowest.deviceId}`}><Ms ms={r.slowest.ms} /></span> : <span className='muted'>—</span>}</span>
+                    <span>
+                      {r.slowest
+                        ? <span title={`device ${r.slowest.deviceId}`}><Ms ms={r.slowest.ms} /></span>
+                        : <span className='muted'>—</span>}
+                    </span>
                   </Link>
                 ))}
               </div>
               )}
         <div className='pager'>
           <button type='button' onClick={newer} disabled={cursor === undefined} data-testid='newer'>← Newer</button>
-          <span className='muted small'>{tookMs !== undefined && `${rows?.length ?? 0} messages · ${Math.round(tookMs)} ms`}</span>
+          <span className='muted small'>
+            {tookMs !== undefined && `${rows?.length ?? 0} messages · ${Math.round(tookMs)} ms`}
+          </span>
           <button type='button' onClick={older} disabled={!next} data-testid='older'>Older →</button>
         </div>
       </div>

@@ -31,14 +31,19 @@ export function Login ({ onIn }: { onIn: (csrfToken: string) => void }) {
           </div>
           <div>
             <label htmlFor='password'>Password</label>
-            <input id='password' name='password' type='password' autoFocus autoComplete='current-password' value={password} onChange={e => setPassword(e.target.value)} />
+            <input
+              id='password' name='password' type='password' autoFocus autoComplete='current-password'
+              value={password} onChange={e => setPassword(e.target.value)}
+            />
           </div>
         </div>
         <div className='actions'>
           <button className='primary' type='submit' disabled={busy || password === ''}>Log in</button>
         </div>
         <ErrorBox error={error} />
-        <p className='muted small'>The password is <code>ADMIN_PASSWORD</code>, or the one printed on the server's first start.</p>
+        <p className='muted small'>
+          The password is <code>ADMIN_PASSWORD</code>, or the one printed on the server's first start.
+        </p>
       </form>
     </main>
   )

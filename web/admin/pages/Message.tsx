@@ -30,22 +30,29 @@ function TimelineOfDevice ({ d }: { d: DeviceTimeline }) {
     <div className='device-timeline' data-testid='timeline' data-device={d.deviceId}>
       <div>
         <div className='mono ellipsis' title={d.deviceId}>{d.deviceId}</div>
-        <div className='small muted'>user <Link to={`/admin/users/${encodeURIComponent(d.userId)}`}>{d.userId}</Link></div>
+        <div className='small muted'>
+          user <Link to={`/admin/users/${encodeURIComponent(d.userId)}`}>{d.userId}</Link>
+        </div>
       </div>
       <div className='timeline'>
         {s.map((step, i) => {
           const prev = s[i - 1]
           const gap = prev?.at && step.at ? Date.parse(step.at) - Date.parse(prev.at) : undefined
+          const overtaken = gap !== undefined && gap < 0
+            ? `${-gap} ms before the previous step: the receipt overtook the PUBACK`
+            : undefined
           return (
             <span key={step.name} style={{ display: 'contents' }}>
               {i > 0 && (
-                <span className='gap' title={gap !== undefined && gap < 0 ? `${-gap} ms before the previous step: the receipt overtook the PUBACK` : undefined}>
+                <span className='gap' title={overtaken}>
                   {gap !== undefined ? (gap < 0 ? '≈0 ms' : duration(gap)) : ''}
                 </span>
               )}
               <span className='step' data-step={step.name}>
                 <Badge kind={step.kind}>{step.name}</Badge>
-                <span className='when'>{step.at ? <span title={exactTime(step.at)}>{new Date(step.at).toLocaleTimeString()}</span> : '—'}</span>
+                <span className='when'>
+                  {step.at ? <span title={exactTime(step.at)}>{new Date(step.at).toLocaleTimeString()}</span> : '—'}
+                </span>
               </span>
             </span>
           )
@@ -54,7 +61,14 @@ function TimelineOfDevice ({ d }: { d: DeviceTimeline }) {
       {d.reason && (
         <div className='small muted reason' data-testid='reason'>
           {REASONS[d.reason] ?? d.reason}
-          {d.replacedBy && <> by <Link to={`/admin/messages/${d.replacedBy}`}><span className='mono'>{d.replacedBy.slice(0, 8)}</span></Link></>}
+          {d.replacedBy && (
+            <>
+              {' by '}
+              <Link to={`/admin/messages/${d.replacedBy}`}>
+                <span className='mono'>{d.replacedBy.slice(0, 8)}</span>
+              </Link>
+            </>
+          )}
         </div>
       )}
     </div>
@@ -73,7 +87,13 @@ export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetai
   // the live channel pushes a fresh copy whenever a delivery of this message changes
   const m = live?.id === id ? live : loaded
 
-  if (error instanceof ApiError && error.status === 404) return <Empty title='No such message'>It may have been deleted, or the id is wrong. <Link to='/admin/log'>Open the delivery log</Link>.</Empty>
+  if (error instanceof ApiError && error.status === 404) {
+    return (
+      <Empty title='No such message'>
+        It may have been deleted, or the id is wrong. <Link to='/admin/log'>Open the delivery log</Link>.
+      </Empty>
+    )
+  }
   if (!m) return error ? <ErrorBox error={error} /> : <div className='muted'>Loading…</div>
 
   const undelivered = m.counts.queued + m.counts.sent
@@ -89,7 +109,9 @@ export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetai
       setRevoking(false)
     }
   }
-  const target = 'user' in m.target ? `user ${m.target.user}` : 'topic' in m.target ? `topic ${m.target.topic}` : `${m.target.users.length} users`
+  const target = 'user' in m.target
+    ? `user ${m.target.user}`
+    : 'topic' in m.target ? `topic ${m.target.topic}` : `${m.target.users.length} users`
   return (
     <>
       <div className='pagehead'>
@@ -103,8 +125,11 @@ export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetai
         </div>
         <div className='actions'>
           <button
-            className='danger' type='button' disabled={undelivered === 0 || revoking} onClick={() => { void revoke() }} data-testid='revoke'
-            title={undelivered === 0 ? 'every device has it, or it ended' : 'revoke on devices that have not received it'}
+            className='danger' type='button' data-testid='revoke'
+            disabled={undelivered === 0 || revoking} onClick={() => { void revoke() }}
+            title={
+              undelivered === 0 ? 'every device has it, or it ended' : 'revoke on devices that have not received it'
+            }
           >
             Revoke{undelivered > 0 ? ` on ${undelivered} device${undelivered > 1 ? 's' : ''}` : ''}
           </button>
@@ -115,16 +140,33 @@ export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetai
         <div className='panel'>
           <h2>Payload</h2>
           <div className='stack'>
-            <div><label>Title</label><div>{m.title ?? <span className='muted'>—</span>}</div></div>
-            <div><label>Body</label><div style={{ whiteSpace: 'pre-wrap' }}>{m.body ?? <span className='muted'>—</span>}</div></div>
-            <div><label>Data</label>{m.data ? <pre data-testid='message-data'>{JSON.stringify(m.data, null, 2)}</pre> : <span className='muted'>—</span>}</div>
+            <div>
+              <label>Title</label>
+              <div>{m.title ?? <span className='muted'>—</span>}</div>
+            </div>
+            <div>
+              <label>Body</label>
+              <div style={{ whiteSpace: 'pre-wrap' }}>{m.body ?? <span className='muted'>—</span>}</div>
+            </div>
+            <div>
+              <label>Data</label>
+              {m.data
+                ? <pre data-testid='message-data'>{JSON.stringify(m.data, null, 2)}</pre>
+                : <span className='muted'>—</span>}
+            </div>
           </div>
         </div>
         <div className='panel'>
           <h2>Message</h2>
           <div className='meta'>
             <div><span>Id</span><span className='mono small'>{m.id}</span></div>
-            <div><span>Sent by</span><span data-testid='sender'>{m.sentFromAdminUi ? <em>admin UI</em> : m.sender}{m.senderKeyRevoked && <span className='muted small'> (key revoked)</span>}</span></div>
+            <div>
+              <span>Sent by</span>
+              <span data-testid='sender'>
+                {m.sentFromAdminUi ? <em>admin UI</em> : m.sender}
+                {m.senderKeyRevoked && <span className='muted small'> (key revoked)</span>}
+              </span>
+            </div>
             <div><span>Target</span><span>{target}</span></div>
             <div><span>Accepted</span><Time at={m.acceptedAt} /></div>
             <div><span>Expires</span><Time at={m.expiresAt} /></div>
@@ -138,9 +180,16 @@ export function MessagePage ({ id, live }: { id: string, live: AdminMessageDetai
       <div className='panel'>
         <h2>Per device</h2>
         {m.deliveries.length === 0
-          ? <Empty title='No device was a target'>The user had no persistent session and no device online when it was accepted. Connect a device (the <a href='/demo'>demo device</a> will do) and send again.</Empty>
+          ? (
+            <Empty title='No device was a target'>
+              The user had no persistent session and no device online when it was accepted. Connect a device
+              (the <a href='/demo'>demo device</a> will do) and send again.
+            </Empty>
+            )
           : <div data-testid='timelines'>{m.deliveries.map(d => <TimelineOfDevice key={d.deviceId} d={d} />)}</div>}
-        {m.total > m.deliveries.length && <p className='muted small'>Showing {m.deliveries.length} of {m.total} devices (undelivered first).</p>}
+        {m.total > m.deliveries.length && (
+          <p className='muted small'>Showing {m.deliveries.length} of {m.total} devices (undelivered first).</p>
+        )}
       </div>
     </>
   )

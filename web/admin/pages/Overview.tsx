@@ -3,7 +3,9 @@ import type { Overview } from '../api'
 import { Link } from '../router'
 import { Chart, Empty, Ms } from '../ui'
 
-function Stat ({ label, value, sub, testId, compact = false }: { label: string, value: ReactNode, sub?: ReactNode, testId?: string, compact?: boolean }) {
+interface StatProps { label: string, value: ReactNode, sub?: ReactNode, testId?: string, compact?: boolean }
+
+function Stat ({ label, value, sub, testId, compact = false }: StatProps) {
   return (
     <div className='stat' data-testid={testId}>
       <div className='label'>{label}</div>
@@ -19,6 +21,9 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
   const last = h.minutes.length - 1
   const acceptedHour = h.accepted.reduce((a, b) => a + b, 0)
   const deliveredHour = h.delivered.reduce((a, b) => a + b, 0)
+  const { p50, p95, windowMinutes, samples } = overview.latency
+  const latencyValue = <><Ms ms={p50} /> <span className='muted'>/</span> <Ms ms={p95} /></>
+  const latencySub = `accept → PUBACK, last ${windowMinutes} min (${samples.toLocaleString()} deliveries)`
   return (
     <>
       <div className='pagehead'>
@@ -28,18 +33,34 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
         </div>
       </div>
       <div className='stats'>
-        <Stat testId='stat-online' label='Devices online' value={overview.devicesOnline.toLocaleString()} sub='connected right now' />
-        <Stat testId='stat-accepted' label='Accepted / min' value={h.accepted[last].toLocaleString()} sub={`${acceptedHour.toLocaleString()} messages in the last hour`} />
-        <Stat testId='stat-delivered' label='Delivered / min' value={h.delivered[last].toLocaleString()} sub={`${deliveredHour.toLocaleString()} device deliveries in the last hour`} />
-        <Stat testId='stat-latency' compact label='Latency p50 / p95' value={<><Ms ms={overview.latency.p50} /> <span className='muted'>/</span> <Ms ms={overview.latency.p95} /></>} sub={`accept → PUBACK, last ${overview.latency.windowMinutes} min (${overview.latency.samples.toLocaleString()} deliveries)`} />
-        <Stat testId='stat-waiting' label='Waiting in queues' value={overview.waiting.toLocaleString()} sub='device deliveries not yet acknowledged' />
-        <Stat testId='stat-expired' label='Expired, last day' value={overview.expiredLastDay.toLocaleString()} sub='TTL ran out before delivery' />
+        <Stat
+          testId='stat-online' label='Devices online' value={overview.devicesOnline.toLocaleString()}
+          sub='connected right now'
+        />
+        <Stat
+          testId='stat-accepted' label='Accepted / min' value={h.accepted[last].toLocaleString()}
+          sub={`${acceptedHour.toLocaleString()} messages in the last hour`}
+        />
+        <Stat
+          testId='stat-delivered' label='Delivered / min' value={h.delivered[last].toLocaleString()}
+          sub={`${deliveredHour.toLocaleString()} device deliveries in the last hour`}
+        />
+        <Stat testId='stat-latency' compact label='Latency p50 / p95' value={latencyValue} sub={latencySub} />
+        <Stat
+          testId='stat-waiting' label='Waiting in queues' value={overview.waiting.toLocaleString()}
+          sub='device deliveries not yet acknowledged'
+        />
+        <Stat
+          testId='stat-expired' label='Expired, last day' value={overview.expiredLastDay.toLocaleString()}
+          sub='TTL ran out before delivery'
+        />
       </div>
       {acceptedHour === 0 && deliveredHour === 0
         ? (
           <div className='panel'>
             <Empty title='No traffic in the last hour'>
-              Send a message with <code>POST /v1/messages</code>, or <Link to='/admin/send'>send a test push</Link> and watch it arrive on the <a href='/demo'>demo device</a>.
+              Send a message with <code>POST /v1/messages</code>, or <Link to='/admin/send'>send a test push</Link> and
+              watch it arrive on the <a href='/demo'>demo device</a>.
             </Empty>
           </div>
           )
@@ -65,7 +86,9 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
             </div>
           </div>
           )}
-      <p className='muted small'>Latency counts from accept to the device's PUBACK, so a device that was offline adds the time it was away.</p>
+      <p className='muted small'>
+        Latency counts from accept to the device's PUBACK, so a device that was offline adds the time it was away.
+      </p>
     </>
   )
 }

@@ -50,7 +50,10 @@ export function SendPage () {
       <div className='pagehead'>
         <div>
           <h1>Send a test push</h1>
-          <div className='muted'>Goes through the same path as <code>POST /v1/messages</code>; you land on its page and watch it get delivered.</div>
+          <div className='muted'>
+            Goes through the same path as <code>POST /v1/messages</code>; you land on its page and watch it get
+            delivered.
+          </div>
         </div>
       </div>
       <form className='panel' onSubmit={e => { void submit(e) }} data-testid='send-form'>
@@ -64,12 +67,27 @@ export function SendPage () {
           </div>
           <div>
             <label htmlFor='s-to'>{kind === 'user' ? 'User id' : 'Topic name'}</label>
-            <input id='s-to' value={to} onChange={e => setTo(e.target.value)} required placeholder={kind === 'user' ? 'alice' : 'news'} />
+            <input
+              id='s-to' value={to} onChange={e => setTo(e.target.value)} required
+              placeholder={kind === 'user' ? 'alice' : 'news'}
+            />
           </div>
-          <div className='field-wide'><label htmlFor='s-title'>Title</label><input id='s-title' value={title} onChange={e => setTitle(e.target.value)} /></div>
-          <div className='field-wide'><label htmlFor='s-body'>Body</label><input id='s-body' value={body} onChange={e => setBody(e.target.value)} /></div>
-          <div className='field-wide'><label htmlFor='s-data'>Data (JSON object, optional)</label><textarea id='s-data' value={data} onChange={e => setData(e.target.value)} placeholder='{"orderId": 42}' /></div>
-          <div><label htmlFor='s-ttl'>TTL (seconds)</label><input id='s-ttl' type='number' min={0} max={2419200} value={ttl} onChange={e => setTtl(e.target.value)} /></div>
+          <div className='field-wide'>
+            <label htmlFor='s-title'>Title</label>
+            <input id='s-title' value={title} onChange={e => setTitle(e.target.value)} />
+          </div>
+          <div className='field-wide'>
+            <label htmlFor='s-body'>Body</label>
+            <input id='s-body' value={body} onChange={e => setBody(e.target.value)} />
+          </div>
+          <div className='field-wide'>
+            <label htmlFor='s-data'>Data (JSON object, optional)</label>
+            <textarea id='s-data' value={data} onChange={e => setData(e.target.value)} placeholder='{"orderId": 42}' />
+          </div>
+          <div>
+            <label htmlFor='s-ttl'>TTL (seconds)</label>
+            <input id='s-ttl' type='number' min={0} max={2419200} value={ttl} onChange={e => setTtl(e.target.value)} />
+          </div>
           <div>
             <label htmlFor='s-priority'>Priority</label>
             <select id='s-priority' value={priority} onChange={e => setPriority(e.target.value as 'normal' | 'high')}>
@@ -77,7 +95,12 @@ export function SendPage () {
               <option value='high'>high</option>
             </select>
           </div>
-          <div><label htmlFor='s-collapse'>Collapse key</label><input id='s-collapse' value={collapseKey} onChange={e => setCollapseKey(e.target.value)} placeholder='optional' /></div>
+          <div>
+            <label htmlFor='s-collapse'>Collapse key</label>
+            <input
+              id='s-collapse' value={collapseKey} onChange={e => setCollapseKey(e.target.value)} placeholder='optional'
+            />
+          </div>
         </div>
         <div className='actions'>
           <button className='primary' type='submit' disabled={busy || to.trim() === ''}>Send</button>
