@@ -128,10 +128,8 @@ test('unacknowledged PUBLISHes come first on the next connection, in order; ackn
 })
 
 // MQTT 3.1.1 [MQTT-3.3.1-1]: "The DUP flag MUST be set to 1 by the Client or Server when it attempts
-// to re-deliver a PUBLISH Packet". The claim knows (firstSent false); the engine writes dup: false.
-test('a re-sent PUBLISH carries DUP = 1, a first one DUP = 0', {
-  todo: 'engine.ts writeClaimed writes every PUBLISH with dup: false; set dup from the claim\'s firstSent'
-}, async () => {
+// to re-deliver a PUBLISH Packet". The claim knows (firstSent false).
+test('a re-sent PUBLISH carries DUP = 1, a first one DUP = 0', async () => {
   const h = await herald(2)
   await offline(h, 'dup', 'dup-1')
   await h.sendBatch('dup', 3)

@@ -374,7 +374,8 @@ class DeviceChannel {
     while (this.claims.length > 0 && this.claims[0].claimed !== undefined) {
       const { batch, claimed } = this.claims.shift()!
       this.claiming -= batch.length
-      const writable = new Set(claimed!.map(c => c.seq))
+      // firstSent false: written to the device before (an earlier connection did not acknowledge it)
+      const writable = new Map(claimed!.map(c => [c.seq, c.firstSent]))
       if (this.inflight.size === 0) this.lastProgressAt = Date.now()
       for (const entry of batch) {
         if (!writable.has(entry.seq)) continue // replaced, revoked or expired since it was read
@@ -382,7 +383,8 @@ class DeviceChannel {
         this.inflight.set(messageId, entry)
         // every claimed row is written, full buffer or not: they are recorded sent, and at most a window of them
         const flushed = mqttPacket.writeToStream(
-          { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: false, retain: false },
+          // [MQTT-3.3.1-1]: DUP is set when the server sends a PUBLISH again
+          { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: !writable.get(entry.seq), retain: false },
           this.client.conn as unknown as NodeJS.WritableStream)
         if (!flushed) full = true
       }
