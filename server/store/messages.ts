@@ -49,9 +49,6 @@ export interface LogFilter {
   limit: number
 }
 
-/** The old name of DeliveryLogRow, until services/messages.ts imports the new one. */
-export type LogRow = DeliveryLogRow
-
 /**
  * The delivery log, newest first in the order of store/logOrder.ts, keyset-paginated on
  * (queued_at, seq). Each filter has an index that starts with it and continues with that order
