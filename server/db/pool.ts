@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { isPostgresError } from './errors.js'
 
 // bigint columns (seq) come back as strings by default; ours stay far below 2^53
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
@@ -74,7 +75,8 @@ export type { Pool, PoolClient } from 'pg'
  * not returned to the pool: after a timeout its state is unknown. `first`, a statement without
  * parameters, is sent together with `begin`, saving a round trip.
  */
-export async function inTransaction<T> (pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, first?: string): Promise<T> {
+export async function inTransaction<T> (pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>,
+  first?: string): Promise<T> {
   const client = await pool.connect()
   let failed: Error | undefined
   try {
@@ -86,7 +88,7 @@ export async function inTransaction<T> (pool: pg.Pool, work: (client: pg.PoolCli
     failed = err as Error
     // the server answered with an error: roll back and keep the connection. Otherwise (timeout,
     // broken connection) a rollback would wait just as long; destroying the connection ends the transaction.
-    if ((err as { code?: unknown }).code !== undefined && typeof (err as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)) {
+    if (isPostgresError(err)) {
       await client.query('rollback').catch(() => {})
       failed = undefined
     }

@@ -2,7 +2,7 @@ import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { acceptBatch, type AcceptOutcome, type AcceptRequest } from '../store/accept.js'
-import { isDatabaseUnavailable } from '../http/respond.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
 
 /** Most messages committed in one transaction (a larger request commits alone). */
 export const MAX_BATCH = 500
