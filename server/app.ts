@@ -13,7 +13,9 @@ import { DeviceTokens } from './auth/deviceTokens.js'
 import { PasswordLimiter, type PasswordPolicy } from './auth/passwordLimiter.js'
 import { generateJwtSecret, generatePassword, hashPassword } from './auth/secrets.js'
 import { getOrCreateSetting } from './store/settings.js'
-import { claimDevice, heartbeatNode, markDisconnected, releaseDeadNodes } from './store/devices.js'
+import { hostname } from 'node:os'
+import { claimDevice, heartbeatNode, markDisconnected, markGoneNodes, type NodeInfo } from './store/devices.js'
+import { addLiveSubscription, removeLiveSubscriptions, topicSubscribers } from './store/topicSubscriptions.js'
 import { countPendingDeliveries, discardDeviceQueue } from './store/deliveries.js'
 import { PgPersistence } from './broker/pgPersistence.js'
 import { Broker } from './broker/broker.js'
@@ -23,6 +25,8 @@ import { Maintenance, NODE_STALE_SECONDS } from './delivery/maintenance.js'
 import { ApiKeyService } from './services/apiKeys.js'
 import { DeviceService } from './services/devices.js'
 import { MessageService } from './services/messages.js'
+import { Cluster } from './services/cluster.js'
+import { HERALD_VERSION } from './version.js'
 import { createApi } from './api/router.js'
 import { metricsRouter } from './api/metrics.js'
 import { createAdmin } from './admin/index.js'
@@ -113,11 +117,11 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   const firstStart: FirstStart = {}
   const tokens = await deviceTokens(config, pool)
   const adminPasswordHash = await adminPassword(config, pool, firstStart)
-  await registerNode(pool, nodeId, log)
+  let connections = 0
+  const nodeInfo = (): NodeInfo => ({ version: HERALD_VERSION, hostname: hostname(), pid: process.pid, connections })
+  await registerNode(pool, nodeId, nodeInfo(), log)
 
-  const metrics = new Metrics()
-  const apiKeys = new ApiKeyService(pool, log)
-  firstStart.apiKey = await apiKeys.seed(config.apiKey)
+  const metrics = new Metrics(nodeId)
   const passwords = new PasswordLimiter({
     pool,
     log,
@@ -128,21 +132,41 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   })
 
   const writer = new DeliveryStateWriter(pool, log, metrics)
-  const engine = deliveryEngine(config, pool, writer, log, metrics)
+  const engine = deliveryEngine(config, pool, writer, log, metrics, nodeId)
+  const signals = new Cluster({ pool, nodeId, log, engine, forgetApiKeys: () => apiKeys.forgetCached() })
+  // listening before the first device connects: no signal for a device here can be missed
+  await signals.start()
+  const apiKeys = new ApiKeyService(pool, log, () => signals.signalAll({ kind: 'api-key-revoked' }))
+  firstStart.apiKey = await apiKeys.seed(config.apiKey)
   const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine.ack(client, messageId) })
   const disconnects = new FlushBatch<string>(ids => markDisconnected(pool, ids, nodeId), log, 'marking devices offline')
   const broker = new Broker({
     persistence,
     tokens,
     log,
-    claimDevice: (deviceId, userId, persistent) => claimDeviceSession(pool, nodeId, deviceId, userId, persistent),
+    claimDevice: async (deviceId, userId, persistent) => {
+      const result = await claimDeviceSession(pool, nodeId, deviceId, userId, persistent)
+      // [MQTT-3.1.4-2]: the device's older connection, on another process, is closed there
+      if (result.ok && result.previousNode !== undefined) {
+        signals.signalNode(result.previousNode, { kind: 'moved', devices: [deviceId] }).catch(err =>
+          log.warn({ err: (err as Error).message, deviceId }, 'telling the previous process of a takeover failed'))
+      }
+      return result
+    },
+    recordBroadcastSubscription: (deviceId, topic) => addLiveSubscription(pool, nodeId, deviceId, topic),
+    forgetBroadcastSubscriptions: (deviceId, which) => {
+      removeLiveSubscriptions(pool, nodeId, deviceId, which).catch(err =>
+        log.warn({ err: (err as Error).message, deviceId }, 'forgetting live subscriptions failed; the leader removes them'))
+    },
     recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
     onAuthFailure: reason => metrics.authFailures.inc({ reason }),
     onReady: client => {
+      connections++
       metrics.connects.inc()
       engine.attach(client)
     },
     onGone: client => {
+      connections = Math.max(0, connections - 1)
       metrics.disconnects.inc()
       engine.detach(client)
       disconnects.add(client.id)
@@ -153,17 +177,20 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
 
   const messages = new MessageService({
     pool,
+    nodeId,
     log,
     engine,
-    topicSubscribers: async topic => {
-      const persistent = await persistence.subscriptionsByTopic(topic) as Array<{ clientId: string }>
-      return [...new Set([...persistent.map(s => s.clientId), ...broker.onlineSubscribers(topic)])]
-    },
+    topicSubscribers: topic => topicSubscribers(pool, topic),
     metrics,
     maxBatchTopicDeliveries: deps.maxBatchTopicDeliveries
   })
   const devices = new DeviceService({
-    pool, engine, metrics, forgetSession: deviceId => persistence.cleanSubscriptions({ id: deviceId })
+    pool,
+    nodeId,
+    engine,
+    metrics,
+    forgetSession: deviceId => persistence.cleanSubscriptions({ id: deviceId }),
+    closeElsewhere: (node, deviceId) => signals.signalNode(node, { kind: 'ended', devices: [deviceId] })
   })
   metrics.observe({
     connectedDevices: () => broker.connectedCount,
@@ -200,7 +227,15 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     }
   })
 
-  const maintenance = new Maintenance(pool, log, nodeId, expired => metrics.deliveries.inc({ status: 'expired' }, expired))
+  const maintenance = new Maintenance({
+    pool,
+    log,
+    nodeId,
+    info: nodeInfo,
+    connectedDevices: () => engine.deviceIds(),
+    isLeader: () => signals.isLeader,
+    onExpired: expired => metrics.deliveries.inc({ status: 'expired' }, expired)
+  })
   maintenance.start()
 
   return {
@@ -225,7 +260,8 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
         { name: 'write delivery state', run: () => writer.close() },
         { name: 'mark this node’s devices offline', run: () => disconnects.flush() },
         { name: 'record API key use', run: () => apiKeys.close() },
-        { name: 'release this node', run: () => releaseDeadNodes(pool, NODE_STALE_SECONDS, nodeId) },
+        { name: 'stop listening for other processes', run: () => signals.stop() },
+        { name: 'mark this node gone', run: () => markGoneNodes(pool, NODE_STALE_SECONDS, { alsoNode: nodeId }) },
         { name: 'close the database pool', run: () => deps.pool ? undefined : pool.end() }
       ]
     }
@@ -324,14 +360,14 @@ function listenOn (server: Server, port: number, host: string): Promise<void> {
   })
 }
 
-async function registerNode (pool: Pool, nodeId: string, log: Logger): Promise<void> {
-  await heartbeatNode(pool, nodeId)
-  const released = await releaseDeadNodes(pool, NODE_STALE_SECONDS)
+async function registerNode (pool: Pool, nodeId: string, info: NodeInfo, log: Logger): Promise<void> {
+  await heartbeatNode(pool, nodeId, info)
+  const released = await markGoneNodes(pool, NODE_STALE_SECONDS)
   if (released > 0) log.info({ devices: released }, 'marked devices of stopped servers offline')
 }
 
 function deliveryEngine (config: Readonly<Config>, pool: Pool, writer: DeliveryStateWriter, log: Logger,
-  metrics: Metrics): DeliveryEngine {
+  metrics: Metrics, nodeId: string): DeliveryEngine {
   // once per PUBACK: a bound child skips hashing the label set every time
   const deliveredCount = metrics.deliveries.labels({ status: 'delivered' })
   return new DeliveryEngine(pool, writer, log, {
@@ -343,12 +379,12 @@ function deliveryEngine (config: Readonly<Config>, pool: Pool, writer: DeliveryS
       metrics.deliveryLatency.observe(latencyMs / 1000)
     },
     stalled: () => metrics.stalledDisconnects.inc()
-  })
+  }, nodeId)
 }
 
 /** A device's CONNECT claims it for this node; a clean session starts with an empty queue. */
-async function claimDeviceSession (pool: Pool, nodeId: string, deviceId: string, userId: string, persistent: boolean):
-  ReturnType<typeof claimDevice> {
+type Claim = ReturnType<typeof claimDevice>
+async function claimDeviceSession (pool: Pool, nodeId: string, deviceId: string, userId: string, persistent: boolean): Claim {
   const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
   if (result.ok && result.discardQueueUpTo !== undefined) {
     // a clean session starts empty: drop what an earlier session of this device left queued

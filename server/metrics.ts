@@ -122,7 +122,9 @@ export class Metrics {
     }
   })
 
-  constructor () {
+  /** `node`: every series carries the process' node id, so a scraper of several processes tells them apart */
+  constructor (node?: string) {
+    if (node !== undefined) this.registry.setDefaultLabels({ node })
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' })
   }
 

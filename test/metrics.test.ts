@@ -13,11 +13,25 @@ async function scrape (url: string, authorization?: string): Promise<{ status: n
   return { status: res.status, text: await res.text() }
 }
 
-/** The value of one sample line, e.g. `herald_messages_accepted_total` or `herald_deliveries_total{status="delivered"}`. */
+/**
+ * The value of one sample line, e.g. `herald_messages_accepted_total` or
+ * `herald_deliveries_total{status="delivered"}`, named without the `node` label every line carries.
+ */
 function sample (text: string, name: string): number | undefined {
-  const line = text.split('\n').find(l => l.startsWith(name + ' '))
+  const line = text.split('\n').map(withoutNodeLabel).find(l => l.startsWith(name + ' '))
   return line === undefined ? undefined : Number(line.slice(name.length + 1))
 }
+
+function withoutNodeLabel (line: string): string {
+  return line.replace(/\{node="[^"]*"\}/, '').replace(/node="[^"]*",?/, '').replace(/,\}/, '}')
+}
+
+test('every sample names the process it comes from (node), so several processes can be scraped apart', async () => {
+  const text = (await scrape(`${h.url}/metrics`, `Bearer ${METRICS_TOKEN}`)).text
+  const samples = text.split('\n').filter(l => l !== '' && !l.startsWith('#'))
+  assert.ok(samples.length > 20)
+  for (const line of samples) assert.ok(line.includes(`node="${h.herald.nodeId}"`), line)
+})
 
 test('/metrics needs the metrics token or the admin credentials', async () => {
   assert.equal((await scrape(`${h.url}/metrics`)).status, 401)
@@ -47,7 +61,7 @@ test('a delivery moves the counters, the latency histogram and the connection ga
   assert.equal(sample(after, 'herald_delivery_latency_seconds_count'), 1)
   assert.ok((sample(after, 'herald_db_batch_size_count{kind="accept"}') ?? 0) >= 1)
   assert.match(after, /herald_process_nodejs_eventloop_lag_seconds/)
-  assert.match(after, /herald_db_pool_connections\{state="total"\}/)
+  assert.match(after, /herald_db_pool_connections\{state="total",node="[^"]+"\}/)
   await device.close()
 })
 

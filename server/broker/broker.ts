@@ -26,6 +26,11 @@ export interface BrokerDeps extends HookDeps {
   persistence: unknown
   onReady: (client: Client, userId: string) => void
   onGone: (client: Client) => void
+  /**
+   * forgets broadcast subscriptions this process recorded for a device (recordBroadcastSubscription):
+   * `topics` unsubscribed, or all but those a successor connection here kept
+   */
+  forgetBroadcastSubscriptions: (deviceId: string, which: { topics: string[] } | { allBut: string[] }) => void
 }
 
 /**
@@ -37,10 +42,6 @@ export class Broker {
   private wss: WebSocketServer | undefined
   private tcp: TcpServer | undefined
   private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>()
-  /** online clients' broadcast subscriptions, for fan-out to clean sessions (persistent ones are in the persistence) */
-  private readonly broadcastSubscribers = new Map<string, Set<string>>()
-  /** the same index by device: aedes empties client.subscriptions before clientDisconnect */
-  private readonly indexedTopics = new Map<string, Set<string>>()
   private listening = false
 
   constructor (private readonly deps: BrokerDeps, private readonly log: Logger) {
@@ -62,12 +63,10 @@ export class Broker {
     a.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection refused before CONNECT completed'))
     a.on('clientReady', client => this.ready(client))
     a.on('clientDisconnect', client => this.gone(client))
-    a.on('subscribe', (subs, client) => {
-      // the event lists refused topics too, with QoS 128
-      for (const s of subs) if (s.topic.startsWith(BROADCAST_PREFIX) && (s.qos as number) !== 128) this.indexSubscription(s.topic, client.id, true)
-    })
+    // a broadcast subscription is recorded in Postgres before its SUBACK (hooks.ts authorizeSubscribe)
     a.on('unsubscribe', (topics, client) => {
-      for (const t of topics) this.indexSubscription(t, client.id, false)
+      const broadcast = topics.filter(t => t.startsWith(BROADCAST_PREFIX))
+      if (broadcast.length > 0) this.deps.forgetBroadcastSubscriptions(client.id, { topics: broadcast })
     })
   }
 
@@ -121,11 +120,6 @@ export class Broker {
     return Object.keys(clientsOf(this.aedes)).length
   }
 
-  /** Online devices subscribed to `topic` right now (any QoS, any session kind). */
-  onlineSubscribers (topic: string): string[] {
-    return [...(this.broadcastSubscribers.get(topic) ?? [])]
-  }
-
   /** Stops accepting connections and closes every device connection. */
   async close (): Promise<void> {
     this.listening = false
@@ -152,42 +146,18 @@ export class Broker {
     }, Math.max(0, Math.min(remaining, 2 ** 31 - 1)))
     timer.unref()
     this.expiryTimers.set(client, timer)
-    for (const topic of Object.keys(subscriptionsOf(client))) {
-      if (topic.startsWith(BROADCAST_PREFIX)) this.indexSubscription(topic, client.id, true)
-    }
     this.log.debug({ deviceId: client.id, userId: identity.userId, clean: client.clean }, 'device connected')
     this.deps.onReady(client, identity.userId)
   }
 
   private gone (client: Client): void {
     clearTimeout(this.expiryTimers.get(client))
-    // a takeover by the same id registers the new client before the old one is gone
+    // a takeover by the same id here registers the new client before the old one is gone (aedes
+    // empties client.subscriptions before clientDisconnect): keep what the successor holds
     const successor = clientsOf(this.aedes)[client.id]
-    const kept = successor && successor !== client ? subscriptionsOf(successor) : {}
-    for (const topic of [...(this.indexedTopics.get(client.id) ?? [])]) {
-      if (!(topic in kept)) this.indexSubscription(topic, client.id, false)
-    }
+    const kept = successor && successor !== client ? Object.keys(subscriptionsOf(successor)) : []
+    this.deps.forgetBroadcastSubscriptions(client.id, { allBut: kept })
     this.deps.onGone(client)
-  }
-
-  private indexSubscription (topic: string, deviceId: string, add: boolean): void {
-    let set = this.broadcastSubscribers.get(topic)
-    let topics = this.indexedTopics.get(deviceId)
-    if (add) {
-      if (!set) this.broadcastSubscribers.set(topic, set = new Set())
-      set.add(deviceId)
-      if (!topics) this.indexedTopics.set(deviceId, topics = new Set())
-      topics.add(topic)
-    } else {
-      if (set) {
-        set.delete(deviceId)
-        if (set.size === 0) this.broadcastSubscribers.delete(topic)
-      }
-      if (topics) {
-        topics.delete(topic)
-        if (topics.size === 0) this.indexedTopics.delete(deviceId)
-      }
-    }
   }
 }
 

@@ -41,6 +41,11 @@ export interface HookDeps {
   /** records the device as connected for this user; false when the id belongs to another user */
   claimDevice: (deviceId: string, userId: string, persistent: boolean) => Promise<{ ok: boolean }>
   recordReceipt: (receipt: { messageId: string, deviceId: string, event: ReceiptEvent }) => Promise<void>
+  /**
+   * records a granted broadcast subscription (topics/<name>) so that topic messages sent through
+   * any process count it; resolved before the SUBACK
+   */
+  recordBroadcastSubscription: (deviceId: string, topic: string) => Promise<void>
   onAuthFailure?: (reason: string) => void
   /** tests shorten it; MAX_KEEPALIVE_S otherwise */
   maxKeepaliveSeconds?: number
@@ -126,7 +131,12 @@ export function createHooks (deps: HookDeps): BrokerHooks {
         log.info({ deviceId: client.id, userId: identities.get(client)?.userId, topic: sub.topic }, 'subscription refused')
         return done(null, null) // SUBACK 0x80 for this topic, the others stand
       }
-      done(null, granted)
+      if (!granted.topic.startsWith(BROADCAST_PREFIX)) return done(null, granted)
+      deps.recordBroadcastSubscription(client.id, granted.topic).then(() => done(null, granted), err => {
+        // not recorded, it would count for nothing: refused (SUBACK 0x80) rather than granted in name only
+        log.warn({ deviceId: client.id, topic: granted.topic, err: (err as Error).message }, 'recording a subscription failed')
+        done(null, null)
+      })
     },
 
     authorizePublish (client, packet, done) {

@@ -24,7 +24,14 @@ export class Acceptor {
   private queue: Waiting[] = []
   private running: Promise<void> | undefined
 
-  constructor (private readonly pool: Pool, private readonly log: Logger, private readonly onAccepted: AcceptedListener, private readonly metrics?: Metrics) {}
+  constructor (
+    private readonly pool: Pool,
+    /** this process: accepts signal the other nodes holding the target devices (store/accept.ts) */
+    private readonly nodeId: string,
+    private readonly log: Logger,
+    private readonly onAccepted: AcceptedListener,
+    private readonly metrics?: Metrics
+  ) {}
 
   /** Resolves once the request's messages are committed, all together. */
   accept (request: AcceptRequest): Promise<AcceptOutcome> {
@@ -59,7 +66,8 @@ export class Acceptor {
     const messages = requests.reduce((sum, r) => sum + r.messages.length, 0)
     let outcomes: AcceptOutcome[]
     try {
-      outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, () => acceptBatch(this.pool, requests)) : acceptBatch(this.pool, requests))
+      const run = (): Promise<AcceptOutcome[]> => acceptBatch(this.pool, requests, this.nodeId)
+      outcomes = await (this.metrics ? this.metrics.timeBatch('accept', messages, run) : run())
     } catch (err) {
       if (batch.length > 1 && !isDatabaseUnavailable(err)) {
         const failure = { err: (err as Error).message, requests: requests.length }

@@ -4,7 +4,9 @@ import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { broadcastTopic, inboxTopic } from '../ids.js'
 import { KeyedBatcher } from '../db/batching.js'
-import { claimForSending, discardDeviceQueue, pendingForDevices, unclaim, type PendingDelivery } from '../store/deliveries.js'
+import {
+  claimForSending, discardDeviceQueue, firstPagesForDevices, liveDeliveries, pendingForDevices, unclaim, type PendingDelivery
+} from '../store/deliveries.js'
 import type { DeliveryStateWriter } from './stateWriter.js'
 
 /** Rows read from a device's queue at a time, so a huge backlog is streamed, not loaded whole. */
@@ -85,6 +87,13 @@ export class DeliveryEngine {
     return new Map(requests.map(([key], i) => [key, pages[i]]))
   }, [])
 
+  /** the first page after a connect, read once accepts running now have committed (see firstPagesForDevices) */
+  private readonly firstPages = new KeyedBatcher<{ deviceId: string, afterSeq: number, limit: number }, PendingDelivery[]>(
+    async requests => {
+      const pages = await firstPagesForDevices(this.pool, requests.map(([, page]) => page))
+      return new Map(requests.map(([key], i) => [key, pages[i]]))
+    }, [])
+
   /** channels claiming together (a topic message to many devices) claim in one statement */
   private readonly claims = new KeyedBatcher<number[], Claimed[]>(async requests => {
     const claimed = new Map((await claimForSending(this.pool, requests.flatMap(([, seqs]) => seqs))).map(c => [c.seq, c]))
@@ -98,7 +107,9 @@ export class DeliveryEngine {
     private readonly writer: DeliveryStateWriter,
     private readonly log: Logger,
     private readonly limits: ChannelLimits,
-    private readonly observer: DeliveryObserver = {}
+    private readonly observer: DeliveryObserver = {},
+    /** this process: a clean session's queue is only ended while the device is not connected elsewhere */
+    private readonly nodeId?: string
   ) {}
 
   get connectedDevices (): number {
@@ -143,6 +154,48 @@ export class DeliveryEngine {
     }
   }
 
+  /**
+   * Another process committed deliveries for these devices (a cluster signal): a channel here
+   * reads them from its queue. Devices not connected here are not this process' business.
+   */
+  wake (deviceIds: Iterable<string>): void {
+    for (const id of deviceIds) this.channels.get(id)?.wake()
+  }
+
+  /** Every channel reads its queue again: after this process may have missed signals. */
+  wakeAll (): void {
+    for (const channel of this.channels.values()) channel.wake()
+  }
+
+  /**
+   * ttl-0 deliveries another process committed for devices connected here: never read back from
+   * a queue, so they are read by seq and offered as the accepting process would have.
+   */
+  async offerLive (seqs: number[]): Promise<void> {
+    const rows = await liveDeliveries(this.pool, seqs)
+    for (const row of rows) {
+      this.channels.get(row.deviceId)?.offer({
+        seq: row.seq,
+        messageId: row.messageId,
+        topic: topicFor(row.userId, row.topic),
+        payload: row.payload,
+        expiresAt: row.expiresAt,
+        acceptedAt: row.queuedAt,
+        liveOnly: true
+      })
+    }
+  }
+
+  /** Devices with a connection here now. */
+  deviceIds (): string[] {
+    return [...this.channels.keys()]
+  }
+
+  /** The devices with a connection here (for checking which of them moved to another process). */
+  connectedHere (deviceIds: Iterable<string>): string[] {
+    return [...deviceIds].filter(id => this.channels.has(id))
+  }
+
   /** Closes the device's connection if it is connected here; its queue is the caller's business. */
   closeDevice (deviceId: string): boolean {
     const channel = this.channels.get(deviceId)
@@ -160,13 +213,13 @@ export class DeliveryEngine {
 
   /** @internal a clean session's leftovers, up to the last seq its channel heard of */
   discardQueue (deviceId: string, uptoSeq: number): void {
-    discardDeviceQueue(this.pool, deviceId, uptoSeq, 'clean-session-ended')
+    discardDeviceQueue(this.pool, deviceId, uptoSeq, 'clean-session-ended', this.nodeId)
       .catch(err => this.log.warn({ err: (err as Error).message, deviceId }, 'expiring a clean session\'s queue failed; the next connect or the expiry sweep does it'))
   }
 
   /** @internal used by channels */
-  loadPage (deviceId: string, afterSeq: number, limit: number): Promise<PendingDelivery[]> {
-    return this.pages.get(String(++this.requests), { deviceId, afterSeq, limit })
+  loadPage (deviceId: string, afterSeq: number, limit: number, first: boolean): Promise<PendingDelivery[]> {
+    return (first ? this.firstPages : this.pages).get(String(++this.requests), { deviceId, afterSeq, limit })
   }
 
   /** @internal the rows of `seqs` a channel may write now (see claimForSending) */
@@ -264,6 +317,21 @@ class DeviceChannel {
     this.pump()
   }
 
+  /**
+   * Rows were committed for this device elsewhere: they follow what is in memory, so the queue
+   * is read again after the last seq taken (during a read, once it returns: the read may have
+   * started before their commit).
+   */
+  wake (): void {
+    if (this.closed) return
+    if (this.loading) {
+      this.overflowedWhileLoading = true
+      return
+    }
+    this.moreInDb = true
+    this.pump()
+  }
+
   ack (messageId: number): object | undefined {
     const entry = this.inflight.get(messageId)
     if (!entry) return undefined
@@ -303,9 +371,10 @@ class DeviceChannel {
     this.loading = true
     const { log } = this.engine.internals
     let rows: PendingDelivery[]
-    const limit = this.pagesRead++ === 0 ? FIRST_PAGE_SIZE : PAGE_SIZE
+    const first = this.pagesRead++ === 0
+    const limit = first ? FIRST_PAGE_SIZE : PAGE_SIZE
     try {
-      rows = await this.engine.loadPage(this.client.id, this.lastSeq, limit)
+      rows = await this.engine.loadPage(this.client.id, this.lastSeq, limit, first)
     } catch (err) {
       this.loading = false
       log.warn({ err, deviceId: this.client.id }, 'reading device queue failed; disconnecting so the device retries')

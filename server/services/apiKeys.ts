@@ -21,7 +21,12 @@ export class ApiKeyService {
   readonly #used = new Set<string>()
   readonly #flushTimer: NodeJS.Timeout
 
-  constructor (private readonly pool: Pool, private readonly log: Logger) {
+  constructor (
+    private readonly pool: Pool,
+    private readonly log: Logger,
+    /** tells the other processes that a key was revoked, so that their caches forget it too */
+    private readonly announceRevoked: () => Promise<void> = async () => {}
+  ) {
     this.#cache = new ApiKeyCache(pool)
     this.#flushTimer = setInterval(() => { this.#flushLastUsed().catch(() => {}) }, LAST_USED_FLUSH_MS)
     this.#flushTimer.unref()
@@ -41,7 +46,13 @@ export class ApiKeyService {
   /** The revoked key, or undefined when there is no such key. */
   async revoke (id: string): Promise<ApiKeyRow | undefined> {
     const row = await revokeApiKey(this.pool, id)
-    if (row) this.#cache.clear()
+    if (row) {
+      this.#cache.clear()
+      // the revocation is committed; if the signal is lost, other processes trust their cache
+      // entry for at most a few seconds more (auth/apiKeyCache.ts)
+      await this.announceRevoked().catch(err =>
+        this.log.warn({ err: (err as Error).message }, 'telling other processes of a revoked API key failed'))
+    }
     return row
   }
 
@@ -65,6 +76,11 @@ export class ApiKeyService {
     const key = generateApiKey()
     await insertApiKey(this.pool, 'bootstrap', key.slice(0, KEY_PREFIX_LENGTH), hashApiKey(key))
     return key
+  }
+
+  /** Forgets cached keys: another process revoked one. */
+  forgetCached (): void {
+    this.#cache.clear()
   }
 
   /** Writes the last-used times still pending. */

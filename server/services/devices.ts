@@ -12,6 +12,10 @@ export interface DeviceServiceDeps {
   engine: DeliveryEngine
   /** forgets a device's MQTT session state (its subscriptions) */
   forgetSession: (deviceId: string) => Promise<void>
+  /** closes the device's connection on the process holding it, when that is another one */
+  closeElsewhere: (nodeId: string, deviceId: string) => Promise<void>
+  /** this process */
+  nodeId: string
   metrics?: Metrics
 }
 
@@ -49,7 +53,11 @@ export class DeviceService {
     if (!result.found) return undefined
     this.deps.metrics?.deliveries.inc({ status: 'revoked' }, result.revoked)
     await this.deps.forgetSession(deviceId)
-    const disconnected = this.deps.engine.closeDevice(deviceId)
+    let disconnected = this.deps.engine.closeDevice(deviceId)
+    if (!disconnected && result.node !== null && result.node !== this.deps.nodeId) {
+      await this.deps.closeElsewhere(result.node, deviceId)
+      disconnected = true
+    }
     return { deviceId, revoked: result.revoked, disconnected }
   }
 }

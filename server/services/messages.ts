@@ -25,6 +25,8 @@ export interface SendOutcome<R> { response: R, replayed: boolean }
 
 export interface MessageServiceDeps {
   pool: Pool
+  /** this process (the accept signals the other processes holding target devices) */
+  nodeId: string
   log: Logger
   engine: DeliveryEngine
   /** devices subscribed to a broadcast topic right now */
@@ -55,7 +57,7 @@ export class MessageService {
     this.topicSubscribers = deps.topicSubscribers
     this.metrics = deps.metrics
     this.maxBatchTopicDeliveries = deps.maxBatchTopicDeliveries ?? MAX_BATCH_TOPIC_DELIVERIES
-    this.#acceptor = new Acceptor(deps.pool, deps.log, (requests, outcomes) => this.#dispatchAccepted(requests, outcomes),
+    this.#acceptor = new Acceptor(deps.pool, deps.nodeId, deps.log, (requests, outcomes) => this.#dispatchAccepted(requests, outcomes),
       deps.metrics)
   }
 

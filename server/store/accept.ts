@@ -1,9 +1,10 @@
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js'
+import { nodeChannel, sendSignals, type Signal } from './signals.js'
 
 // Serialises accept transactions across every Herald process sharing the database, so that
 // seq order (deliveries.seq, messages.seq) is commit order and devices get messages in the
 // order they were accepted. Batching many messages per transaction keeps this cheap.
-const ACCEPT_LOCK = 0x4865_7262
+export const ACCEPT_LOCK = 0x4865_7262
 
 /** How long a repeated Idempotency-Key returns the first answer. */
 export const IDEMPOTENCY_WINDOW_HOURS = 24
@@ -60,7 +61,13 @@ export type AcceptOutcome =
   | { kind: 'replay', status: number, response: unknown }
   | { kind: 'idempotency-conflict' }
 
-interface Target_ { n: number, deviceId: string, userId: string }
+interface Target_ {
+  n: number
+  deviceId: string
+  userId: string
+  /** the node holding the device's connection when the accept read it */
+  node: string | null
+}
 
 const key = (apiKeyId: string | null, idempotencyKey: string): string => `${apiKeyId}\u0000${idempotencyKey}`
 
@@ -75,7 +82,7 @@ const key = (apiKeyId: string | null, idempotencyKey: string): string => `${apiK
  * cost Postgres 15% more CPU: the accept's time under load is the busy event loop's, not the
  * round trips'.)
  */
-export async function acceptBatch (pool: Pool, requests: AcceptRequest[]): Promise<AcceptOutcome[]> {
+export async function acceptBatch (pool: Pool, requests: AcceptRequest[], nodeId: string): Promise<AcceptOutcome[]> {
   return inTransaction(pool, async client => {
     const outcomes: Array<AcceptOutcome | undefined> = await checkIdempotency(client, requests)
     const freshRequests = requests.map((r, n) => ({ r, n })).filter(({ n }) => outcomes[n] === undefined)
@@ -93,6 +100,7 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[]): Promi
     await insertMessages(client, fresh.map(({ m, n }) => ({ m, recipients: byMessage.get(n)?.length ?? 0 })))
     const deliveries = await insertDeliveries(client, fresh.map(({ m, n }) => ({ m, targets: byMessage.get(n) ?? [] })))
     const replaced = await collapse(client, fresh.map(f => f.m), deliveries)
+    await signalOtherNodes(client, nodeId, fresh.map(f => f.m), targets, deliveries)
 
     const deliveriesOf = new Map<string, NewDelivery[]>()
     for (const d of deliveries) {
@@ -201,12 +209,12 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
   }
   const { rows } = await client.query<Target_>({
     name: 'herald_accept_resolve_targets',
-    text: `select t.n, d.device_id as "deviceId", d.user_id as "userId"
+    text: `select t.n, d.device_id as "deviceId", d.user_id as "userId", d.connected_node as node
        from unnest($1::text[], $2::int[], $3::bool[]) as t(user_id, n, live_only)
        join devices d on d.user_id = t.user_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
      union all
-     select t.n, d.device_id, d.user_id
+     select t.n, d.device_id, d.user_id, d.connected_node
        from unnest($4::text[], $5::int[], $6::bool[]) as t(device_id, n, live_only)
        join devices d on d.device_id = t.device_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
@@ -214,6 +222,38 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
     values: [users, userN, userLive, subs, subN, subLive]
   })
   return rows
+}
+
+/**
+ * Tells each other node holding a connection of a device this batch queued for that it has new
+ * deliveries: one signal per node for the whole batch, sent when the transaction commits. A
+ * device connected here is served in process (MessageService hands it the new rows); one with
+ * no connection waits for its next connect. Alone, a process sends nothing.
+ *
+ * The node is the one the accept read. A device that connects elsewhere meanwhile is not missed:
+ * its new node reads its queue only after every accept running at its claim has committed
+ * (pendingForDevices' first page, under the accept lock).
+ */
+async function signalOtherNodes (client: PoolClient, self: string, messages: NewMessage[], targets: Target_[],
+  deliveries: NewDelivery[]): Promise<void> {
+  const nodeOf = new Map<string, string>()
+  for (const t of targets) if (t.node !== null && t.node !== self) nodeOf.set(t.deviceId, t.node)
+  if (nodeOf.size === 0) return
+  const liveOnly = new Set(messages.filter(m => m.ttl === 0).map(m => m.id))
+  const byNode = new Map<string, { devices: Set<string>, live: number[] }>()
+  for (const d of deliveries) {
+    const node = nodeOf.get(d.deviceId)
+    if (node === undefined) continue
+    let entry = byNode.get(node)
+    if (!entry) byNode.set(node, entry = { devices: new Set(), live: [] })
+    if (liveOnly.has(d.messageId)) entry.live.push(d.seq)
+    else entry.devices.add(d.deviceId)
+  }
+  const signals: Array<{ channel: string, signal: Signal }> = []
+  for (const [node, { devices, live }] of byNode) {
+    signals.push({ channel: nodeChannel(node), signal: { kind: 'queued', devices: [...devices], live } })
+  }
+  await sendSignals(client, signals)
 }
 
 async function insertMessages (client: PoolClient, items: Array<{ m: NewMessage, recipients: number }>): Promise<void> {

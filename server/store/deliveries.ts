@@ -1,5 +1,6 @@
 import type pg from 'pg'
-import { inTransaction, type Pool } from '../db/pool.js'
+import { inTransaction, type Pool, type PoolClient } from '../db/pool.js'
+import { ACCEPT_LOCK } from './accept.js'
 import type { ExpiredReason, ReceiptEvent, RevokedReason } from '../wire.js'
 import { COUNT_WAITING } from './deliveryStatus.js'
 
@@ -21,8 +22,9 @@ export interface PendingDelivery {
  * A page of a device's undelivered, unexpired queue, in accept order, after `afterSeq`, for each
  * of `pages` (one statement for many devices); the answer is in the order of `pages`.
  */
-export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: string, afterSeq: number, limit: number }>): Promise<PendingDelivery[][]> {
-  const { rows } = await pool.query<PendingDelivery & { n: number }>({
+export async function pendingForDevices (db: Pool | PoolClient,
+  pages: Array<{ deviceId: string, afterSeq: number, limit: number }>): Promise<PendingDelivery[][]> {
+  const { rows } = await db.query<PendingDelivery & { n: number }>({
     name: 'herald_pending_for_devices',
     text: `select t.n::int as n, p.*
      from unnest($1::text[], $2::bigint[], $3::int[]) with ordinality as t(device_id, after_seq, page, n)
@@ -41,6 +43,17 @@ export async function pendingForDevices (pool: Pool, pages: Array<{ deviceId: st
   const result: PendingDelivery[][] = pages.map(() => [])
   for (const { n, ...row } of rows) result[n - 1].push(row)
   return result
+}
+
+/**
+ * The first pages of devices that just connected, read once every accept transaction running
+ * now has committed (the accept lock, shared). An accept that read a device's connection before
+ * the device connected here signalled its old node or nobody; waiting for it here means its rows
+ * are in this read. Accepts that start later see the device connected here and signal it.
+ */
+export async function firstPagesForDevices (pool: Pool,
+  pages: Array<{ deviceId: string, afterSeq: number, limit: number }>): Promise<PendingDelivery[][]> {
+  return inTransaction(pool, client => pendingForDevices(client, pages), `select pg_advisory_xact_lock_shared(${ACCEPT_LOCK})`)
 }
 
 /**
@@ -195,12 +208,33 @@ export async function revokeMessage (pool: Pool, messageId: string, reason: Revo
  * persistent session was discarded, `expired` when an earlier clean connection ended without it.
  */
 export async function discardDeviceQueue (pool: Pool, deviceId: string, uptoSeq: number,
-  reason: 'session-discarded' | 'clean-session-ended'): Promise<number> {
+  reason: 'session-discarded' | 'clean-session-ended', heldBy?: string): Promise<number> {
   const status = reason === 'session-discarded' ? 'revoked' : 'expired'
+  // heldBy: the clean connection that ended was on this node; if the device has connected to
+  // another node since, its queue belongs to that session now and is left alone
   const { rowCount } = await pool.query(
-    "update deliveries set status = $3, reason = $4 where device_id = $1 and seq <= $2 and status in ('queued', 'sent')",
-    [deviceId, uptoSeq, status, reason])
+    `update deliveries set status = $3, reason = $4
+     where device_id = $1 and seq <= $2 and status in ('queued', 'sent')
+       and ($5::text is null or not exists (
+         select 1 from devices where device_id = $1 and connected_node is not null and connected_node <> $5))`,
+    [deviceId, uptoSeq, status, reason, heldBy ?? null])
   return rowCount ?? 0
+}
+
+/** ttl-0 deliveries by seq, still queued, with what is needed to send them (another node accepted them). */
+export async function liveDeliveries (pool: Pool, seqs: number[]): Promise<Array<PendingDelivery & { deviceId: string }>> {
+  if (seqs.length === 0) return []
+  const { rows } = await pool.query<PendingDelivery & { deviceId: string }>({
+    name: 'herald_live_deliveries',
+    text: `select d.seq, d.device_id as "deviceId", d.message_id as "messageId", d.user_id as "userId", m.topic,
+                  (extract(epoch from d.expires_at) * 1000)::float8 as "expiresAt",
+                  (extract(epoch from d.queued_at) * 1000)::float8 as "queuedAt", m.payload
+           from deliveries d join messages m on m.id = d.message_id
+           where d.seq = any($1::bigint[]) and d.status = 'queued'
+           order by d.seq`,
+    values: [seqs]
+  })
+  return rows
 }
 
 /** Deliveries still waiting for their device (store/deliveryStatus.ts: not past their TTL), in the whole database. */

@@ -3,7 +3,13 @@ import { waiting } from './deliveryStatus.js'
 
 export type ClaimResult =
   /** for a clean connect, `discardQueueUpTo` is the highest seq committed before it: older queue rows belong to an earlier session */
-  | { ok: true, discardedPersistentSession: boolean, discardQueueUpTo?: number }
+  | {
+    ok: true
+    discardedPersistentSession: boolean
+    discardQueueUpTo?: number
+    /** the node that held the device's connection until this claim, if another one did */
+    previousNode?: string
+  }
   | { ok: false, ownerUserId: string }
 
 /**
@@ -13,7 +19,9 @@ export type ClaimResult =
  * session of the same user, as MQTT says [MQTT-3.1.2-6].
  */
 export async function claimDevice (pool: Pool, deviceId: string, userId: string, persistent: boolean, nodeId: string): Promise<ClaimResult> {
-  type Claim = { owner: string | null, was_persistent: boolean | null, claimed: boolean, max_seq: number }
+  type Claim = {
+    owner: string | null, was_persistent: boolean | null, previous_node: string | null, claimed: boolean, max_seq: number
+  }
   const { rows } = await pool.query<Claim>({
     name: 'herald_claim_device',
     text: `with previous as (
@@ -28,6 +36,7 @@ export async function claimDevice (pool: Pool, deviceId: string, userId: string,
        returning 1
      )
      select (select user_id from previous) as owner, (select persistent from previous) as was_persistent,
+            (select connected_node from previous) as previous_node,
             exists (select 1 from upsert) as claimed,
             (select coalesce(max(seq), 0) from deliveries) as max_seq`,
     values: [deviceId, userId, persistent, nodeId]
@@ -37,7 +46,8 @@ export async function claimDevice (pool: Pool, deviceId: string, userId: string,
   return {
     ok: true,
     discardedPersistentSession: row.was_persistent === true && !persistent && row.owner === userId,
-    discardQueueUpTo: persistent || row.owner === null ? undefined : row.max_seq
+    discardQueueUpTo: persistent || row.owner === null ? undefined : row.max_seq,
+    previousNode: row.previous_node !== null && row.previous_node !== nodeId ? row.previous_node : undefined
   }
 }
 
@@ -73,29 +83,99 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
 
 /** Ends a device's session: it is no longer a target, and its queue is revoked. */
 export async function endDeviceSession (pool: Pool, deviceId: string,
-  reason: 'device-removed' | 'admin-device-removed'): Promise<{ found: boolean, revoked: number }> {
+  reason: 'device-removed' | 'admin-device-removed'): Promise<{ found: boolean, revoked: number, node: string | null }> {
   return inTransaction(pool, async client => {
-    const device = await client.query('update devices set persistent = false where device_id = $1 returning 1', [deviceId])
+    const device = await client.query<{ node: string | null }>(
+      'update devices set persistent = false where device_id = $1 returning connected_node as node', [deviceId])
     const revoked = await client.query(
       "update deliveries set status = 'revoked', reason = $2 where device_id = $1 and status in ('queued', 'sent')",
       [deviceId, reason])
-    return { found: device.rowCount === 1, revoked: revoked.rowCount ?? 0 }
+    return { found: device.rowCount === 1, revoked: revoked.rowCount ?? 0, node: device.rows[0]?.node ?? null }
   })
 }
 
-/** A node's heartbeat; devices held by a node whose heartbeat stopped are shown offline. */
-export async function heartbeatNode (pool: Pool, nodeId: string): Promise<void> {
-  await pool.query(
-    'insert into nodes (id) values ($1) on conflict (id) do update set heartbeat_at = now()', [nodeId])
+export interface NodeInfo {
+  version: string
+  hostname: string
+  pid: number
+  /** device connections held now */
+  connections: number
 }
 
-/** Marks offline every device held by a node that stopped beating (or by this node on shutdown). */
-export async function releaseDeadNodes (pool: Pool, staleAfterSeconds: number, alsoNode?: string): Promise<number> {
-  const dead = await pool.query<{ id: string }>(
-    'delete from nodes where heartbeat_at < now() - make_interval(secs => $1) or id = $2 returning id', [staleAfterSeconds, alsoNode ?? null])
-  const ids = dead.rows.map(r => r.id)
+/**
+ * A node's heartbeat, with what the admin's Nodes page shows of it. True when the node had been
+ * marked gone (its devices then were marked offline: see reclaimDevices).
+ */
+export async function heartbeatNode (pool: Pool, nodeId: string, info: NodeInfo): Promise<boolean> {
+  const { rows } = await pool.query<{ wasGone: boolean }>({
+    name: 'herald_heartbeat_node',
+    text: `with previous as (select gone_at from nodes where id = $1)
+           insert into nodes (id, version, hostname, pid, connections) values ($1, $2, $3, $4, $5)
+           on conflict (id) do update set heartbeat_at = now(), connections = excluded.connections, gone_at = null
+           returning (select gone_at is not null from previous) as "wasGone"`,
+    values: [nodeId, info.version, info.hostname, info.pid, info.connections]
+  })
+  return rows[0]?.wasGone === true
+}
+
+/** Marks devices connected to this node again, unless they connected elsewhere meanwhile; returns how many. */
+export async function reclaimDevices (pool: Pool, nodeId: string, deviceIds: string[]): Promise<number> {
+  if (deviceIds.length === 0) return 0
+  const { rowCount } = await pool.query(
+    'update devices set connected_node = $1 where device_id = any($2::text[]) and connected_node is null',
+    [nodeId, deviceIds])
+  return rowCount ?? 0
+}
+
+/**
+ * Marks gone every node whose heartbeat stopped, or whose listener connection (application_name
+ * `herald node <id>`, cluster.ts) is no longer in pg_stat_activity while it has beaten for more
+ * than `settleSeconds` (a killed process' connections end with it, long before its heartbeat is
+ * stale), and `alsoNode` (this node, on shutdown); their devices are marked offline. Returns the
+ * devices released. Gone nodes are forgotten a day later.
+ */
+export async function markGoneNodes (pool: Pool, staleAfterSeconds: number,
+  { alsoNode, settleSeconds = 15 }: { alsoNode?: string, settleSeconds?: number } = {}): Promise<number> {
+  const gone = await pool.query<{ id: string }>(
+    `update nodes n set gone_at = now()
+     where gone_at is null and (
+       heartbeat_at < now() - make_interval(secs => $1) or id = $2
+       or (started_at < now() - make_interval(secs => $3) and not exists (
+             select 1 from pg_stat_activity a where a.application_name = 'herald node ' || n.id)))
+     returning id`, [staleAfterSeconds, alsoNode ?? null, settleSeconds])
+  await pool.query("delete from nodes where gone_at < now() - interval '1 day'")
   const released = await pool.query(
     `update devices set connected_node = null
-     where connected_node is not null and (connected_node = any($1::text[]) or connected_node not in (select id from nodes))`, [ids])
+     where connected_node is not null
+       and (connected_node = any($1::text[]) or connected_node not in (select id from nodes where gone_at is null))`,
+    [gone.rows.map(r => r.id)])
   return released.rowCount ?? 0
+}
+
+export interface NodeRow {
+  id: string
+  version: string | null
+  hostname: string | null
+  pid: number | null
+  connections: number
+  startedAt: Date
+  heartbeatAt: Date
+  goneAt: Date | null
+}
+
+/** Every node known: running ones first, then gone ones, newest first. */
+export async function listNodes (pool: Pool): Promise<NodeRow[]> {
+  const { rows } = await pool.query<NodeRow>(
+    `select id, version, hostname, pid, connections, started_at as "startedAt", heartbeat_at as "heartbeatAt",
+            gone_at as "goneAt"
+     from nodes order by gone_at is not null, started_at desc`)
+  return rows
+}
+
+/** Of these devices, those whose connection is now held by another node (or by none). */
+export async function devicesConnectedElsewhere (pool: Pool, nodeId: string, deviceIds: string[]): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    `select device_id as id from devices
+     where device_id = any($1::text[]) and connected_node is distinct from $2`, [deviceIds, nodeId])
+  return rows.map(r => r.id)
 }
