@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorRequestHandler } from 'express'
 import type { Logger } from '../log.js'
 import { PROBLEMS, PROBLEM_TYPE_BASE, ProblemError } from '../errors.js'
+import { isDatabaseUnavailable, isDataException } from '../db/errors.js'
 
 /**
  * Problems on the wire: a ProblemError (server/errors.ts) becomes application/problem+json with
@@ -23,36 +24,6 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, ty
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Length', Buffer.byteLength(text))
   res.end(text)
-}
-
-// Postgres SQLSTATEs of a server that is going away or cannot be reached
-const ADMIN_SHUTDOWN = '57P01'
-const CRASH_SHUTDOWN = '57P02'
-const CANNOT_CONNECT_NOW = '57P03'
-const CONNECTION_EXCEPTION = '08000'
-const CONNECTION_DOES_NOT_EXIST = '08003'
-const CONNECTION_FAILURE = '08006'
-const UNABLE_TO_ESTABLISH_CONNECTION = '08001'
-const SERVER_REJECTED_CONNECTION = '08004'
-// with node-postgres' own network failures
-const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE',
-  ADMIN_SHUTDOWN, CRASH_SHUTDOWN, CANNOT_CONNECT_NOW, CONNECTION_EXCEPTION, CONNECTION_DOES_NOT_EXIST,
-  CONNECTION_FAILURE, UNABLE_TO_ESTABLISH_CONNECTION, SERVER_REJECTED_CONNECTION])
-
-// SQLSTATE class 22, data exception: Postgres refused a value (U+0000 in text, a malformed
-// jsonb string, a number out of range); the request that carried it is at fault, not the server
-const DATA_EXCEPTION_CLASS = '22'
-
-export function isDataException (err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' && code.length === 5 && code.startsWith(DATA_EXCEPTION_CLASS)
-}
-
-export function isDatabaseUnavailable (err: unknown): boolean {
-  const e = err as { code?: string, message?: string } | undefined
-  if (!e) return false
-  if (e.code && DATABASE_DOWN_CODES.has(e.code)) return true
-  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/.test(e.message ?? '')
 }
 
 /** Turns anything thrown in a route into a problem response; unexpected errors are logged, never shown. */
