@@ -201,7 +201,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
 
   let accepting = true
   const adminUi = createAdmin({
-    pool, log, passwords, tokens, messages, devices, apiKeys, accepting: () => accepting
+    pool, log, nodeId, passwords, tokens, messages, devices, apiKeys, accepting: () => accepting
   })
   const handleRequest = createApi({
     log,

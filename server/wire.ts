@@ -213,6 +213,8 @@ export interface MinuteSeries {
 export interface Overview {
   at: Date
   devicesOnline: number
+  /** Herald processes running on this database (the Nodes page lists them) */
+  nodesRunning: number
   /** per-device queue entries still waiting for their device (queued or sent, not past the TTL) */
   waiting: number
   expiredLastDay: number
@@ -226,4 +228,32 @@ export interface UserSummary {
   devices: number
   online: number
   lastSeenAt: Date | null
+}
+
+/** A Herald process on this database, as the admin's Nodes page shows it: a row of `nodes` (migrations/0007). */
+export interface NodeSummary {
+  id: string
+  /** the Herald version it runs (package.json); null on a row older than migration 0007 */
+  version: string | null
+  hostname: string | null
+  /** its operating system process id */
+  pid: number | null
+  /** device connections it held at its last heartbeat */
+  connections: number
+  startedAt: Date
+  heartbeatAt: Date
+  /** when it stopped, or was found dead; null while it runs */
+  goneAt: Date | null
+  /** it runs the cluster's chores now: its listener connection holds their advisory lock */
+  leader: boolean
+}
+
+/** GET /admin/api/nodes. */
+export interface NodeList {
+  /** the database's clock when this was read (heartbeats are its times too): ages are measured from it */
+  at: Date
+  /** the node that answered this request */
+  servedBy: string
+  /** running ones first, then gone ones, newest first */
+  nodes: NodeSummary[]
 }

@@ -13,6 +13,8 @@ import type { DeviceService } from '../services/devices.js'
 import type { MessageService } from '../services/messages.js'
 import { getMessageDetail, listMessageLog, searchUsers } from '../store/adminLog.js'
 import { readOverview } from '../store/adminStats.js'
+import { listNodes } from '../store/devices.js'
+import type { NodeList } from '../wire.js'
 import { AdminEvents } from './events.js'
 import { defaultWebDir, pagesRouter } from './pages.js'
 import { AdminSessions } from './session.js'
@@ -32,6 +34,8 @@ const ADMIN_UI_SENDER = null
 export interface AdminDeps {
   pool: Pool
   log: Logger
+  /** this process' row in `nodes`: the Nodes page marks the node that served it */
+  nodeId: string
   /** the admin password check, limited per client address (shared with the REST API's HTTP Basic) */
   passwords: PasswordLimiter
   tokens: DeviceTokens
@@ -87,6 +91,10 @@ export function createAdmin (deps: AdminDeps): Admin {
       ? requireUuid(req.query.watch, 'message')
       : undefined
     events.open(req, res, watch)
+  })
+  api.get('/nodes', session, async (_req, res) => {
+    const answer: NodeList = { servedBy: deps.nodeId, ...await listNodes(pool) }
+    res.json(answer)
   })
 
   api.get('/log', session, async (req, res) => {

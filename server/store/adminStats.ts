@@ -12,13 +12,14 @@ const SERIES_MINUTES = 60
  * The overview's figures, each read from an index: devices online (devices_online), waiting
  * (deliveries_expiring), expired (deliveries_expired, plus deliveries_expiring for the ones past
  * their TTL the sweep has not marked yet), accepted per minute (messages_admin_log),
- * delivered and latency (deliveries_delivered_at).
+ * delivered and latency (deliveries_delivered_at); nodes running from `nodes`, a row per process.
  */
 export async function readOverview (pool: Pool): Promise<Overview> {
   const [counts, latency, accepted, delivered] = await Promise.all([
-    pool.query<{ at: Date, devicesOnline: number, waiting: number, expiredLastDay: number }>(
+    pool.query<{ at: Date, devicesOnline: number, nodesRunning: number, waiting: number, expiredLastDay: number }>(
       `select now() as at,
               (select count(*)::int from devices where connected_node is not null) as "devicesOnline",
+              (select count(*)::int from nodes where gone_at is null) as "nodesRunning",
               ${COUNT_WAITING} as waiting,
               (select count(*)::int from deliveries where status = 'expired' and expires_at > now() - interval '1 day') +
               (select count(*)::int from deliveries d
@@ -59,6 +60,7 @@ export async function readOverview (pool: Pool): Promise<Overview> {
   return {
     at: c.at,
     devicesOnline: c.devicesOnline,
+    nodesRunning: c.nodesRunning,
     waiting: c.waiting,
     expiredLastDay: c.expiredLastDay,
     latency: { windowMinutes: LATENCY_WINDOW_MINUTES, p50: l.p50, p95: l.p95, samples: l.samples },

@@ -1,4 +1,5 @@
 import { inTransaction, type Pool } from '../db/pool.js'
+import type { NodeSummary } from '../wire.js'
 import { waiting } from './deliveryStatus.js'
 
 export type ClaimResult =
@@ -152,24 +153,31 @@ export async function markGoneNodes (pool: Pool, staleAfterSeconds: number,
   return released.rowCount ?? 0
 }
 
-export interface NodeRow {
-  id: string
-  version: string | null
-  hostname: string | null
-  pid: number | null
-  connections: number
-  startedAt: Date
-  heartbeatAt: Date
-  goneAt: Date | null
-}
+/**
+ * The advisory lock whose holder runs the cluster's chores (services/cluster.ts takes it on its
+ * listener connection). pg_locks shows a one-bigint key below 2^32 as classid 0, objid the key,
+ * objsubid 1.
+ */
+export const CHORES_LOCK = 0x4865_7263
 
-/** Every node known: running ones first, then gone ones, newest first. */
-export async function listNodes (pool: Pool): Promise<NodeRow[]> {
-  const { rows } = await pool.query<NodeRow>(
-    `select id, version, hostname, pid, connections, started_at as "startedAt", heartbeat_at as "heartbeatAt",
-            gone_at as "goneAt"
-     from nodes order by gone_at is not null, started_at desc`)
-  return rows
+/**
+ * Every node known, for the admin's Nodes page: running ones first, then gone ones, newest
+ * first, and the database's time. `leader` is whether the node's listener connection
+ * (application_name `herald node <id>`) holds the chores' lock now, in this database (databases
+ * on one Postgres each have their own leader).
+ */
+export async function listNodes (pool: Pool): Promise<{ at: Date, nodes: NodeSummary[] }> {
+  const [now, nodes] = await Promise.all([
+    pool.query<{ at: Date }>('select now() as at'),
+    pool.query<NodeSummary>(
+      `select n.id, n.version, n.hostname, n.pid, n.connections, n.started_at as "startedAt",
+              n.heartbeat_at as "heartbeatAt", n.gone_at as "goneAt",
+              exists (select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid
+                      where l.locktype = 'advisory' and l.granted and l.classid = 0 and l.objid = $1 and l.objsubid = 1
+                        and a.datname = current_database() and a.application_name = 'herald node ' || n.id) as leader
+       from nodes n order by n.gone_at is not null, n.started_at desc`, [CHORES_LOCK])
+  ])
+  return { at: now.rows[0].at, nodes: nodes.rows }
 }
 
 /** Of these devices, those whose connection is now held by another node (or by none). */

@@ -9,6 +9,7 @@ import { MessagePage } from './pages/Message'
 import { SendPage } from './pages/Send'
 import { UsersPage } from './pages/Users'
 import { KeysPage } from './pages/Keys'
+import { NodesPage } from './pages/Nodes'
 import { Empty } from './ui'
 
 const NAV: Array<[string, string]> = [
@@ -16,7 +17,8 @@ const NAV: Array<[string, string]> = [
   [`${BASE}/log`, 'Delivery log'],
   [`${BASE}/send`, 'Send test push'],
   [`${BASE}/users`, 'Users & devices'],
-  [`${BASE}/keys`, 'API keys']
+  [`${BASE}/keys`, 'API keys'],
+  [`${BASE}/nodes`, 'Nodes']
 ]
 
 type Auth = 'checking' | 'out' | 'in'
@@ -55,6 +57,7 @@ export function App () {
   else if (path === `${BASE}/send`) page = <SendPage />
   else if (path === `${BASE}/users` || shownUser !== undefined) page = <UsersPage user={shownUser} />
   else if (path === `${BASE}/keys`) page = <KeysPage />
+  else if (path === `${BASE}/nodes`) page = <NodesPage />
   else page = <Empty title='No such page'><Link to={BASE}>Back to the overview</Link></Empty>
 
   // a message's page belongs to the delivery log

@@ -14,6 +14,8 @@ export type Device = wire.Json<wire.Device>
 export type UserSummary = wire.Json<wire.UserSummary>
 export type ApiKey = wire.Json<wire.ApiKey>
 export type NewApiKey = wire.Json<wire.NewApiKey>
+export type NodeSummary = wire.Json<wire.NodeSummary>
+export type NodeList = wire.Json<wire.NodeList>
 export type SendResult = wire.SendResult
 
 /**

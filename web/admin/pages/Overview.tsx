@@ -24,6 +24,7 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
   const { p50, p95, windowMinutes, samples } = overview.latency
   const latencyValue = <><Ms ms={p50} /> <span className='muted'>/</span> <Ms ms={p95} /></>
   const latencySub = `accept → PUBACK, last ${windowMinutes} min (${samples.toLocaleString()} deliveries)`
+  const nodes = overview.nodesRunning === 1 ? '1 node' : `${overview.nodesRunning} nodes`
   return (
     <>
       <div className='pagehead'>
@@ -35,7 +36,7 @@ export function OverviewPage ({ overview }: { overview: Overview | undefined }) 
       <div className='stats'>
         <Stat
           testId='stat-online' label='Devices online' value={overview.devicesOnline.toLocaleString()}
-          sub='connected right now'
+          sub={<>connected right now to <Link to='/admin/nodes' data-testid='nodes-running'>{nodes}</Link></>}
         />
         <Stat
           testId='stat-accepted' label='Accepted / min' value={h.accepted[last].toLocaleString()}
