@@ -33,6 +33,8 @@ export const SCENARIOS = {
   restart
 } as const
 export type ScenarioName = keyof typeof SCENARIOS
+/** Scenarios that spread devices and senders over several Herald processes (`--nodes`); the others run on one. */
+export const CLUSTER_SCENARIOS: ScenarioName[] = ['throughput', 'latency']
 
 export interface BenchOptions {
   quick?: boolean
@@ -54,6 +56,12 @@ export interface BenchOptions {
   log?: (line: string) => void
   /** override scenario sizes */
   sizes?: Partial<Sizes>
+  /**
+   * Herald as this many processes on one database, each count in turn (`--nodes 1,2,3`), for
+   * the CLUSTER_SCENARIOS; the baselines run beside each. Default [1], without the per-process
+   * measurements; given, every count gets them.
+   */
+  nodes?: number[]
 }
 
 export interface BenchReport {
@@ -157,10 +165,23 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
       systems,
       pad: padFor(),
       profile: opts.profile ?? false,
+      nodes: 1,
+      clusterProbe: opts.nodes !== undefined,
       log
     }
     const names = opts.only ?? (Object.keys(SCENARIOS) as ScenarioName[])
-    for (const name of names) {
+    const nodeCounts = opts.nodes ?? [1]
+    if (nodeCounts.some(n => n > 1) && names.some(n => !CLUSTER_SCENARIOS.includes(n))) {
+      notes.push(`--nodes applies to ${CLUSTER_SCENARIOS.join(' and ')}; the other scenarios ran once, with one ` +
+        'Herald process.')
+    }
+    // scenario-major: each scenario at every process count in turn, so the counts are measured close in time
+    const runs = names.flatMap(name => CLUSTER_SCENARIOS.includes(name)
+      ? nodeCounts.map(nodes => ({ name, nodes }))
+      : [{ name, nodes: 1 }])
+    for (const { name, nodes } of runs) {
+      ctx.nodes = nodes
+      if (nodes > 1) log(`${name} with Herald as ${nodes} processes`)
       const s0 = performance.now()
       try {
         const background = await backgroundLoad()
@@ -178,7 +199,7 @@ export async function runBench (opts: BenchOptions = {}): Promise<BenchReport> {
         log(`scenario ${name} failed: ${msg}`)
         scenarios.push({
           id: Object.keys(SCENARIOS).indexOf(name) + 1,
-          title: name,
+          title: nodes > 1 ? `${name}, ${nodes} Herald processes` : name,
           metrics: [],
           notes: [],
           errors: [msg],

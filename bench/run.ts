@@ -1,5 +1,6 @@
 // `npm run bench [-- --quick] [--runs=N] [--only=throughput,latency,fanout,backlog,connections,restart]
-//                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled] [--set=<size>:<value>]…`
+//                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled] [--set=<size>:<value>]…
+//                [--nodes=N | --nodes N | --nodes=1,2,3]`
 // Prints the markdown report on stdout (progress on stderr) and writes bench/results/<timestamp>.json.
 // It always exits 0 once it has printed its report: a benchmark never fails CI.
 import { pathToFileURL } from 'node:url'
@@ -10,11 +11,16 @@ import { FULL, type Sizes } from './lib/context.js'
 
 export { runBench, runQuick }
 
+// options whose value may also come as the next argument (`--nodes 2`)
+const TAKES_VALUE = ['--runs', '--only', '--systems', '--set', '--nodes']
+
 function parseArgs (argv: string[]): BenchOptions {
   const opts: BenchOptions = {}
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
     const eq = arg.indexOf('=')
-    const [flag, value] = eq >= 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
+    let [flag, value] = eq >= 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
+    if (value === undefined && TAKES_VALUE.includes(flag) && i + 1 < argv.length) value = argv[++i]
     switch (flag) {
       case '--quick': opts.quick = true; break
       case '--profile': opts.profile = true; break
@@ -31,6 +37,15 @@ function parseArgs (argv: string[]): BenchOptions {
         break
       }
       case '--systems': opts.systems = (value ?? '').split(',').filter(Boolean) as SystemKind[]; break
+      case '--nodes': {
+        // --nodes 2, or --nodes 1,2,3: each count in turn, in the same run
+        const counts = (value ?? '').split(',').filter(Boolean).map(Number)
+        if (counts.length === 0 || counts.some(n => !Number.isInteger(n) || n < 1 || n > 8)) {
+          throw new Error('--nodes=N or --nodes=1,2,3: Herald processes on one database, 1 to 8')
+        }
+        opts.nodes = counts
+        break
+      }
       case '--set': {
         // --set=httpConcurrency:400 (any field of Sizes in bench/lib/context.ts; lists comma-separated)
         const [k, v] = (value ?? '').split(':')
@@ -43,7 +58,7 @@ function parseArgs (argv: string[]): BenchOptions {
       }
       case '--help': case '-h':
         process.stdout.write('npm run bench -- [--quick] [--runs=N] [--only=a,b] [--systems=herald,aedes,mosquitto] ' +
-          '[--profile] [--tsx|--compiled] [--no-json] [--set=<size>:<value>]\n')
+          '[--profile] [--tsx|--compiled] [--no-json] [--set=<size>:<value>] [--nodes=1,2,3]\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${arg} (see --help)`)

@@ -7,6 +7,8 @@ import type pg from 'pg'
 /** Sizes of each scenario: full mode follows the issue, quick mode is a smoke run. */
 export interface Sizes {
   throughputMessages: number
+  /** devices the throughput messages go to, round robin (1: the issue's 1→1) */
+  throughputDevices: number
   /** a throughput sender stops after this long, whatever it got through */
   sendMaxSeconds: number
   httpConcurrency: number
@@ -31,6 +33,7 @@ export interface Sizes {
 
 export const FULL: Sizes = {
   throughputMessages: 50_000,
+  throughputDevices: 1,
   sendMaxSeconds: 40,
   httpConcurrency: 100,
   batchSize: 100,
@@ -52,6 +55,7 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   throughputMessages: 2_000,
+  throughputDevices: 1,
   sendMaxSeconds: 10,
   httpConcurrency: 100,
   batchSize: 100,
@@ -81,12 +85,24 @@ export interface Ctx {
   /** body padding for ~200-byte device payloads */
   pad: number
   profile: boolean
+  /** Herald processes on the one database (`--nodes`); devices and senders are spread over them */
+  nodes: number
+  /**
+   * measure each Herald process, the accept transactions and the accept lock (bench/lib/cluster.ts)
+   * in the scenarios that spread over processes: on whenever `--nodes` is given, so every process
+   * count in a run is measured alike (the sampler costs Postgres ~1% of a core)
+   */
+  clusterProbe: boolean
   log: (msg: string) => void
 }
 
-/** CPU-ms readers for a system: its server process and, for Herald, the whole Postgres. */
+/**
+ * CPU-ms readers for a system: its server process (every Herald process together) and, for
+ * Herald, the whole Postgres.
+ */
 export function serverCpu (ctx: Ctx, sys: System): Record<string, () => number> {
-  const sets: Record<string, () => number> = { server: () => cpuMs(sys.pid) }
+  const pids = sys.nodes.length > 0 ? sys.nodes.map(n => n.pid) : [sys.pid]
+  const sets: Record<string, () => number> = { server: () => pids.reduce((a, pid) => a + cpuMs(pid), 0) }
   if (sys.kind === 'herald' && ctx.env.postmasterPid !== undefined) {
     sets.postgres = () => treeCpuMs(ctx.env.postmasterPid!)
   }
@@ -115,11 +131,11 @@ export async function eachRun (
   }
 }
 
-/** Starts a system for one run and always stops it. */
+/** Starts a system for one run (Herald as `ctx.nodes` processes) and always stops it. */
 export async function withSystem<T> (
   ctx: Ctx, kind: SystemKind, label: string, body: (sys: System) => Promise<T>
 ): Promise<T> {
-  const sys = await startSystem(ctx.env, kind, label, ctx.profile ? label : undefined)
+  const sys = await startSystem(ctx.env, kind, label, ctx.profile ? label : undefined, ctx.nodes)
   try {
     return await body(sys)
   } finally {

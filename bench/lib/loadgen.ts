@@ -220,6 +220,8 @@ export interface Merged {
   lastAt: number
   latencies: number[]
   sentAtLatencies: number[]
+  /** the samples split by the process the message went through: the device's own or another (`--nodes`) */
+  byProcess?: Record<'same' | 'other', { latencies: number[], sentAtLatencies: number[] }>
   lost: number
   eventLoopP99: number
   eventLoopMax: number
@@ -234,6 +236,15 @@ export function merge (results: CollectResult[]): Merged {
     if (r.sentAtLatencies) for (const v of r.sentAtLatencies) sentAt.push(v)
   }
   const firsts = results.map(r => r.firstAt).filter(t => t > 0)
+  let byProcess: Merged['byProcess']
+  for (const r of results) {
+    if (!r.byProcess) continue
+    byProcess ??= { same: { latencies: [], sentAtLatencies: [] }, other: { latencies: [], sentAtLatencies: [] } }
+    for (const k of ['same', 'other'] as const) {
+      for (const v of r.byProcess[k].latencies) byProcess[k].latencies.push(v)
+      for (const v of r.byProcess[k].sentAtLatencies) byProcess[k].sentAtLatencies.push(v)
+    }
+  }
   return {
     unique: results.reduce((a, r) => a + r.unique, 0),
     duplicates: results.reduce((a, r) => a + r.duplicates, 0),
@@ -241,6 +252,7 @@ export function merge (results: CollectResult[]): Merged {
     lastAt: Math.max(0, ...results.map(r => r.lastAt)),
     latencies,
     sentAtLatencies: sentAt,
+    byProcess,
     lost: results.reduce((a, r) => a + r.lost, 0),
     eventLoopP99: Math.max(...results.map(r => r.eventLoop.p99)),
     eventLoopMax: Math.max(...results.map(r => r.eventLoop.max))

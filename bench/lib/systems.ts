@@ -13,6 +13,8 @@ import { childEnv, freePort, now, ROOT, sleep, spawnTracked, type Child } from '
 export const API_KEY = 'hk_bench_api_key_that_is_long_enough_0123456789'
 export const JWT_SECRET = 'bench-jwt-secret-that-is-long-enough-0123456789'
 export const ADMIN_PASSWORD = 'bench-admin-password'
+/** GET /metrics answers `Authorization: Bearer <METRICS_TOKEN>` */
+export const METRICS_TOKEN = 'bench-metrics-token-0123456789'
 
 export type SystemKind = 'herald' | 'aedes' | 'mosquitto'
 export const SYSTEM_LABEL: Record<SystemKind, string> = {
@@ -39,7 +41,7 @@ export interface BenchEnv {
 export interface System {
   kind: SystemKind
   wsUrl: string
-  /** the server process (Herald's node, aedes' node, mosquitto) */
+  /** the server process (Herald's node, aedes' node, mosquitto); with several Herald processes, the first */
   pid: number
   proc: Child
   /** spawn → ready (Herald: /readyz 200; baselines: first CONNACK over WebSocket), ms */
@@ -47,7 +49,17 @@ export interface System {
   /** Herald only */
   httpUrl?: string
   db?: BenchDatabase
+  /** Herald's processes on the one database (`--nodes`); one for a single process, the baselines have none */
+  nodes: HeraldNode[]
   stop: () => Promise<void>
+}
+
+/** One Herald process of a system. */
+export interface HeraldNode {
+  httpUrl: string
+  wsUrl: string
+  pid: number
+  proc: Child
 }
 
 export interface BenchDatabase {
@@ -91,58 +103,83 @@ export async function createDatabase (env: BenchEnv, label: string): Promise<Ben
 // Herald reads these; none may leak in from the caller's environment.
 const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PRIVATE_KEY',
   'API_KEY', 'ADMIN_PASSWORD', 'MQTT_PORT', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS', 'MAX_INFLIGHT_PER_DEVICE',
-  'TEST_DATABASE_URL', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'METRICS_PORT']
+  'TEST_DATABASE_URL', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'METRICS_PORT', 'METRICS_TOKEN']
 
 /**
  * Starts Herald on `db` (a fresh one unless given; then it is not dropped on stop) and waits
- * for /readyz 200. `profileName` turns on `--cpu-prof` when the bench profiles.
+ * for /readyz 200. `profileName` turns on `--cpu-prof` when the bench profiles. `nodes` > 1
+ * starts that many processes on the one database, as a cluster (README "Running several
+ * processes"): the first alone (it migrates), then the others together; `readyMs` is the first's.
  */
 export async function startHerald (
-  env: BenchEnv, opts: { label: string, db?: BenchDatabase, profileName?: string, readyTimeoutMs?: number }
+  env: BenchEnv,
+  opts: { label: string, db?: BenchDatabase, profileName?: string, readyTimeoutMs?: number, nodes?: number }
 ): Promise<System> {
   const ownDb = opts.db === undefined
   const db = opts.db ?? await createDatabase(env, opts.label)
+  const nodes: Array<HeraldNode & { readyMs: number }> = []
   try {
-    const port = await freePort()
-    const childEnv: Record<string, string> = {}
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !HERALD_VARS.includes(k)) childEnv[k] = v
-    Object.assign(childEnv, {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: db.url,
-      DATA_DIR: path.join(env.tmpDir, 'herald-data'),
-      JWT_SECRET,
-      API_KEY,
-      ADMIN_PASSWORD,
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_TIMEOUT_MS: '15000'
+    const count = Math.max(1, opts.nodes ?? 1)
+    const start = (k: number): Promise<HeraldNode & { readyMs: number }> => startHeraldNode(env, db, {
+      label: count === 1 ? opts.label : `${opts.label}-n${k + 1}`,
+      profileName: opts.profileName && count > 1 ? `${opts.profileName}-n${k + 1}` : opts.profileName,
+      readyTimeoutMs: opts.readyTimeoutMs ?? 60_000
     })
-    const profile = env.profileDir && opts.profileName
-      ? ['--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, `--cpu-prof-name=${opts.profileName}.cpuprofile`]
-      : []
-    if (profile.length > 0) await mkdir(env.profileDir!, { recursive: true })
-    const [first, ...rest] = env.heraldArgs
-    const t0 = performance.now()
-    const proc = spawnTracked(`herald-${opts.label}`, process.execPath, [...profile, first, ...rest], { env: childEnv })
-    const httpUrl = `http://127.0.0.1:${port}`
-    const readyMs = await waitReadyz(httpUrl, proc, t0, opts.readyTimeoutMs ?? 60_000)
+    nodes.push(await start(0))
+    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, k) => start(k + 1)))
+    for (const r of rest) if (r.status === 'fulfilled') nodes.push(r.value)
+    const failed = rest.find(r => r.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
+    const first = nodes[0]
     return {
       kind: 'herald',
-      wsUrl: `ws://127.0.0.1:${port}/mqtt`,
-      httpUrl,
-      pid: proc.pid,
-      proc,
-      readyMs,
+      wsUrl: first.wsUrl,
+      httpUrl: first.httpUrl,
+      pid: first.pid,
+      proc: first.proc,
+      readyMs: first.readyMs,
       db,
+      nodes,
       stop: async () => {
-        await proc.stop(25_000)
+        await Promise.all(nodes.map(n => n.proc.stop(25_000)))
         if (ownDb) await db.drop().catch(() => {})
       }
     }
   } catch (err) {
+    await Promise.all(nodes.map(n => n.proc.stop(5_000)))
     if (ownDb) await db.drop().catch(() => {})
     throw err
   }
+}
+
+async function startHeraldNode (
+  env: BenchEnv, db: BenchDatabase, opts: { label: string, profileName?: string, readyTimeoutMs: number }
+): Promise<HeraldNode & { readyMs: number }> {
+  const port = await freePort()
+  const childEnv: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !HERALD_VARS.includes(k)) childEnv[k] = v
+  Object.assign(childEnv, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: db.url,
+    DATA_DIR: path.join(env.tmpDir, 'herald-data'),
+    JWT_SECRET,
+    API_KEY,
+    ADMIN_PASSWORD,
+    METRICS_TOKEN,
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_TIMEOUT_MS: '15000'
+  })
+  const profile = env.profileDir && opts.profileName
+    ? ['--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, `--cpu-prof-name=${opts.profileName}.cpuprofile`]
+    : []
+  if (profile.length > 0) await mkdir(env.profileDir!, { recursive: true })
+  const [first, ...rest] = env.heraldArgs
+  const t0 = performance.now()
+  const proc = spawnTracked(`herald-${opts.label}`, process.execPath, [...profile, first, ...rest], { env: childEnv })
+  const httpUrl = `http://127.0.0.1:${port}`
+  const readyMs = await waitReadyz(httpUrl, proc, t0, opts.readyTimeoutMs)
+  return { httpUrl, wsUrl: `ws://127.0.0.1:${port}/mqtt`, pid: proc.pid, proc, readyMs }
 }
 
 /** Polls GET /readyz every 10 ms; resolves with ms since `t0` once it answers 200. */
@@ -197,7 +234,7 @@ export async function startAedes (label: string): Promise<System> {
   const proc = spawnTracked(`aedes-${label}`, process.execPath, args, { env: childEnv() })
   const wsUrl = `ws://127.0.0.1:${port}/mqtt`
   const readyMs = await waitMqtt(wsUrl, proc, t0, 30_000)
-  return { kind: 'aedes', wsUrl, pid: proc.pid, proc, readyMs, stop: () => proc.stop(5_000) }
+  return { kind: 'aedes', wsUrl, pid: proc.pid, proc, readyMs, nodes: [], stop: () => proc.stop(5_000) }
 }
 
 /**
@@ -239,14 +276,15 @@ export async function startMosquitto (env: BenchEnv, label: string): Promise<Sys
   const proc = spawnTracked(`mosquitto-${label}`, env.mosquittoPath, ['-c', conf])
   const wsUrl = `ws://127.0.0.1:${wsPort}/mqtt`
   const readyMs = await waitMqtt(wsUrl, proc, t0, 15_000)
-  return { kind: 'mosquitto', wsUrl, pid: proc.pid, proc, readyMs, stop: () => proc.stop(5_000) }
+  return { kind: 'mosquitto', wsUrl, pid: proc.pid, proc, readyMs, nodes: [], stop: () => proc.stop(5_000) }
 }
 
+/** `nodes`: Herald processes on one database (the baselines are always one process) */
 export async function startSystem (
-  env: BenchEnv, kind: SystemKind, label: string, profileName?: string
+  env: BenchEnv, kind: SystemKind, label: string, profileName?: string, nodes = 1
 ): Promise<System> {
   switch (kind) {
-    case 'herald': return await startHerald(env, { label, profileName })
+    case 'herald': return await startHerald(env, { label, profileName, nodes })
     case 'aedes': return await startAedes(label)
     case 'mosquitto': return await startMosquitto(env, label)
   }

@@ -14,6 +14,8 @@ export interface DeviceSpec {
 
 export interface ConnectRequest {
   url: string
+  /** several processes of one server: device i connects to urls[i mod length] (then `url` is unused) */
+  urls?: string[]
   spec: DeviceSpec
   clean: boolean
   /** loopback source address for this worker's sockets (127.0.x.y) */
@@ -47,6 +49,13 @@ export interface SendRequest {
   via: 'http' | 'mqtt'
   /** http: the server's base URL; mqtt: its ws:// URL */
   url: string
+  /**
+   * http only, several processes of one server: the base URLs to spread requests over. A round of
+   * `every` messages goes to one URL, the next round to the next, so with `every` = the plan's user
+   * count each device gets its messages through every process in turn. Each message carries the
+   * index of the URL it went to (`data.n`), so a device can tell whether it came through its own process.
+   */
+  spread?: { urls: string[], every: number }
   apiKey?: string
   plan: Plan
   /** requests (http) or unacknowledged QoS 1 publishes (mqtt) in flight at most */
@@ -92,6 +101,11 @@ export interface CollectResult {
   latencies?: Float64Array
   /** Herald only: the payload's sentAt (server accept time, ms precision) → receipt, ms */
   sentAtLatencies?: Float64Array
+  /**
+   * the same samples split by whether the message was sent through the process the device is
+   * connected to (`same`) or another one (`other`); only when devices were connected with `urls`
+   */
+  byProcess?: Record<'same' | 'other', { latencies: Float64Array, sentAtLatencies: Float64Array }>
   /** this worker's event-loop delay since `track`, ms */
   eventLoop: { p50: number, p99: number, max: number }
   cpuMs: number

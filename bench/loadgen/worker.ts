@@ -14,6 +14,8 @@ const now = (): number => performance.timeOrigin + performance.now()
 const TOKEN_TTL_S = 24 * 3600
 
 const clients = new Map<string, MqttClient>()
+/** per device connected with `urls`: the index of the server process it is connected to */
+const processOf = new Map<string, number>()
 let stopping = false
 
 // ---- receiving -----------------------------------------------------------------------------
@@ -28,6 +30,8 @@ let lastAt = 0
 let keepSamples = false
 let latencies: number[] = []
 let sentAtLatencies: number[] = []
+const emptySplit = (): { latencies: number[], sentAtLatencies: number[] } => ({ latencies: [], sentAtLatencies: [] })
+let byProcess = { same: emptySplit(), other: emptySplit() }
 let doneReported = false
 let lost = 0
 let lostReported = 0
@@ -38,7 +42,7 @@ let trackWall = performance.now()
 
 function onMessage (deviceId: string, payload: Buffer): void {
   const at = now()
-  let p: { data?: { b?: number, t?: number }, sentAt?: string }
+  let p: { data?: { b?: number, t?: number, n?: number }, sentAt?: string }
   try { p = JSON.parse(payload.toString()) } catch { return }
   const b = p.data?.b
   if (typeof b !== 'number') return
@@ -50,8 +54,17 @@ function onMessage (deviceId: string, payload: Buffer): void {
   if (firstAt === 0) firstAt = at
   lastAt = at
   if (keepSamples) {
-    if (typeof p.data?.t === 'number') latencies.push(at - p.data.t)
-    if (typeof p.sentAt === 'string') sentAtLatencies.push(Date.now() - Date.parse(p.sentAt))
+    const node = processOf.get(deviceId)
+    const split = node === undefined ? undefined : byProcess[p.data?.n === node ? 'same' : 'other']
+    if (typeof p.data?.t === 'number') {
+      latencies.push(at - p.data.t)
+      split?.latencies.push(at - p.data.t)
+    }
+    if (typeof p.sentAt === 'string') {
+      const fromAccept = Date.now() - Date.parse(p.sentAt)
+      sentAtLatencies.push(fromAccept)
+      split?.sentAtLatencies.push(fromAccept)
+    }
   }
   if (!doneReported && unique >= expected) {
     doneReported = true
@@ -69,6 +82,7 @@ function track ({ expected: n, samples }: TrackRequest): void {
   keepSamples = samples
   latencies = []
   sentAtLatencies = []
+  byProcess = { same: emptySplit(), other: emptySplit() }
   doneReported = false
   lost = 0
   lostReported = 0
@@ -87,6 +101,10 @@ function expect (n: number): void {
   }
 }
 
+const samplesOf = (s: { latencies: number[], sentAtLatencies: number[] }): {
+  latencies: Float64Array, sentAtLatencies: Float64Array
+} => ({ latencies: Float64Array.from(s.latencies), sentAtLatencies: Float64Array.from(s.sentAtLatencies) })
+
 function collect (): CollectResult {
   const cpu = process.cpuUsage(trackCpu)
   const ms = (ns: number): number => Number.isFinite(ns) ? ns / 1e6 : NaN
@@ -97,6 +115,9 @@ function collect (): CollectResult {
     lastAt,
     latencies: keepSamples ? Float64Array.from(latencies) : undefined,
     sentAtLatencies: keepSamples ? Float64Array.from(sentAtLatencies) : undefined,
+    byProcess: keepSamples && processOf.size > 0
+      ? { same: samplesOf(byProcess.same), other: samplesOf(byProcess.other) }
+      : undefined,
     eventLoop: { p50: ms(eventLoop.percentile(50)), p99: ms(eventLoop.percentile(99)), max: ms(eventLoop.max) },
     cpuMs: (cpu.user + cpu.system) / 1000,
     wallMs: performance.now() - trackWall,
@@ -118,8 +139,11 @@ async function connect (req: ConnectRequest): Promise<ConnectResult> {
     const clientId = `${spec.idPrefix}${i}`
     const user = `${spec.userPrefix}${i}`
     const password = jwt.sign({ sub: user, exp }, spec.secret, { algorithm: 'HS256' })
+    // several processes: device i connects to urls[i mod length], round robin
+    const node = req.urls ? i % req.urls.length : undefined
     try {
-      const client = await open(req, clientId, password)
+      const client = await open(req, node === undefined ? req.url : req.urls![node], clientId, password)
+      if (node !== undefined) processOf.set(clientId, node)
       const topics = spec.topics.map(t => t.replace('{user}', user))
       if (topics.length > 0) {
         const granted = await new Promise<Array<{ qos: number }>>((resolve, reject) => {
@@ -141,9 +165,9 @@ async function connect (req: ConnectRequest): Promise<ConnectResult> {
   return { connected, failed, errors, ms: performance.now() - started }
 }
 
-function open (req: ConnectRequest, clientId: string, password: string): Promise<MqttClient> {
+function open (req: ConnectRequest, url: string, clientId: string, password: string): Promise<MqttClient> {
   clients.get(clientId)?.end(true)
-  const client = mqtt.connect(req.url, {
+  const client = mqtt.connect(url, {
     clientId,
     username: 'device',
     password,
@@ -181,6 +205,7 @@ async function disconnect ({ idPrefix }: { idPrefix?: string }): Promise<{ close
   for (const [id, client] of clients) {
     if (idPrefix !== undefined && !id.startsWith(idPrefix)) continue
     clients.delete(id)
+    processOf.delete(id)
     closing.push(new Promise<void>(resolve => {
       const timer = setTimeout(() => { client.end(true); resolve() }, 5_000)
       client.end(false, {}, () => { clearTimeout(timer); resolve() })
@@ -231,6 +256,12 @@ async function send (req: SendRequest): Promise<SendResult> {
   let count = plan.count
   const transport = req.via === 'http' ? await httpTransport(req) : await mqttTransport(req)
   const unit = req.via === 'http' && req.batch !== undefined ? req.batch : 1
+  // several processes: request r goes to process route(r) (see SendRequest.spread)
+  const spread = req.via === 'http' ? req.spread : undefined
+  const route = (r: number): number => spread === undefined
+    ? 0
+    : Math.floor(r / Math.max(1, Math.floor(spread.every / unit))) % spread.urls.length
+  let requests = 0
   const result: SendResult = {
     sent: 0,
     ok: 0,
@@ -273,7 +304,7 @@ async function send (req: SendRequest): Promise<SendResult> {
           const t = now()
           if (result.firstAt === 0) result.firstAt = t
           result.sent += size
-          transport.send(batch, t, req.pad).then(outcome => {
+          transport.send(batch, t, req.pad, route(requests++)).then(outcome => {
             if (outcome.ok) result.ok += size
             else {
               result.failed += size
@@ -312,22 +343,26 @@ async function send (req: SendRequest): Promise<SendResult> {
 }
 
 interface Outcome { ok: boolean, status?: number, ids?: string[], error?: string }
-/** Sends one message, or (http with `batch`) several in one request. */
-interface Transport { send: (items: Item[], t: number, pad: number) => Promise<Outcome>, close: () => Promise<void> }
+/** Sends one message, or (http with `batch`) several in one request; `n`: through process n of `spread` (http). */
+interface Transport {
+  send: (items: Item[], t: number, pad: number, n: number) => Promise<Outcome>
+  close: () => Promise<void>
+}
 
 async function httpTransport (req: SendRequest): Promise<Transport> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: req.concurrency, maxFreeSockets: req.concurrency })
-  const single = new URL('/v1/messages', req.url)
-  const batch = new URL('/v1/messages/batch', req.url)
+  const bases = req.spread?.urls ?? [req.url]
+  const single = bases.map(u => new URL('/v1/messages', u))
+  const batch = bases.map(u => new URL('/v1/messages/batch', u))
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${req.apiKey}` }
   return {
-    send: (items, t, pad) => new Promise<Outcome>(resolve => {
+    send: (items, t, pad, n) => new Promise<Outcome>(resolve => {
       const isBatch = req.batch !== undefined
       const body = isBatch
-        ? `{"messages":[${items.map(item => heraldBody(item.to, item.b, t, pad)).join(',')}]}`
-        : heraldBody(items[0].to, items[0].b, t, pad)
+        ? `{"messages":[${items.map(item => heraldBody(item.to, item.b, t, pad, n)).join(',')}]}`
+        : heraldBody(items[0].to, items[0].b, t, pad, n)
       const options = { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }
-      const r = http.request(isBatch ? batch : single, options, res => {
+      const r = http.request(isBatch ? batch[n] : single[n], options, res => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => {

@@ -2,8 +2,12 @@
 // Each message carries its send stamp (taken just before the HTTP request / PUBLISH is
 // written); the device takes receipt − stamp. Herald also from the payload's sentAt (the
 // server's accept time, ms precision). A warm-up at the same rate comes first, unmeasured.
+// With --nodes N, Herald runs as N processes on one database: devices round robin over them,
+// each round of messages through the next process, and the figures are split by whether a
+// message was accepted by its device's own process or another (which signals it by NOTIFY).
+import { clusterProbe, deviceUrls, recordCluster, spreadOver } from '../lib/cluster.js'
 import { eachRun, serverCpu, withSystem, type Ctx } from '../lib/context.js'
-import { merge, Worker } from '../lib/loadgen.js'
+import { merge, Worker, type Merged } from '../lib/loadgen.js'
 import { cpuMeter } from '../lib/proc.js'
 import { median, percentile, Recorder, type ScenarioResult } from '../lib/report.js'
 import { API_KEY, JWT_SECRET, type System } from '../lib/systems.js'
@@ -30,6 +34,28 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
   rec.metric('lightMax', 'light load: max', 'ms', 'lower')
   rec.metric('sentAtP50', 'Herald sentAt (accept) → receipt p50', 'ms', 'lower', 0)
   rec.metric('sentAtP99', 'Herald sentAt (accept) → receipt p99', 'ms', 'lower', 0)
+  const cluster = ctx.nodes > 1
+  if (cluster) {
+    rec.metric('crossDelta', 'accept → receipt p99: other process − same process', 'ms', 'lower', 0)
+    for (const [key, label] of [
+      ['sameP50', 'same process: accept → receipt p50'],
+      ['sameP99', 'same process: accept → receipt p99'],
+      ['otherP50', 'other process: accept → receipt p50'],
+      ['otherP99', 'other process: accept → receipt p99'],
+      ['sameSendP99', 'same process: send → receipt p99'],
+      ['otherSendP99', 'other process: send → receipt p99'],
+      ['lightSameP50', `light load, ${light} msg/s: same process, accept → receipt p50`],
+      ['lightSameP99', 'light load: same process, accept → receipt p99'],
+      ['lightOtherP50', 'light load: other process, accept → receipt p50'],
+      ['lightOtherP99', 'light load: other process, accept → receipt p99']
+    ] as const) {
+      rec.metric(key, label, 'ms', 'lower', key.includes('Send') ? undefined : 0)
+    }
+    for (const k of ['aedes', 'mosquitto'] as const) {
+      for (const key of ['crossDelta', 'sameP50', 'sameP99', 'otherP50', 'otherP99', 'sameSendP99', 'otherSendP99',
+        'lightSameP50', 'lightSameP99', 'lightOtherP50', 'lightOtherP99']) rec.na(key, k, 'one process')
+    }
+  }
   rec.metric('achieved', 'achieved send rate', 'msg/s', 'info', 0)
   rec.metric('slip', 'load generator: send schedule slip p99', 'ms', 'info')
   rec.metric('eld', 'load generator: device process event-loop delay p99', 'ms', 'info')
@@ -50,6 +76,7 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
       await withSystem(ctx, kind, `s2-${kind}-r${run}`, async sys => {
         const conn = await devices.connect({
           url: sys.wsUrl,
+          urls: deviceUrls(sys),
           spec: {
             idPrefix: `lat${run}-d`,
             userPrefix: `lat${run}-u`,
@@ -73,6 +100,7 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
             via: kind === 'herald' ? 'http' : 'mqtt',
             url: kind === 'herald' ? sys.httpUrl! : sys.wsUrl,
             apiKey: API_KEY,
+            spread: spreadOver(sys, D),
             plan: { kind: 'user-rr', users: { prefix: `lat${run}-u`, from: 0, to: D }, count, bBase },
             concurrency: 256,
             rate,
@@ -88,12 +116,16 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
         let lastSend: Awaited<ReturnType<Worker['send']>> | undefined
         // warm-up: same rate, not measured
         await paced(Math.round(rate * warm), 0)
+        const probe = kind === 'herald' && ctx.clusterProbe ? await clusterProbe(sys, sys.db!.pool) : undefined
         const meter = cpuMeter({ ...serverCpu(ctx, sys), loadgen: () => sender.cpuMs() + devices.cpuMs() })
         const M = await paced(N, 1_000_000)
         const cpu = meter.read()
+        const reading = await probe?.read()
         const got = merge([await devices.collect()])
         if (got.unique !== M) throw new Error(`devices received ${got.unique} of ${M}`)
         record(rec, kind, sys, got.latencies, got.sentAtLatencies)
+        if (cluster && kind === 'herald') recordByProcess(rec, '', got, run)
+        if (reading) recordCluster(rec, '', `${rate.toLocaleString('en-US')} msg/s`, reading, M, run)
         const achieved = M / ((lastSend!.lastAt - lastSend!.firstAt) / 1000)
         rec.add('achieved', kind, achieved)
         if (achieved < rate * 0.95) {
@@ -119,6 +151,7 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
         rec.add('lightP50', kind, percentile(ls, 50))
         rec.add('lightP99', kind, percentile(ls, 99))
         rec.add('lightMax', kind, ls[ls.length - 1])
+        if (cluster && kind === 'herald') recordByProcess(rec, 'light', lightGot, run)
         await devices.disconnect()
       })
     })
@@ -133,11 +166,48 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
   rec.notes.push('Mosquitto 2.0.11 from Debian serves WebSockets through libwebsockets without external-poll ' +
     'support; its author warns of "occasional latency problems" in that setup (eclipse-mosquitto/mosquitto#2578), ' +
     'so its tail here may be worse than Mosquitto over plain TCP.')
+  if (cluster) {
+    rec.notes.push(`Herald ran as ${ctx.nodes} processes on one database, the ${D} devices round robin over them; ` +
+      `the sender sends each round of ${D} messages (one per device) through one process and the next round ` +
+      `through the next, so ${Math.round(100 / ctx.nodes)}% of each device's messages are accepted by its own ` +
+      'process ("same process") and the rest by another, which signals the device\'s process by NOTIFY at its ' +
+      'commit ("other process"). Accept → receipt is the payload\'s sentAt (set when the request is accepted, ' +
+      'before its commit, ms resolution) to the device\'s clock at receipt.')
+    const delta = rec.metrics.get('crossDelta')!
+    return rec.result(2, `latency, ${ctx.nodes} Herald processes`, performance.now() - started, 'crossDelta', {
+      text: 'other-process p99 ≤ same-process p99 + 5 ms',
+      check: () => delta.values.herald?.length ? median(delta.values.herald) <= 5 : undefined
+    })
+  }
   const p99 = rec.metrics.get('p99')!
   return rec.result(2, 'latency', performance.now() - started, 'p99', {
     text: 'Herald p99 ≤ 10 ms',
     check: () => p99.values.herald?.length ? median(p99.values.herald) <= 10 : undefined
   })
+}
+
+/** Herald as several processes: accept → receipt by whether the device's own process accepted the message. */
+function recordByProcess (rec: Recorder, prefix: '' | 'light', got: Merged, run: number): void {
+  const split = got.byProcess
+  if (!split) throw new Error('devices reported no per-process split')
+  const key = (k: string): string => prefix === '' ? k : `light${k[0].toUpperCase()}${k.slice(1)}`
+  const sorted = (v: number[]): Float64Array => Float64Array.from(v).sort()
+  const same = sorted(split.same.sentAtLatencies)
+  const other = sorted(split.other.sentAtLatencies)
+  if (same.length === 0 || other.length === 0) {
+    rec.notes.push(`herald run ${run + 1}${prefix ? ' (light load)' : ''}: ${same.length} same-process and ` +
+      `${other.length} other-process samples; no split`)
+    return
+  }
+  rec.add(key('sameP50'), 'herald', percentile(same, 50))
+  rec.add(key('sameP99'), 'herald', percentile(same, 99))
+  rec.add(key('otherP50'), 'herald', percentile(other, 50))
+  rec.add(key('otherP99'), 'herald', percentile(other, 99))
+  if (prefix === '') {
+    rec.add('crossDelta', 'herald', percentile(other, 99) - percentile(same, 99))
+    rec.add('sameSendP99', 'herald', percentile(sorted(split.same.latencies), 99))
+    rec.add('otherSendP99', 'herald', percentile(sorted(split.other.latencies), 99))
+  }
 }
 
 function record (rec: Recorder, kind: System['kind'], _sys: System, latencies: number[], sentAt: number[]): void {

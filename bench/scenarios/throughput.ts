@@ -1,8 +1,13 @@
-// 1. Throughput 1→1: N messages of ~200 bytes to one online persistent device.
+// 1. Throughput 1→1: N messages of ~200 bytes to one online persistent device (or, with
+// --set=throughputDevices:D, round robin to D devices).
 // Herald: single `POST /v1/messages` requests, keep-alive, a bounded number in flight; then,
 // on the same server and device, the same count in `POST /v1/messages/batch` requests.
 // Baselines: QoS 1 PUBLISHes to users/{u}/inbox, a bounded number unacknowledged.
 // Throughput = receipts counted by id at the device ÷ (first send → last receipt).
+// With --nodes N, Herald runs as N processes on one database: devices round robin over them,
+// requests spread over all of them (bench/lib/cluster.ts), and each phase reports what each
+// process and the accept lock did.
+import { clusterProbe, deviceUrls, recordCluster, spreadOver } from '../lib/cluster.js'
 import { eachRun, pollCount, serverCpu, withSystem, type Ctx } from '../lib/context.js'
 import { Worker } from '../lib/loadgen.js'
 import { cpuMeter, now, sleep } from '../lib/proc.js'
@@ -12,8 +17,11 @@ import { API_KEY, JWT_SECRET, type System } from '../lib/systems.js'
 export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
   const started = performance.now()
   const N = ctx.sizes.throughputMessages
+  const D = Math.max(1, ctx.sizes.throughputDevices)
   const rec = new Recorder()
-  rec.metric('rate', `delivered msg/s, ${N.toLocaleString('en-US')} msgs, single requests`, 'msg/s', 'higher')
+  const processes = ctx.nodes > 1 ? `, Herald as ${ctx.nodes} processes` : ''
+  rec.metric('rate', `delivered msg/s, ${N.toLocaleString('en-US')} msgs, single requests${processes}`, 'msg/s',
+    'higher')
   rec.metric('rateRecorded', 'to PUBACK recorded in Postgres', 'msg/s', 'higher')
   rec.metric('cpuServer', 'server CPU per message', 'µs', 'lower')
   rec.metric('cpuPg', 'Postgres CPU per message', 'µs', 'lower')
@@ -45,21 +53,25 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
       await withSystem(ctx, kind, `s1-${kind}-r${run}`, async sys => {
         const conn = await receiver.connect({
           url: sys.wsUrl,
+          urls: deviceUrls(sys),
           spec: {
             idPrefix: `tp${run}-d`,
             userPrefix: `tp${run}-u`,
             from: 0,
-            to: 1,
+            to: D,
             topics: ['users/{user}/inbox'],
             secret: JWT_SECRET
           },
           clean: false,
-          concurrency: 1,
+          concurrency: Math.min(D, 20),
           keepalive: 60
         })
-        if (conn.connected !== 1) throw new Error(`device did not connect: ${conn.errors.join('; ')}`)
+        if (conn.connected !== D) {
+          throw new Error(`${D - conn.connected} of ${D} devices did not connect: ${conn.errors.join('; ')}`)
+        }
         await receiver.track({ expected: N, samples: false })
         const db0 = sys.db ? await dbCounters(sys.db.pool) : undefined
+        const probe = kind === 'herald' && ctx.clusterProbe ? await clusterProbe(sys, sys.db!.pool) : undefined
         const meter = cpuMeter({
           ...serverCpu(ctx, sys), sender: () => sender.cpuMs(), receiver: () => receiver.cpuMs()
         })
@@ -68,7 +80,8 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
           via: kind === 'herald' ? 'http' : 'mqtt',
           url: kind === 'herald' ? sys.httpUrl! : sys.wsUrl,
           apiKey: API_KEY,
-          plan: { kind: 'user-rr', users: { prefix: `tp${run}-u`, from: 0, to: 1 }, count: N, bBase: 0 },
+          spread: spreadOver(sys, D),
+          plan: { kind: 'user-rr', users: { prefix: `tp${run}-u`, from: 0, to: D }, count: N, bBase: 0 },
           concurrency: kind === 'herald' ? ctx.sizes.httpConcurrency : ctx.sizes.mqttWindow,
           pad: ctx.pad,
           maxMs: ctx.sizes.sendMaxSeconds * 1000
@@ -83,13 +96,16 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
             'its figures are for those.')
         }
         const done = await receiver.waitDone(60_000)
+        // first send → last receipt, as the rate: the PUBACK polling below is not part of it
+        const reading = await probe?.read()
         let recordedAt = NaN
         if (kind === 'herald') {
           recordedAt = await pollCount(sys.db!.pool,
-            "select count(*)::int as n from deliveries where device_id = $1 and status = 'delivered'",
-            [`tp${run}-d0`], M, 30_000)
+            "select count(*)::int as n from deliveries where device_id = any($1) and status = 'delivered'",
+            [Array.from({ length: D }, (_, i) => `tp${run}-d${i}`)], M, 30_000)
         }
         const cpu = meter.read()
+        if (reading) recordCluster(rec, '', 'single requests', reading, M, run)
         if (sys.db && db0) {
           // statistics reach pg_stat_database within a second of each transaction
           await sleep(1_100)
@@ -111,7 +127,7 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
         if (got.duplicates > 0) {
           rec.notes.push(`${kind} run ${run + 1}: ${got.duplicates} duplicate deliveries (at-least-once), not counted`)
         }
-        if (kind === 'herald') await batchPhase(ctx, rec, sys, sender, receiver, run)
+        if (kind === 'herald') await batchPhase(ctx, rec, sys, sender, receiver, run, D)
         await receiver.disconnect()
       })
     })
@@ -123,6 +139,13 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
     rec.na('cpuPgBatch', 'herald', 'Postgres not on this machine')
   }
   loadgenCheck(rec, ['cpuSender', 'cpuReceiver'])
+  if (ctx.nodes > 1) {
+    rec.notes.push(`Herald ran as ${ctx.nodes} processes on one database; ` +
+      `${D === 1 ? 'the device on the first' : `the ${D} devices round robin over them`}, and the sender's ` +
+      `requests spread over all of them (a round of ${D} message${D === 1 ? '' : 's'} through one process, the next ` +
+      'through the next; batch requests round robin), so most messages are accepted by a process other than the ' +
+      'one holding their device\'s connection and reach it by NOTIFY. Server CPU is all Herald processes together.')
+  }
   rec.notes.push(`Herald: ${ctx.sizes.httpConcurrency} requests in flight over keep-alive sockets (node http.Agent); ` +
     `batch: ${ctx.sizes.batchConcurrency} requests of ${ctx.sizes.batchSize} messages in flight, the same count to ` +
     `the same device right after; baselines: ${ctx.sizes.mqttWindow} unacknowledged QoS 1 PUBLISHes from one ` +
@@ -130,7 +153,8 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
     'server: the "load generator" and "machine busy" rows say how close they came to being the limit.')
   const h = rec.metrics.get('rate')!
   const r = ratio(h, 'mosquitto')
-  return rec.result(1, 'throughput 1→1', performance.now() - started, 'rate', {
+  const title = `throughput 1→${D === 1 ? '1' : D}${ctx.nodes > 1 ? `, ${ctx.nodes} Herald processes` : ''}`
+  return rec.result(1, title, performance.now() - started, 'rate', {
     text: '≥ 1.0× Mosquitto',
     check: () => Number.isFinite(r) ? r >= 1.0 : undefined
   })
@@ -138,17 +162,19 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
 
 /** The same count again to the same device, `batchSize` messages per request. */
 async function batchPhase (
-  ctx: Ctx, rec: Recorder, sys: System, sender: Worker, receiver: Worker, run: number
+  ctx: Ctx, rec: Recorder, sys: System, sender: Worker, receiver: Worker, run: number, D: number
 ): Promise<void> {
   const N = ctx.sizes.throughputMessages
   await receiver.track({ expected: N, samples: false })
+  const probe = ctx.clusterProbe ? await clusterProbe(sys, sys.db!.pool) : undefined
   const meter = cpuMeter(serverCpu(ctx, sys))
   const t0 = now()
   const sent = await sender.send({
     via: 'http',
     url: sys.httpUrl!,
     apiKey: API_KEY,
-    plan: { kind: 'user-rr', users: { prefix: `tp${run}-u`, from: 0, to: 1 }, count: N, bBase: N },
+    spread: spreadOver(sys, D),
+    plan: { kind: 'user-rr', users: { prefix: `tp${run}-u`, from: 0, to: D }, count: N, bBase: N },
     concurrency: ctx.sizes.batchConcurrency,
     batch: ctx.sizes.batchSize,
     pad: ctx.pad,
@@ -159,6 +185,7 @@ async function batchPhase (
   if (M < N) await receiver.expect(M)
   const done = await receiver.waitDone(60_000)
   const cpu = meter.read()
+  if (probe) recordCluster(rec, 'batch', 'batch requests', await probe.read(), M, run)
   const got = await receiver.collect()
   if (got.unique !== M) throw new Error(`device received ${got.unique} of ${M} batch-sent messages`)
   rec.add('batch', 'herald', M / ((done.at - Math.min(t0, sent.firstAt)) / 1000))
