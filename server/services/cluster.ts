@@ -2,11 +2,9 @@ import type { Notification } from 'pg'
 import type { Pool, PoolClient } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { DeliveryEngine } from '../delivery/engine.js'
-import { devicesConnectedElsewhere } from '../store/devices.js'
+import { CHORES_LOCK, devicesConnectedElsewhere } from '../store/devices.js'
 import { CLUSTER_CHANNEL, decodeSignal, nodeChannel, sendSignals, type Signal } from '../store/signals.js'
 
-// The cluster's chores (expiry sweep, gone nodes, clean-ups) run where this lock is held.
-const CHORES_LOCK = 0x4865_7263
 // How often a process that does not hold the chores tries to take them: how long they wait when
 // their process dies.
 const LEADER_TRY_MS = 2_000
