@@ -1,27 +1,58 @@
 // `npm test [-- <filter>… | --<node test flag>=<value>…]`
 //
-// Runs every test/*.test.ts (or those whose name contains one of the filters) with node:test,
-// two files at a time, against TEST_DATABASE_URL / DATABASE_URL when set, else against an
-// embedded Postgres in a temporary directory that is removed afterwards. Each test file creates
-// its own database on that server (test/helpers/db.ts).
-import { spawn } from 'node:child_process'
+// Runs every test/*.test.ts (or those whose name contains one of the filters), each in its own
+// node process, several at a time, against TEST_DATABASE_URL / DATABASE_URL when set, else
+// against an embedded Postgres in a temporary directory that is removed afterwards. The schema
+// is migrated once, into a template database that each file's databases are copied from
+// (test/helpers/db.ts). A file's output is printed in one piece when it ends, and the run ends
+// with every file's duration, slowest first.
+//
+// `--test-concurrency=<n>` sets how many files run at once (default below); every other flag
+// (`--test-name-pattern=…`, `--test-only`, `--test-reporter=…`) goes to each file's process.
+// The benchmark's smoke test is apart: `npm run test:bench`.
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../server/db/embedded.js'
+import { createTemplateDatabase, TEMPLATE_ENV } from './helpers/db.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const SIGNAL_EXIT_CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
 
-const args = process.argv.slice(2)
-const nodeFlags = args.filter(a => a.startsWith('-'))
-const filters = args.filter(a => !a.startsWith('-'))
+// Much of a test file's time is spent waiting (on timers, child processes, sockets, Postgres),
+// not computing, so more files than cores run at once.
+const DEFAULT_CONCURRENCY = 4
 
+// The files that take longest start first, so that none of them is left running alone at the
+// end (the durations printed after each run show whether this list is still right; a stale
+// one only costs time). The others follow in name order.
+const SLOW_FIRST = [
+  'stalled-device', 'password-limiter', 'restart', 'browser-admin', 'embedded-postgres',
+  'persistence.conformance'
+]
+
+const args = process.argv.slice(2)
+const concurrencyFlag = args.find(a => a.startsWith('--test-concurrency='))
+const concurrency = concurrencyFlag ? Number(concurrencyFlag.split('=')[1]) : DEFAULT_CONCURRENCY
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(`${concurrencyFlag} must be a whole number of files, 1 or more`)
+  process.exit(1)
+}
+const nodeFlags = args.filter(a => a.startsWith('-') && a !== concurrencyFlag)
+const filters = args.filter(a => !a.startsWith('-'))
+// node's default for output that is not a terminal is TAP; spec reads better, unless asked otherwise
+const reporterFlags = nodeFlags.some(a => a.startsWith('--test-reporter')) ? [] : ['--test-reporter=spec']
+
+const rank = (file: string): number => {
+  const i = SLOW_FIRST.findIndex(name => file === `${name}.test.ts`)
+  return i === -1 ? SLOW_FIRST.length : i
+}
 const files = (await readdir(path.join(root, 'test')))
   .filter(f => f.endsWith('.test.ts'))
   .filter(f => filters.length === 0 || filters.some(filter => f.includes(filter)))
-  .sort()
+  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
   .map(f => path.join('test', f))
 if (files.length === 0) {
   console.error(`no test file matches ${filters.map(f => JSON.stringify(f)).join(', ')}`)
@@ -29,17 +60,69 @@ if (files.length === 0) {
 }
 
 let interrupted: NodeJS.Signals | undefined
-let forward: ((signal: NodeJS.Signals) => void) | undefined
+const running = new Set<ChildProcess>()
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     interrupted = signal
-    forward?.(signal)
+    for (const child of running) child.kill(signal)
   })
+}
+
+interface FileResult { file: string, code: number, ms: number }
+
+/** Runs one test file in its own process; its output is printed whole once it ends. */
+async function runFile (file: string, env: NodeJS.ProcessEnv): Promise<FileResult> {
+  const started = performance.now()
+  // without --test: node:test runs the file's tests in this one process (no runner process per file)
+  const child = spawn(process.execPath, ['--import', 'tsx', ...reporterFlags, ...nodeFlags, file], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  running.add(child)
+  const output: Buffer[] = []
+  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk))
+  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk))
+  const code = await new Promise<number>(resolve => {
+    child.once('error', err => { output.push(Buffer.from(`${err.stack ?? err}\n`)); resolve(1) })
+    child.once('close', (code, signal) => { resolve(code ?? SIGNAL_EXIT_CODES[signal ?? ''] ?? 1) })
+  })
+  running.delete(child)
+  const ms = performance.now() - started
+  process.stdout.write(`\n${code === 0 ? '✔' : '✖'} ${file} (${(ms / 1000).toFixed(1)} s)\n`)
+  process.stdout.write(Buffer.concat(output))
+  return { file, code, ms }
+}
+
+async function runAll (env: NodeJS.ProcessEnv): Promise<FileResult[]> {
+  const queue = [...files]
+  const results: FileResult[] = []
+  const worker = async (): Promise<void> => {
+    // an interrupt (a signal handler sets `interrupted`) starts no further file
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      if (interrupted) return
+      results.push(await runFile(file, env))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker))
+  return results
+}
+
+function report (results: FileResult[], ms: number): void {
+  const lines = [...results].sort((a, b) => b.ms - a.ms)
+    .map(r => `${r.code === 0 ? '  ' : '✖ '}${(r.ms / 1000).toFixed(1).padStart(6)} s  ${r.file}`)
+  const failed = results.filter(r => r.code !== 0)
+  console.log(`\n${files.length} files, ${concurrency} at a time, in ${(ms / 1000).toFixed(1)} s:\n${lines.join('\n')}`)
+  if (failed.length > 0) console.log(`\nfailed:\n${failed.map(r => `  ${r.file}`).join('\n')}`)
+  const skipped = files.length - results.length
+  if (skipped > 0) console.log(`\n${skipped} files not run (interrupted)`)
 }
 
 let embedded: EmbeddedPostgresHandle | undefined
 let tempDir: string | undefined
+let template: { name: string, drop: () => Promise<void> } | undefined
 let exitCode = 1
+const started = performance.now()
 try {
   const env = { ...process.env }
   if (env.TEST_DATABASE_URL ?? env.DATABASE_URL) {
@@ -53,25 +136,25 @@ try {
     env.TEST_DATABASE_URL = embedded.url
     console.error(`tests use an embedded Postgres on 127.0.0.1:${new URL(embedded.url).port}`)
   }
+  template = await createTemplateDatabase((env.TEST_DATABASE_URL ?? env.DATABASE_URL)!)
+  env[TEMPLATE_ENV] = template.name
 
   if (interrupted) {
     exitCode = SIGNAL_EXIT_CODES[interrupted]!
   } else {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...nodeFlags, ...files], {
-      cwd: root,
-      env,
-      stdio: 'inherit'
-    })
-    forward = signal => { child.kill(signal) }
-    exitCode = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject)
-      child.once('exit', (code, signal) => { resolve(code ?? SIGNAL_EXIT_CODES[signal ?? ''] ?? 1) })
-    })
+    const results = await runAll(env)
+    report(results, performance.now() - started)
+    exitCode = interrupted
+      ? SIGNAL_EXIT_CODES[interrupted]!
+      : results.some(r => r.code !== 0) ? 1 : 0
   }
 } catch (err) {
   console.error(err)
 } finally {
+  await template?.drop().catch((err: unknown) => { console.error('dropping the template database failed:', err) })
   await embedded?.stop().catch((err: unknown) => { console.error('stopping the embedded Postgres failed:', err) })
-  if (tempDir) await rm(tempDir, { recursive: true, force: true, maxRetries: 5 }).catch((err: unknown) => { console.error(err) })
+  if (tempDir) {
+    await rm(tempDir, { recursive: true, force: true, maxRetries: 5 }).catch((err: unknown) => { console.error(err) })
+  }
 }
 process.exit(exitCode)
