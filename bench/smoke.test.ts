@@ -1,9 +1,10 @@
 // The benchmark still runs: `npm run bench -- --quick` end to end (real Herald child process,
 // bare aedes, Mosquitto when installed, real devices), with a row per scenario. It asserts
-// nothing about speed: only that every scenario produced a figure for Herald.
+// nothing about speed: only that every scenario produced a figure for Herald. It takes minutes,
+// so it is not part of `npm test`: `npm run test:bench` runs it, and CI does after `npm test`.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { runQuick } from '../bench/index.js'
+import { runQuick } from './index.js'
 
 test('bench quick mode prints a summary row with a Herald figure for every scenario', { timeout: 300_000 }, async t => {
   const report = await runQuick({
@@ -13,7 +14,10 @@ test('bench quick mode prints a summary row with a Herald figure for every scena
   })
   const summary = report.markdown.split('## Summary')[1]?.split('\n## ')[0] ?? ''
   const errors = report.scenarios.flatMap(s => s.errors.map(e => `${s.id} ${s.title}: ${e.split('\n')[0]}`))
-  for (const [id, title] of [[1, 'throughput'], [2, 'latency'], [3, 'fan-out'], [4, 'offline backlog'], [5, 'connections'], [6, 'restart']] as const) {
+  const scenarios = [
+    [1, 'throughput'], [2, 'latency'], [3, 'fan-out'], [4, 'offline backlog'], [5, 'connections'], [6, 'restart']
+  ] as const
+  for (const [id, title] of scenarios) {
     const row = summary.split('\n').find(line => line.startsWith(`| ${id} `))
     assert.ok(row, `no summary row for scenario ${id} ${title}\n${report.markdown}`)
     assert.ok(row.includes(title), row)
