@@ -1,10 +1,12 @@
-// Migrations: from empty, twice, ten at once, and through `npm run migrate`.
+// Migrations: from empty, twice, ten at once, and through `npm run migrate`; the schema they make
+// is the one committed in test/schema.sql.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { schemaText } from './helpers/schema.js'
 import { ROOT } from './helpers/process.js'
 import { createPool, type Pool } from '../server/db/pool.js'
 import { expectedMigrations, migrate } from '../server/db/migrate.js'
@@ -22,23 +24,6 @@ async function migrationFiles (): Promise<string[]> {
   return (await readdir(path.join(ROOT, 'migrations'))).filter(f => f.endsWith('.sql')).sort()
 }
 
-/** Tables, columns, constraints, indexes, sequences and functions of the public schema, as text. */
-async function catalog (pool: Pool): Promise<Record<string, string[]>> {
-  const q = async (sql: string): Promise<string[]> => (await pool.query<{ x: string }>(sql)).rows.map(r => r.x)
-  return {
-    tables: await q(`select relname || ':' || relkind::text as x from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                     where n.nspname = 'public' and relkind in ('r', 'p', 'v', 'm', 'S') order by 1`),
-    columns: await q(`select table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') as x
-                      from information_schema.columns where table_schema = 'public' order by 1`),
-    constraints: await q(`select conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) as x
-                          from pg_constraint where connamespace = 'public'::regnamespace order by 1`),
-    indexes: await q("select indexdef as x from pg_indexes where schemaname = 'public' order by 1"),
-    functions: await q(`select p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as x
-                        from pg_proc p where p.pronamespace = 'public'::regnamespace order by 1`),
-    triggers: await q("select tgrelid::regclass || ' ' || tgname as x from pg_trigger where not tgisinternal order by 1")
-  }
-}
-
 async function appliedRows (pool: Pool): Promise<string[]> {
   return (await pool.query<{ name: string }>('select name from schema_migrations order by name')).rows.map(r => r.name)
 }
@@ -52,15 +37,30 @@ test('an empty database gets every migration; a second run applies nothing and c
   const first = await migrate(db.pool)
   assert.deepEqual(first.applied, files)
   assert.deepEqual(await appliedRows(db.pool), files)
-  const schema = await catalog(db.pool)
+  const schema = await schemaText(db.pool)
   for (const table of ['messages', 'deliveries', 'devices', 'api_keys', 'settings', 'schema_migrations']) {
-    assert.ok(schema.tables.includes(`${table}:r`) || schema.tables.includes(`${table}:p`), `table ${table} exists`)
+    assert.match(schema, new RegExp(`^create table ${table} \\(`, 'm'), `table ${table} exists`)
   }
 
   const second = await migrate(db.pool)
   assert.deepEqual(second.applied, [])
   assert.deepEqual(await appliedRows(db.pool), files)
-  assert.deepEqual(await catalog(db.pool), schema)
+  assert.equal(await schemaText(db.pool), schema)
+})
+
+// As graphile-worker does with __tests__/schema.sql: a migration that changes the schema shows
+// in review as a change to this file, and one that changes it by accident fails here.
+const SNAPSHOT = path.join(ROOT, 'test', 'schema.sql')
+const UPDATE_ENV = 'UPDATE_SCHEMA_SNAPSHOT'
+
+test('the migrated schema is the one committed in test/schema.sql', async () => {
+  const db = await emptyDatabase()
+  await migrate(db.pool)
+  const schema = await schemaText(db.pool)
+  if (process.env[UPDATE_ENV] === '1') await writeFile(SNAPSHOT, schema)
+  const committed = await readFile(SNAPSHOT, 'utf8').catch(() => '')
+  assert.equal(schema, committed, 'the migrations make a schema other than test/schema.sql. If that is intended, ' +
+    'run `npm run schema:snapshot` and commit test/schema.sql with the migration; if not, the diff shows what changed')
 })
 
 test('10 concurrent migrate() calls on one empty database all succeed and apply each file once', async () => {
@@ -77,7 +77,8 @@ test('10 concurrent migrate() calls on one empty database all succeed and apply 
   } finally {
     await Promise.all(pools.map(p => p.end()))
   }
-  const { rows } = await db.pool.query<{ name: string, n: number }>('select name, count(*)::int as n from schema_migrations group by name order by name')
+  const { rows } = await db.pool.query<{ name: string, n: number }>(
+    'select name, count(*)::int as n from schema_migrations group by name order by name')
   assert.deepEqual(rows, files.map(name => ({ name, n: 1 })))
   assert.deepEqual((await migrate(db.pool)).applied, [])
 })
@@ -104,11 +105,16 @@ test('`npm run migrate` with a bad DATABASE_URL exits 2 and names it, without a 
   assert.ok(!run.stderr.includes('    at '), run.output)
 })
 
-async function runMigrateCli (databaseUrl: string): Promise<{ code: number | null, stdout: string, stderr: string, output: string }> {
+interface CliRun { code: number | null, stdout: string, stderr: string, output: string }
+
+async function runMigrateCli (databaseUrl: string): Promise<CliRun> {
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !['NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'TEST_DATABASE_URL'].includes(k)) env[k] = v
+  const notPassed = ['NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'TEST_DATABASE_URL']
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !notPassed.includes(k)) env[k] = v
   env.DATABASE_URL = databaseUrl
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/migrateCli.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/migrateCli.ts'], {
+    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe']
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
