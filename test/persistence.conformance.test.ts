@@ -11,7 +11,11 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 const require = createRequire(import.meta.url)
 const abstractPersistence: (opts: object) => void = require('aedes-persistence/abstract.js')
 
-const MQTT_TABLES = 'mqtt_subscriptions, mqtt_outgoing, mqtt_incoming, mqtt_retained, mqtt_wills'
+// Emptied before every test: `delete` rather than `truncate`, which makes new files for every
+// table and waits for their fsync (60 ms against under 1 ms for these few rows; the suite has ~100
+// tests). Neither resets the identity columns, so nothing else differs.
+const EMPTY_MQTT_TABLES = ['mqtt_subscriptions', 'mqtt_outgoing', 'mqtt_incoming', 'mqtt_retained', 'mqtt_wills']
+  .map(table => `delete from ${table};`).join(' ')
 
 function conformance (title: string, options: Partial<PgPersistenceOptions>): void {
   describe(title, () => {
@@ -24,7 +28,7 @@ function conformance (title: string, options: Partial<PgPersistenceOptions>): vo
       testAsync: true,
       persistence: async () => {
         // the suite runs one test at a time and destroys each instance before the next begins
-        await db.pool.query(`truncate ${MQTT_TABLES}`)
+        await db.pool.query(EMPTY_MQTT_TABLES)
         return new PgPersistence({ ...options, pool: db.pool })
       }
     })
@@ -32,7 +36,9 @@ function conformance (title: string, options: Partial<PgPersistenceOptions>): vo
 }
 
 conformance('PgPersistence: aedes-persistence conformance', {})
-conformance('PgPersistence: aedes-persistence conformance, broadcasting subscriptions', { broadcastSubscriptions: true })
+conformance('PgPersistence: aedes-persistence conformance, broadcasting subscriptions', {
+  broadcastSubscriptions: true
+})
 
 async function toArray (stream: Readable): Promise<any[]> {
   const items = []
@@ -46,7 +52,7 @@ describe('PgPersistence beyond the conformance suite', () => {
   after(async () => { await db?.drop() })
 
   async function fresh (options: Partial<PgPersistenceOptions> = {}): Promise<PgPersistence> {
-    await db.pool.query(`truncate ${MQTT_TABLES}`)
+    await db.pool.query(EMPTY_MQTT_TABLES)
     const persistence = new PgPersistence({ ...options, pool: db.pool })
     await persistence.setup({ id: 'broker-test' })
     return persistence
@@ -124,7 +130,9 @@ describe('PgPersistence beyond the conformance suite', () => {
     const persistence = await fresh({
       outgoingAcks: (client, messageId) => client.id === 'dev-1' && messageId === 7 ? claimed : undefined
     })
-    const packet = { cmd: 'publish', topic: 'push', payload: Buffer.from('x'), qos: 1, brokerId: 'broker-test', brokerCounter: 1 }
+    const packet = {
+      cmd: 'publish', topic: 'push', payload: Buffer.from('x'), qos: 1, brokerId: 'broker-test', brokerCounter: 1
+    }
     await persistence.outgoingEnqueue({ clientId: 'dev-1' }, packet)
     await persistence.outgoingUpdate({ id: 'dev-1' }, { ...packet, messageId: 7 })
 
