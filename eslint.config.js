@@ -7,7 +7,11 @@ import neostandard from 'neostandard'
 // two HTTP surfaces (api/, admin/) share a layer and must not import each other; what both
 // need lives in http/ or below. app.ts, main.ts and the other entry files wire everything.
 const LAYERS = [
-  { name: 'base', dirs: [], files: ['ids.ts', 'errors.ts', 'wire.ts', 'config.ts', 'log.ts', 'metrics.ts', 'version.ts'] },
+  {
+    name: 'base',
+    dirs: [],
+    files: ['ids.ts', 'errors.ts', 'wire.ts', 'config.ts', 'log.ts', 'metrics.ts', 'version.ts']
+  },
   { name: 'db', dirs: ['db'] },
   { name: 'store', dirs: ['store'] },
   { name: 'auth', dirs: ['auth'] },
@@ -25,7 +29,9 @@ function layerRules () {
   const configs = []
   LAYERS.forEach((layer, i) => {
     const above = LAYERS.slice(i + 1).flatMap(l => l.dirs)
-    const files = layer.dirs.length > 0 ? layer.dirs.map(d => `server/${d}/**/*.ts`) : layer.files.map(f => `server/${f}`)
+    const files = layer.dirs.length > 0
+      ? layer.dirs.map(d => `server/${d}/**/*.ts`)
+      : layer.files.map(f => `server/${f}`)
     for (const file of files) {
       const own = layer.dirs.find(d => file.startsWith(`server/${d}/`))
       const forbidden = layer.apart ? [...above, ...layer.dirs.filter(d => d !== own)] : above
@@ -36,8 +42,8 @@ function layerRules () {
           'no-restricted-imports': ['error', {
             patterns: [{
               regex: importOf(forbidden),
-              message: `server layers import only downward: ${own ?? layer.name} may not import ${forbidden.join(', ')}` +
-                ' (see eslint.config.js LAYERS)'
+              message: `server layers import only downward: ${own ?? layer.name} may not import ` +
+                `${forbidden.join(', ')} (see eslint.config.js LAYERS)`
             }]
           }]
         }
