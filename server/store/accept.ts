@@ -120,12 +120,17 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[], nodeId
         const own = deliveriesOf.get(m.id) ?? []
         return { id: m.id, recipients: own.length, deliveries: own, replaced: replacedBy.get(m.id) ?? [] }
       })
-      outcomes[n] = { kind: 'accepted', messages, response: r.response(messages.map(({ id, recipients }) => ({ id, recipients }))) }
+      const response = r.response(messages.map(({ id, recipients }) => ({ id, recipients })))
+      outcomes[n] = { kind: 'accepted', messages, response }
     }
 
     // a repeat of an Idempotency-Key inside this batch answers like the first
     const firstOfKey = new Map<string, { n: number, hash: string }>()
-    for (const { r, n } of freshRequests) if (r.idempotency && r.apiKeyId) firstOfKey.set(key(r.apiKeyId, r.idempotency.key), { n, hash: r.idempotency.requestHash })
+    for (const { r, n } of freshRequests) {
+      if (r.idempotency && r.apiKeyId) {
+        firstOfKey.set(key(r.apiKeyId, r.idempotency.key), { n, hash: r.idempotency.requestHash })
+      }
+    }
     requests.forEach((r, n) => {
       const outcome = outcomes[n]
       if (outcome?.kind !== 'replay' || !r.idempotency || (outcome.response as unknown) !== PENDING_IN_BATCH) return
@@ -156,7 +161,10 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[], nodeId
 /** Marks a later request of the batch that repeats a key of an earlier one, to be answered after the insert. */
 const PENDING_IN_BATCH = Symbol('pending in batch')
 
-async function checkIdempotency (client: PoolClient, requests: AcceptRequest[]): Promise<Array<AcceptOutcome | undefined>> {
+async function checkIdempotency (
+  client: PoolClient,
+  requests: AcceptRequest[]
+): Promise<Array<AcceptOutcome | undefined>> {
   const outcomes: Array<AcceptOutcome | undefined> = requests.map(() => undefined)
   const keyed = requests.map((r, n) => ({ r, n })).filter(({ r }) => r.idempotency && r.apiKeyId)
   if (keyed.length === 0) return outcomes
@@ -178,7 +186,9 @@ async function checkIdempotency (client: PoolClient, requests: AcceptRequest[]):
     const k = key(r.apiKeyId, r.idempotency!.key)
     const row = stored.get(k)
     if (row) {
-      outcomes[n] = row.request_hash === r.idempotency!.requestHash ? { kind: 'replay', status: row.status, response: row.response } : { kind: 'idempotency-conflict' }
+      outcomes[n] = row.request_hash === r.idempotency!.requestHash
+        ? { kind: 'replay', status: row.status, response: row.response }
+        : { kind: 'idempotency-conflict' }
     } else if (seenInBatch.has(k)) {
       outcomes[n] = { kind: 'replay', status: 202, response: PENDING_IN_BATCH }
     } else {
@@ -204,7 +214,9 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
     if ('topic' in m.target) {
       for (const id of m.topicSubscribers ?? []) { subs.push(id); subN.push(n); subLive.push(live) }
     } else {
-      for (const u of 'user' in m.target ? [m.target.user] : m.target.users) { users.push(u); userN.push(n); userLive.push(live) }
+      for (const u of 'user' in m.target ? [m.target.user] : m.target.users) {
+        users.push(u); userN.push(n); userLive.push(live)
+      }
     }
   }
   const { rows } = await client.query<Target_>({
@@ -257,7 +269,8 @@ async function signalOtherNodes (client: PoolClient, self: string, messages: New
 }
 
 async function insertMessages (client: PoolClient, items: Array<{ m: NewMessage, recipients: number }>): Promise<void> {
-  const col = <T>(f: (m: NewMessage, recipients: number) => T): T[] => items.map(({ m, recipients }) => f(m, recipients))
+  const col = <T>(f: (m: NewMessage, recipients: number) => T): T[] =>
+    items.map(({ m, recipients }) => f(m, recipients))
   await client.query({
     name: 'herald_accept_insert_messages',
     text: `insert into messages (id, target_kind, target, topic, title, body, data, priority, collapse_key, ttl,
@@ -273,7 +286,10 @@ async function insertMessages (client: PoolClient, items: Array<{ m: NewMessage,
   })
 }
 
-async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessage, targets: Target_[] }>): Promise<NewDelivery[]> {
+async function insertDeliveries (
+  client: PoolClient,
+  items: Array<{ m: NewMessage, targets: Target_[] }>
+): Promise<NewDelivery[]> {
   const messageIds: string[] = []
   const deviceIds: string[] = []
   const userIds: string[] = []
@@ -311,7 +327,11 @@ async function insertDeliveries (client: PoolClient, items: Array<{ m: NewMessag
  * have, shown it. Which one happens is decided by Postgres' row lock against the channel's
  * claim (claimForSending in store/deliveries.ts), so the record matches what the device got.
  */
-async function collapse (client: PoolClient, messages: NewMessage[], deliveries: NewDelivery[]): Promise<Array<{ messageId: string, deviceId: string, byMessageId: string }>> {
+async function collapse (
+  client: PoolClient,
+  messages: NewMessage[],
+  deliveries: NewDelivery[]
+): Promise<Array<{ messageId: string, deviceId: string, byMessageId: string }>> {
   const keyOf = new Map(messages.filter(m => m.collapseKey !== null).map(m => [m.id, m.collapseKey!]))
   if (keyOf.size === 0) return []
   const newest = new Map<string, NewDelivery & { collapseKey: string }>()

@@ -7,9 +7,15 @@ export interface AdminSessionRow {
   expiresAt: Date
 }
 
-const COLUMNS = 'id_hash as "idHash", created_at as "createdAt", last_seen_at as "lastSeenAt", expires_at as "expiresAt"'
+const COLUMNS = 'id_hash as "idHash", created_at as "createdAt", ' +
+  'last_seen_at as "lastSeenAt", expires_at as "expiresAt"'
 
-export async function insertAdminSession (pool: Pool, idHash: string, idleSeconds: number, meta: { ip?: string, userAgent?: string }): Promise<AdminSessionRow> {
+export async function insertAdminSession (
+  pool: Pool,
+  idHash: string,
+  idleSeconds: number,
+  meta: { ip?: string, userAgent?: string }
+): Promise<AdminSessionRow> {
   const { rows } = await pool.query<AdminSessionRow>(
     `insert into admin_sessions (id_hash, expires_at, ip, user_agent)
      values ($1, now() + make_interval(secs => $2), $3, $4) returning ${COLUMNS}`,
@@ -22,7 +28,13 @@ export async function insertAdminSession (pool: Pool, idHash: string, idleSecond
  * `touchAfterSeconds` ago its idle expiry moves forward (capped by the absolute lifetime), so
  * an active admin writes at most one row a minute.
  */
-export async function findAdminSession (pool: Pool, idHash: string, idleSeconds: number, maxAgeSeconds: number, touchAfterSeconds: number): Promise<AdminSessionRow | undefined> {
+export async function findAdminSession (
+  pool: Pool,
+  idHash: string,
+  idleSeconds: number,
+  maxAgeSeconds: number,
+  touchAfterSeconds: number
+): Promise<AdminSessionRow | undefined> {
   const { rows } = await pool.query<AdminSessionRow>(
     `with found as (
        select id_hash from admin_sessions where id_hash = $1 and expires_at > now()
@@ -35,7 +47,8 @@ export async function findAdminSession (pool: Pool, idHash: string, idleSeconds:
      )
      select * from touched
      union all
-     select ${COLUMNS} from admin_sessions where id_hash = (select id_hash from found) and not exists (select 1 from touched)`,
+     select ${COLUMNS} from admin_sessions
+      where id_hash = (select id_hash from found) and not exists (select 1 from touched)`,
     [idHash, idleSeconds, maxAgeSeconds, touchAfterSeconds])
   return rows[0]
 }

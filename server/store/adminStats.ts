@@ -21,15 +21,18 @@ export async function readOverview (pool: Pool): Promise<Overview> {
               (select count(*)::int from devices where connected_node is not null) as "devicesOnline",
               (select count(*)::int from nodes where gone_at is null) as "nodesRunning",
               ${COUNT_WAITING} as waiting,
-              (select count(*)::int from deliveries where status = 'expired' and expires_at > now() - interval '1 day') +
+              (select count(*)::int from deliveries
+                where status = 'expired' and expires_at > now() - interval '1 day') +
               (select count(*)::int from deliveries d
                 where d.status in ('queued', 'sent') and d.expires_at > now() - interval '1 day' and ${pastExpiry('d')}
               ) as "expiredLastDay"`),
     pool.query<{ p50: number | null, p95: number | null, samples: number }>(
-      `select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.95) within group (order by ms) as p95,
+      `select percentile_cont(0.5) within group (order by ms) as p50,
+              percentile_cont(0.95) within group (order by ms) as p95,
               count(*)::int as samples
        from (select extract(epoch from delivered_at - queued_at) * 1000 as ms from deliveries
-             where delivered_at is not null and delivered_at > now() - make_interval(mins => $1)) t`, [LATENCY_WINDOW_MINUTES]),
+             where delivered_at is not null and delivered_at > now() - make_interval(mins => $1)) t`,
+      [LATENCY_WINDOW_MINUTES]),
     pool.query<{ minute: number, n: number }>(
       `select extract(epoch from date_trunc('minute', accepted_at))::bigint as minute, count(*)::int as n
        from messages where accepted_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)

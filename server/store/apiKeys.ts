@@ -20,7 +20,8 @@ export async function insertApiKey (pool: Pool, name: string, prefix: string, ke
 /** Stores a key given from outside (API_KEY) once; a second start with the same key is a no-op. */
 export async function ensureApiKey (pool: Pool, name: string, prefix: string, keyHash: string): Promise<void> {
   await pool.query(
-    'insert into api_keys (name, prefix, key_hash) values ($1, $2, $3) on conflict (key_hash) do nothing', [name, prefix, keyHash])
+    'insert into api_keys (name, prefix, key_hash) values ($1, $2, $3) on conflict (key_hash) do nothing',
+    [name, prefix, keyHash])
 }
 
 export async function findActiveApiKeyByHash (pool: Pool, keyHash: string): Promise<ApiKeyRow | undefined> {

@@ -47,7 +47,8 @@ export function effectiveReason (d: string): string {
  * expires_at bounds an index range.
  */
 export function waiting (d: string): string {
-  return `(${d}.status in ${UNDELIVERED} and ${d}.expires_at > now() - interval '${LIVE_ONLY_GRACE_SECONDS} seconds' and ` +
+  return `(${d}.status in ${UNDELIVERED} and ` +
+    `${d}.expires_at > now() - interval '${LIVE_ONLY_GRACE_SECONDS} seconds' and ` +
     `(${d}.expires_at > now() or ${d}.expires_at = ${d}.queued_at))`
 }
 

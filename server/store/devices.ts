@@ -3,7 +3,10 @@ import type { NodeSummary } from '../wire.js'
 import { waiting } from './deliveryStatus.js'
 
 export type ClaimResult =
-  /** for a clean connect, `discardQueueUpTo` is the highest seq committed before it: older queue rows belong to an earlier session */
+  /**
+   * for a clean connect, `discardQueueUpTo` is the highest seq committed before it: older queue
+   * rows belong to an earlier session
+   */
   | {
     ok: true
     discardedPersistentSession: boolean
@@ -19,9 +22,19 @@ export type ClaimResult =
  * take over, or wipe, another user's session. A clean connect discards an earlier persistent
  * session of the same user, as MQTT says [MQTT-3.1.2-6].
  */
-export async function claimDevice (pool: Pool, deviceId: string, userId: string, persistent: boolean, nodeId: string): Promise<ClaimResult> {
+export async function claimDevice (
+  pool: Pool,
+  deviceId: string,
+  userId: string,
+  persistent: boolean,
+  nodeId: string
+): Promise<ClaimResult> {
   type Claim = {
-    owner: string | null, was_persistent: boolean | null, previous_node: string | null, claimed: boolean, max_seq: number
+    owner: string | null
+    was_persistent: boolean | null
+    previous_node: string | null
+    claimed: boolean
+    max_seq: number
   }
   const { rows } = await pool.query<Claim>({
     name: 'herald_claim_device',
@@ -83,8 +96,11 @@ export async function listUserDevices (pool: Pool, userId: string): Promise<Devi
 }
 
 /** Ends a device's session: it is no longer a target, and its queue is revoked. */
-export async function endDeviceSession (pool: Pool, deviceId: string,
-  reason: 'device-removed' | 'admin-device-removed'): Promise<{ found: boolean, revoked: number, node: string | null }> {
+export async function endDeviceSession (
+  pool: Pool,
+  deviceId: string,
+  reason: 'device-removed' | 'admin-device-removed'
+): Promise<{ found: boolean, revoked: number, node: string | null }> {
   return inTransaction(pool, async client => {
     const device = await client.query<{ node: string | null }>(
       'update devices set persistent = false where device_id = $1 returning connected_node as node', [deviceId])

@@ -26,7 +26,10 @@ const DELIVERY_COLUMNS = `d.device_id as "deviceId", d.user_id as "userId", ${ef
   d.sent_at as "sentAt", d.delivered_at as "deliveredAt", d.displayed_at as "displayedAt",
   d.opened_at as "openedAt", d.dismissed_at as "dismissedAt"`
 
-export async function getMessage (pool: Pool, id: string): Promise<(MessageRow & { deliveries: Delivery[] }) | undefined> {
+export async function getMessage (
+  pool: Pool,
+  id: string
+): Promise<(MessageRow & { deliveries: Delivery[] }) | undefined> {
   const message = await pool.query<MessageRow>(
     `select m.id, m.target as "to", m.title, m.body, m.data, m.priority, m.collapse_key as "collapseKey", m.ttl,
             m.accepted_at as "acceptedAt", m.expires_at as "expiresAt", m.revoked_at as "revokedAt", m.recipients,
@@ -56,10 +59,15 @@ export interface LogFilter {
  * millions of rows there are. A status filter is one ordered read per branch of the status
  * (store/deliveryStatus.ts), merged.
  */
-export async function listDeliveries (pool: Pool, f: LogFilter): Promise<{ items: DeliveryLogRow[], next: LogKey | undefined }> {
+export async function listDeliveries (
+  pool: Pool,
+  f: LogFilter
+): Promise<{ items: DeliveryLogRow[], next: LogKey | undefined }> {
   const { values: params, bind: p } = queryParams()
   const where = deliveryConditions(f, p)
-  if (f.after !== undefined) where.push(`(d.queued_at, d.seq) < (${AT(p(f.after.at.toString()))}, ${p(f.after.seq.toString())}::bigint)`)
+  if (f.after !== undefined) {
+    where.push(`(d.queued_at, d.seq) < (${AT(p(f.after.at.toString()))}, ${p(f.after.seq.toString())}::bigint)`)
+  }
   // one row more than asked says whether there is a next page
   const limit = p(f.limit + 1)
   const branches = f.status === undefined ? [] : statusBranches('d', f.status)
