@@ -60,9 +60,11 @@ async function insertHistory (pool: pg.Pool, shape: SeedShape): Promise<Seeded> 
      select 'user-' || u || '-dev-' || k, 'user-' || u, true, $2::timestamptz - (u % 1000) * interval '1 minute'
      from generate_series(0, $1::int - 1) u cross join lateral generate_series(0, u % 3) k`, [U, base])
   await pool.query(
-    `insert into messages (id, target_kind, target, title, body, priority, ttl, accepted_at, expires_at, payload, recipients)
+    `insert into messages (id, target_kind, target, title, body, priority, ttl, accepted_at, expires_at, payload,
+                           recipients)
      select md5('m' || j)::uuid, 'user', jsonb_build_object('user', 'user-' || ((j * 7919) % $4::int)),
-            case when j % ${RARE_EVERY} = 0 then 'Flash sale zebra #' || j else ($5::text[])[1 + abs(hashint8(j)) % 5] || ' #' || j end,
+            case when j % ${RARE_EVERY} = 0 then 'Flash sale zebra #' || j
+                 else ($5::text[])[1 + abs(hashint8(j)) % 5] || ' #' || j end,
             'Seeded message ' || j, case when j % 10 = 0 then 'high' else 'normal' end, 86400,
             ${acceptedAt}, ${acceptedAt} + interval '1 day', '\\x7b7d'::bytea, 1 + ((j * 7919) % $4::int) % 3
      from generate_series(1, $1::bigint) j`, [M, base, spacingMs, U, TITLES])
@@ -85,9 +87,11 @@ async function insertHistory (pool: pg.Pool, shape: SeedShape): Promise<Seeded> 
     // half a millisecond after user message j, so it sorts between two of them
     const at = new Date(base.getTime() - ((M - j) * spacingMs + 1))
     await pool.query(
-      `insert into messages (id, target_kind, target, topic, title, priority, ttl, accepted_at, expires_at, payload, recipients)
+      `insert into messages (id, target_kind, target, topic, title, priority, ttl, accepted_at, expires_at, payload,
+                             recipients)
        values ($1::uuid, 'topic', '{"topic": "news"}', 'news', 'Broadcast ' || $2::int, 'normal', 86400,
-               $3::timestamptz + interval '500 microseconds', $3::timestamptz + interval '1 day', '\\x7b7d'::bytea, (select count(*) from devices))`,
+               $3::timestamptz + interval '500 microseconds', $3::timestamptz + interval '1 day', '\\x7b7d'::bytea,
+               (select count(*) from devices))`,
       [id, t, at])
     await pool.query(
       `insert into deliveries (message_id, device_id, user_id, status, expires_at, queued_at, sent_at, delivered_at)
@@ -98,9 +102,11 @@ async function insertHistory (pool: pg.Pool, shape: SeedShape): Promise<Seeded> 
   }
   // what the expiry sweep would have written by now: no undelivered row is left long past its TTL
   await pool.query(
-    "update deliveries set status = 'expired' where status in ('queued', 'sent') and expires_at < $1::timestamptz - interval '1 minute'",
+    "update deliveries set status = 'expired' where status in ('queued', 'sent') " +
+    "and expires_at < $1::timestamptz - interval '1 minute'",
     [base])
   const { rows } = await pool.query<{ m: number, d: number, v: number }>(
-    'select (select count(*)::int from messages) as m, (select count(*)::int from deliveries) as d, (select count(*)::int from devices) as v')
+    'select (select count(*)::int from messages) as m, (select count(*)::int from deliveries) as d, ' +
+    '(select count(*)::int from devices) as v')
   return { messages: rows[0].m, deliveries: rows[0].d, devices: rows[0].v }
 }

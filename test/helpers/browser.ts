@@ -15,7 +15,8 @@ const LOCK = path.join(root, 'dist/.web-build.lock')
 const STALE_LOCK_MS = 120_000
 // The README's pictures are refreshed with UPDATE_SCREENSHOTS=1 npm test -- browser; otherwise the
 // tests still take them (a page that fails to render fails the test) but into test-results/.
-export const SCREENSHOTS = path.join(root, process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots')
+export const SCREENSHOTS = path.join(
+  root, process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots')
 
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
@@ -28,7 +29,8 @@ function newestMtime (p: string): number {
   return readdirSync(p).reduce((max, name) => Math.max(max, newestMtime(path.join(p, name))), s.mtimeMs)
 }
 
-const isFresh = (): boolean => existsSync(MANIFEST) && statSync(MANIFEST).mtimeMs >= Math.max(...WEB_SRC.map(newestMtime))
+const isFresh = (): boolean =>
+  existsSync(MANIFEST) && statSync(MANIFEST).mtimeMs >= Math.max(...WEB_SRC.map(newestMtime))
 
 /**
  * Builds the front end (vite build → dist/web) when it is missing or older than a file under
@@ -43,7 +45,9 @@ export async function ensureWebBuild (): Promise<void> {
       mkdirSync(LOCK)
       break
     } catch {
-      if (statSync(LOCK, { throwIfNoEntry: false }) && Date.now() - statSync(LOCK).mtimeMs > STALE_LOCK_MS) rmSync(LOCK, { recursive: true, force: true })
+      if (statSync(LOCK, { throwIfNoEntry: false }) && Date.now() - statSync(LOCK).mtimeMs > STALE_LOCK_MS) {
+        rmSync(LOCK, { recursive: true, force: true })
+      }
       if (Date.now() > deadline) throw new Error(`another web build holds ${LOCK}; remove it if no build is running`)
       await new Promise(resolve => setTimeout(resolve, 250))
     }
@@ -51,7 +55,10 @@ export async function ensureWebBuild (): Promise<void> {
   try {
     if (isFresh()) return // built by the file that held the lock
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+      const child = spawn(
+        process.execPath,
+        [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'],
+        { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
       child.once('error', reject)
       child.once('exit', code => code === 0 ? resolve() : reject(new Error(`vite build exited with ${code}`)))
     })
@@ -73,7 +80,8 @@ export function chromiumPath (): string {
       if (found) return found
     } catch {}
   }
-  throw new Error('chromium is not installed: the browser tests need Debian\'s chromium (apt-get install chromium; .ci/run installs it) or CHROMIUM_PATH')
+  throw new Error('chromium is not installed: the browser tests need Debian\'s chromium ' +
+    '(apt-get install chromium; .ci/run installs it) or CHROMIUM_PATH')
 }
 
 export interface TestBrowser {
@@ -110,7 +118,10 @@ export async function launchBrowser (problems: string[] = []): Promise<TestBrows
 function watchPage (page: Page, problems: string[]): void {
   page.on('dialog', d => {
     // confirm() is how the UI asks before a destructive action: tests accept those
-    if (d.type() === 'confirm') return void d.accept()
+    if (d.type() === 'confirm') {
+      void d.accept()
+      return
+    }
     problems.push(`dialog ${d.type()}: ${d.message()}`)
     void d.dismiss()
   })

@@ -7,20 +7,26 @@ import { connectDevice, type TestDevice, type TestHerald } from './herald.js'
  * Calls `probe` until it returns something other than undefined/false, or fails after
  * `timeoutMs` with `what` and the last value seen.
  */
-export async function waitUntil<T> (what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
+export async function waitUntil<T> (
+  what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 20
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
     const value = await probe()
     if (value !== undefined && value !== false) return value
     last = value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`)
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`)
+    }
     await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
 }
 
 /** POST /v1/messages; asserts 202 and returns `{id, recipients}`. */
-export async function send (h: TestHerald, body: Record<string, unknown>, headers?: Record<string, string>): Promise<{ id: string, recipients: number }> {
+export async function send (
+  h: TestHerald, body: Record<string, unknown>, headers?: Record<string, string>
+): Promise<{ id: string, recipients: number }> {
   const res = await h.api('/v1/messages', { body, headers })
   assert.equal(res.status, 202, `send failed: ${res.status} ${JSON.stringify(res.body)}`)
   return res.body
@@ -40,7 +46,9 @@ export async function deliveryOf (h: TestHerald, id: string, deviceId: string): 
 }
 
 /** Polls GET /v1/messages/{id} until the delivery to `deviceId` has `status`; returns that row. */
-export function waitForStatus (h: TestHerald, id: string, deviceId: string, status: string, timeoutMs = 10_000): Promise<any> {
+export function waitForStatus (
+  h: TestHerald, id: string, deviceId: string, status: string, timeoutMs = 10_000
+): Promise<any> {
   return waitUntil(`delivery of ${id} to ${deviceId} to become ${status}`, async () => {
     const d = await deliveryOf(h, id, deviceId)
     return d?.status === status ? d : undefined
@@ -66,7 +74,10 @@ export function waitOffline (h: TestHerald, user: string, deviceId: string, time
 }
 
 /** A device of `user` over WebSocket, subscribed to its inbox (and `topics`), persistent unless `clean`. */
-export async function device (h: TestHerald, user: string, clientId: string, { clean = false, topics = [] as string[], subscribe = true } = {}): Promise<TestDevice> {
+export async function device (
+  h: TestHerald, user: string, clientId: string,
+  { clean = false, topics = [] as string[], subscribe = true } = {}
+): Promise<TestDevice> {
   const d = await connectDevice(h.wsUrl, { clientId, password: await h.token(user), clean })
   if (subscribe) {
     const granted = await d.client.subscribeAsync([`users/${user}/inbox`, ...topics], { qos: 1 })
@@ -76,7 +87,9 @@ export async function device (h: TestHerald, user: string, clientId: string, { c
 }
 
 /** Connects a persistent device once (so its session exists), then disconnects and waits until it is shown offline. */
-export async function offlineDevice (h: TestHerald, user: string, clientId: string, topics: string[] = []): Promise<void> {
+export async function offlineDevice (
+  h: TestHerald, user: string, clientId: string, topics: string[] = []
+): Promise<void> {
   const d = await device(h, user, clientId, { topics })
   await d.close()
   await waitOffline(h, user, clientId)

@@ -24,7 +24,9 @@ export interface TestHerald {
  * A real Herald on a fresh database, on port 0, with a known API key and admin password.
  * `env` overrides configuration. Pass `db` to restart on the same database.
  */
-export async function startTestHerald ({ env = {}, db, deps = {} }: { env?: Record<string, string>, db?: TestDatabase, deps?: Omit<HeraldDeps, 'log'> } = {}): Promise<TestHerald> {
+export async function startTestHerald (
+  { env = {}, db, deps = {} }: { env?: Record<string, string>, db?: TestDatabase, deps?: Omit<HeraldDeps, 'log'> } = {}
+): Promise<TestHerald> {
   const database = db ?? await createTestDatabase()
   const config = parseConfig({
     PORT: '0',
@@ -57,7 +59,9 @@ export interface ApiRequest { method?: string, body?: unknown, headers?: Record<
 export type ApiCall = (path: string, init?: ApiRequest) => Promise<{ status: number, body: any, headers: Headers }>
 
 /** fetch with an API key (API_KEY unless given), JSON in and out; `token` gets a device token. */
-export function apiClient (baseUrl: () => string): { api: ApiCall, token: (user: string, ttl?: number) => Promise<string> } {
+export function apiClient (
+  baseUrl: () => string
+): { api: ApiCall, token: (user: string, ttl?: number) => Promise<string> } {
   const api: ApiCall = async (path, init = {}) => {
     const res = await fetch(baseUrl() + path, {
       method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
@@ -92,8 +96,12 @@ export interface TestDevice {
   close: () => Promise<void>
 }
 
-export async function connectDevice (wsUrl: string, opts: IClientOptions & { clientId: string, password: string }): Promise<TestDevice> {
-  const client = mqtt.connect(wsUrl, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, clean: false, username: 'device', ...opts })
+export async function connectDevice (
+  wsUrl: string, opts: IClientOptions & { clientId: string, password: string }
+): Promise<TestDevice> {
+  const client = mqtt.connect(wsUrl, {
+    protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, clean: false, username: 'device', ...opts
+  })
   const received: Received[] = []
   const waiters: Array<() => void> = []
   client.on('message', (topic, raw) => {

@@ -12,17 +12,25 @@ export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTi
  * code (mqtt.js puts it on the error's `code`), rejects if the connection is accepted.
  */
 export async function connectRefused (url: string, opts: IClientOptions): Promise<number> {
-  const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, clean: false, username: 'device', ...opts })
+  const client = mqtt.connect(url, {
+    protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, clean: false, username: 'device', ...opts
+  })
   try {
     return await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no CONNACK within 5 s')), 5_000)
-      client.once('connect', () => { clearTimeout(timer); reject(new Error('connection was accepted, expected a refusal')) })
+      client.once('connect', () => {
+        clearTimeout(timer)
+        reject(new Error('connection was accepted, expected a refusal'))
+      })
       client.once('error', (err: Error & { code?: unknown }) => {
         clearTimeout(timer)
         if (typeof err.code === 'number') resolve(err.code)
         else reject(new Error(`expected a CONNACK refusal, got ${err.message}`))
       })
-      client.once('close', () => setTimeout(() => { clearTimeout(timer); reject(new Error('closed without a CONNACK refusal')) }, 50))
+      client.once('close', () => setTimeout(() => {
+        clearTimeout(timer)
+        reject(new Error('closed without a CONNACK refusal'))
+      }, 50))
     })
   } finally {
     client.end(true)
@@ -72,7 +80,9 @@ export async function openRawWs (wsUrl: string, options: WebSocket.ClientOptions
 }
 
 /** A bare TCP socket; `closed()` resolves when the server ends it. */
-export async function openRawTcp (port: number, host = '127.0.0.1'): Promise<{ socket: net.Socket, closed: (ms?: number) => Promise<void>, received: Buffer[] }> {
+export async function openRawTcp (
+  port: number, host = '127.0.0.1'
+): Promise<{ socket: net.Socket, closed: (ms?: number) => Promise<void>, received: Buffer[] }> {
   const socket = net.connect(port, host)
   const received: Buffer[] = []
   let isClosed = false
@@ -93,14 +103,17 @@ export async function openRawTcp (port: number, host = '127.0.0.1'): Promise<{ s
 const b64url = (value: string | Buffer): string => Buffer.from(value).toString('base64url')
 
 /** A JWT assembled by hand: `sign` gets `header.payload` and returns the raw signature ('' for none). */
-export function craftJwt (header: object, payload: object, sign: (input: string) => Buffer | string = () => ''): string {
+export function craftJwt (
+  header: object, payload: object, sign: (input: string) => Buffer | string = () => ''
+): string {
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`
   const signature = sign(input)
   return `${input}.${typeof signature === 'string' ? signature : b64url(signature)}`
 }
 
 /** HS256 over `header.payload` with `secret` (any bytes: a real secret, or a public key's PEM). */
-export const hs256 = (secret: string | Buffer) => (input: string): Buffer => createHmac('sha256', secret).update(input).digest()
+export const hs256 = (secret: string | Buffer) => (input: string): Buffer =>
+  createHmac('sha256', secret).update(input).digest()
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 

@@ -63,7 +63,9 @@ export interface SpawnOptions {
 }
 
 /** The test defaults: a known secret, key and password, a free port on 127.0.0.1, info logs. */
-export function serverEnv (databaseUrl: string, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+export function serverEnv (
+  databaseUrl: string, overrides: Record<string, string | undefined> = {}
+): Record<string, string | undefined> {
   return {
     DATABASE_URL: databaseUrl,
     PORT: '0',
@@ -80,7 +82,9 @@ export function serverEnv (databaseUrl: string, overrides: Record<string, string
  * Starts `node --import tsx server/main.ts`. Resolves once it logged "herald ready" (or printed
  * its banner), with `url` set; rejects with its output if it exits first or takes too long.
  */
-export async function spawnServer ({ env, waitReady = true, readyTimeoutMs = 20_000 }: SpawnOptions): Promise<ServerProcess> {
+export async function spawnServer (
+  { env, waitReady = true, readyTimeoutMs = 20_000 }: SpawnOptions
+): Promise<ServerProcess> {
   const childEnv: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !HERALD_VARS.includes(k)) childEnv[k] = v
   for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v
