@@ -46,7 +46,9 @@ export class DeviceTokens {
     } else {
       this.verifyKey = createPublicKey(keys.publicKey)
       const type = this.verifyKey.asymmetricKeyType
-      if (type !== 'rsa' && type !== 'ec') throw new Error(`JWT_PUBLIC_KEY: an RSA or EC (P-256) key is needed, got ${type}`)
+      if (type !== 'rsa' && type !== 'ec') {
+        throw new Error(`JWT_PUBLIC_KEY: an RSA or EC (P-256) key is needed, got ${type}`)
+      }
       this.algorithm = type === 'rsa' ? 'RS256' : 'ES256'
       this.signKey = keys.privateKey === undefined ? undefined : createPrivateKey(keys.privateKey)
     }
@@ -63,7 +65,9 @@ export class DeviceTokens {
     } catch (err) {
       if (err instanceof jwt.TokenExpiredError) throw new TokenError('expired', 'token expired')
       const message = (err as Error).message
-      if (message === 'invalid algorithm') throw new TokenError('bad-algorithm', `token must be signed with ${this.algorithm}`)
+      if (message === 'invalid algorithm') {
+        throw new TokenError('bad-algorithm', `token must be signed with ${this.algorithm}`)
+      }
       if (message === 'invalid signature') throw new TokenError('bad-signature', 'token signature does not verify')
       throw new TokenError('malformed', `token rejected: ${message}`)
     }

@@ -59,8 +59,10 @@ export class Broker {
     const a = this.aedes
     // without a listener, an error inside aedes would end the process
     ;(a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
-    a.on('clientError', (client, err) => log.debug({ deviceId: client.id, err: err.message }, 'device connection error'))
-    a.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection refused before CONNECT completed'))
+    a.on('clientError', (client, err) =>
+      log.debug({ deviceId: client.id, err: err.message }, 'device connection error'))
+    a.on('connectionError', (_client, err) =>
+      log.debug({ err: err.message }, 'connection refused before CONNECT completed'))
     a.on('clientReady', client => this.ready(client))
     a.on('clientDisconnect', client => this.gone(client))
     // a broadcast subscription is recorded in Postgres before its SUBACK (hooks.ts authorizeSubscribe)
@@ -168,7 +170,8 @@ export class Broker {
  * broadcast: store only what authorizeSubscribe grants.
  */
 function storeOnlyGrantedSubscriptions (persistence: unknown): void {
-  const p = persistence as { addSubscriptions?: (client: Client, subs: Array<{ topic: string, qos: number }>) => Promise<void> }
+  type AddSubscriptions = (client: Client, subs: Array<{ topic: string, qos: number }>) => Promise<void>
+  const p = persistence as { addSubscriptions?: AddSubscriptions }
   const add = p.addSubscriptions?.bind(p)
   if (!add) return
   p.addSubscriptions = (client, subs) => add(client, subs.flatMap(sub => grantedSubscription(client, sub) ?? []))
@@ -240,8 +243,10 @@ interface MqttParser {
 }
 
 // aedes keeps these on its objects but leaves them out of its type declarations
-const clientsOf = (aedes: Aedes): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> }).clients
-const subscriptionsOf = (client: Client): Record<string, unknown> => (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions
+const clientsOf = (aedes: Aedes): Record<string, Client> =>
+  (aedes as unknown as { clients: Record<string, Client> }).clients
+const subscriptionsOf = (client: Client): Record<string, unknown> =>
+  (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions
 
 /**
  * ws 8's stream sends every write as its own WebSocket frame, and mqtt-packet writes a PUBLISH

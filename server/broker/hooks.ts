@@ -128,13 +128,15 @@ export function createHooks (deps: HookDeps): BrokerHooks {
     authorizeSubscribe (client, sub, done) {
       const granted = grantedSubscription(client, sub)
       if (!granted) {
-        log.info({ deviceId: client.id, userId: identities.get(client)?.userId, topic: sub.topic }, 'subscription refused')
+        log.info({ deviceId: client.id, userId: identities.get(client)?.userId, topic: sub.topic },
+          'subscription refused')
         return done(null, null) // SUBACK 0x80 for this topic, the others stand
       }
       if (!granted.topic.startsWith(BROADCAST_PREFIX)) return done(null, granted)
       deps.recordBroadcastSubscription(client.id, granted.topic).then(() => done(null, granted), err => {
         // not recorded, it would count for nothing: refused (SUBACK 0x80) rather than granted in name only
-        log.warn({ deviceId: client.id, topic: granted.topic, err: (err as Error).message }, 'recording a subscription failed')
+        log.warn({ deviceId: client.id, topic: granted.topic, err: (err as Error).message },
+          'recording a subscription failed')
         done(null, null)
       })
     },
@@ -143,12 +145,15 @@ export function createHooks (deps: HookDeps): BrokerHooks {
       const identity = client ? identities.get(client) : undefined
       if (!client || !identity || packet.topic !== receiptsTopic(identity.userId)) {
         log.info({ deviceId: client?.id, topic: packet.topic }, 'publish refused; disconnecting')
-        return done(new Error(`devices may only publish to ${identity ? receiptsTopic(identity.userId) : 'their receipts topic'}`))
+        const allowed = identity ? receiptsTopic(identity.userId) : 'their receipts topic'
+        return done(new Error(`devices may only publish to ${allowed}`))
       }
       const receipt = parseReceipt(packet.payload)
       if (!receipt) {
         // a malformed receipt is the app's bug: acknowledge and drop it rather than cut the push channel
-        log.warn({ deviceId: client.id, userId: identity.userId }, 'malformed receipt ignored; expected {"id": "...", "event": "displayed" | "opened" | "dismissed"}')
+        log.warn({ deviceId: client.id, userId: identity.userId },
+          'malformed receipt ignored; ' +
+          'expected {"id": "...", "event": "displayed" | "opened" | "dismissed"}')
         return done(null)
       }
       // nothing a device publishes is kept for later subscribers

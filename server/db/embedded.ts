@@ -51,7 +51,9 @@ const OUTPUT_TAIL_LINES = 30
 
 const silent: EmbeddedPostgresLog = { info () {}, warn () {} }
 
-export async function startEmbeddedPostgres (opts: { dataDir: string, log?: EmbeddedPostgresLog }): Promise<EmbeddedPostgresHandle> {
+export async function startEmbeddedPostgres (
+  opts: { dataDir: string, log?: EmbeddedPostgresLog }
+): Promise<EmbeddedPostgresHandle> {
   const log = opts.log ?? silent
   const dataDir = path.resolve(opts.dataDir)
   const files = {
@@ -143,9 +145,15 @@ async function loadEmbeddedPostgres (): Promise<typeof EmbeddedPostgres> {
 type PostgresOptions = ConstructorParameters<typeof EmbeddedPostgres>[0] & object
 
 /** initdb into a staging directory and rename it, so a crash mid-initdb never leaves a half cluster behind. */
-async function initialise (Postgres: typeof EmbeddedPostgres, options: PostgresOptions, files: { cluster: string, staging: string }, log: EmbeddedPostgresLog): Promise<void> {
+async function initialise (
+  Postgres: typeof EmbeddedPostgres,
+  options: PostgresOptions,
+  files: { cluster: string, staging: string },
+  log: EmbeddedPostgresLog
+): Promise<void> {
   if (existsSync(files.cluster) && (await fs.readdir(files.cluster)).length > 0) {
-    throw new Error(`${files.cluster} exists but holds no Postgres cluster (no PG_VERSION); move it away to let Herald create one`)
+    throw new Error(`${files.cluster} exists but holds no Postgres cluster (no PG_VERSION); ` +
+      'move it away to let Herald create one')
   }
   log.info({ dataDir: files.cluster }, 'initialising embedded postgres')
   await fs.rm(files.staging, { recursive: true, force: true })
@@ -159,7 +167,13 @@ async function initialise (Postgres: typeof EmbeddedPostgres, options: PostgresO
   await fs.rename(files.staging, files.cluster)
 }
 
-async function start (Postgres: typeof EmbeddedPostgres, options: PostgresOptions, cluster: string, output: PostgresOutput, log: EmbeddedPostgresLog): Promise<{ port: number, child: ChildProcess }> {
+async function start (
+  Postgres: typeof EmbeddedPostgres,
+  options: PostgresOptions,
+  cluster: string,
+  output: PostgresOutput,
+  log: EmbeddedPostgresLog
+): Promise<{ port: number, child: ChildProcess }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     const server = new Postgres({
@@ -205,7 +219,10 @@ async function start (Postgres: typeof EmbeddedPostgres, options: PostgresOption
  *   another Herald uses this data directory; we refuse to start.
  * Needs /proc (Linux); elsewhere only Postgres' own check applies.
  */
-async function clearLeftoverPostmaster (files: { cluster: string, owner: string }, log: EmbeddedPostgresLog): Promise<void> {
+async function clearLeftoverPostmaster (
+  files: { cluster: string, owner: string },
+  log: EmbeddedPostgresLog
+): Promise<void> {
   const lockFile = path.join(files.cluster, 'postmaster.pid')
   const lock = await fs.readFile(lockFile, 'utf8').catch(() => undefined)
   if (lock === undefined || !existsSync('/proc/self/stat')) return
@@ -214,13 +231,15 @@ async function clearLeftoverPostmaster (files: { cluster: string, owner: string 
   const proc = await procInfo(pid)
   if (proc === 'gone') return
   if (proc === 'zombie' || !await isPostmasterOf(proc, files.cluster)) {
-    log.info({ pid, state: proc === 'zombie' ? 'zombie' : 'reused' }, 'postmaster.pid names a dead postmaster; marking it stale')
+    log.info({ pid, state: proc === 'zombie' ? 'zombie' : 'reused' },
+      'postmaster.pid names a dead postmaster; marking it stale')
     await fs.writeFile(lockFile, [String(process.pid), ...rest].join('\n'))
     return
   }
   const owner = Number((await fs.readFile(files.owner, 'utf8').catch(() => '')).trim())
   if (proc.ppid === process.pid || proc.ppid === owner) {
-    throw new Error(`${files.cluster} is in use by postgres pid ${pid}, started by process ${proc.ppid} which is still running`)
+    throw new Error(`${files.cluster} is in use by postgres pid ${pid}, ` +
+      `started by process ${proc.ppid} which is still running`)
   }
   log.warn({ pid, port: Number(rest[2]) }, 'stopping orphaned embedded postgres from an earlier run')
   if (await stopProcess(pid, 'SIGINT', ORPHAN_FAST_SHUTDOWN_MS)) return
@@ -254,7 +273,8 @@ async function isPostmasterOf (proc: ProcInfo, cluster: string): Promise<boolean
   const d = proc.argv.indexOf('-D')
   if (path.basename(proc.argv[0] ?? '') !== 'postgres' || d < 1 || !proc.argv[d + 1]) return false
   // real paths: the same directory may have been reached through a symlink
-  const [theirs, ours] = await Promise.all([proc.argv[d + 1]!, cluster].map(async p => await fs.realpath(p).catch(() => path.resolve(p))))
+  const [theirs, ours] = await Promise.all([proc.argv[d + 1]!, cluster]
+    .map(async p => await fs.realpath(p).catch(() => path.resolve(p))))
   return theirs === ours
 }
 
@@ -301,7 +321,11 @@ async function postgresUser (dataDir: string, log: EmbeddedPostgresLog): Promise
 }
 
 /** A volume moved to a host or container where the postgres user has another uid. */
-async function ensureOwnedBy (cluster: string, user: { uid: number, gid: number }, log: EmbeddedPostgresLog): Promise<void> {
+async function ensureOwnedBy (
+  cluster: string,
+  user: { uid: number, gid: number },
+  log: EmbeddedPostgresLog
+): Promise<void> {
   const { uid, gid } = await fs.stat(cluster)
   if (uid === user.uid && gid === user.gid) return
   log.warn({ from: { uid, gid }, to: user }, 'giving the embedded postgres cluster to the postgres user')

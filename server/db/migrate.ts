@@ -49,7 +49,8 @@ export async function migrate (pool: pg.Pool): Promise<MigrationResult> {
         const done = await client.query('select 1 from schema_migrations where name = $1', [file])
         if (done.rowCount === 0) {
           // index builds on big tables may take long: no query timeout here
-          await client.query({ text: await readFile(path.join(dir, file), 'utf8'), query_timeout: MIGRATION_TIMEOUT_MS } as never)
+          const text = await readFile(path.join(dir, file), 'utf8')
+          await client.query({ text, query_timeout: MIGRATION_TIMEOUT_MS } as never)
           await client.query('insert into schema_migrations (name) values ($1)', [file])
           applied.push(file)
         }

@@ -94,7 +94,8 @@ export class Acceptor {
   private nextBatch (): Waiting[] {
     let messages = 0
     let take = 0
-    while (take < this.queue.length && (take === 0 || messages + this.queue[take].request.messages.length <= MAX_BATCH)) {
+    while (take < this.queue.length &&
+      (take === 0 || messages + this.queue[take].request.messages.length <= MAX_BATCH)) {
       messages += this.queue[take].request.messages.length
       take++
     }

@@ -5,7 +5,8 @@ import type { Logger } from '../log.js'
 import { broadcastTopic, inboxTopic } from '../ids.js'
 import { KeyedBatcher } from '../db/batching.js'
 import {
-  claimForSending, discardDeviceQueue, firstPagesForDevices, liveDeliveries, pendingForDevices, unclaim, type PendingDelivery
+  claimForSending, discardDeviceQueue, firstPagesForDevices, liveDeliveries, pendingForDevices, unclaim,
+  type PendingDelivery
 } from '../store/deliveries.js'
 import type { DeliveryStateWriter } from './stateWriter.js'
 
@@ -23,6 +24,9 @@ const PREFETCH_BELOW = PAGE_SIZE / 2
 const MAX_QUEUED_IN_MEMORY = PAGE_SIZE + PREFETCH_BELOW
 /** After a failed claim (database unreachable) the channel tries again this much later. */
 const CLAIM_RETRY_MS = 1_000
+
+/** One read of a device's queue: up to `limit` rows after `afterSeq`. */
+interface PageRequest { deviceId: string, afterSeq: number, limit: number }
 
 interface Entry {
   seq: number
@@ -82,13 +86,13 @@ function topicFor (userId: string, topic: string | null): string {
 export class DeliveryEngine {
   private readonly channels = new Map<string, DeviceChannel>()
   /** devices reconnecting together read their queues in one statement; every read has its own key */
-  private readonly pages = new KeyedBatcher<{ deviceId: string, afterSeq: number, limit: number }, PendingDelivery[]>(async requests => {
+  private readonly pages = new KeyedBatcher<PageRequest, PendingDelivery[]>(async requests => {
     const pages = await pendingForDevices(this.pool, requests.map(([, page]) => page))
     return new Map(requests.map(([key], i) => [key, pages[i]]))
   }, [])
 
   /** the first page after a connect, read once accepts running now have committed (see firstPagesForDevices) */
-  private readonly firstPages = new KeyedBatcher<{ deviceId: string, afterSeq: number, limit: number }, PendingDelivery[]>(
+  private readonly firstPages = new KeyedBatcher<PageRequest, PendingDelivery[]>(
     async requests => {
       const pages = await firstPagesForDevices(this.pool, requests.map(([, page]) => page))
       return new Map(requests.map(([key], i) => [key, pages[i]]))
@@ -96,7 +100,8 @@ export class DeliveryEngine {
 
   /** channels claiming together (a topic message to many devices) claim in one statement */
   private readonly claims = new KeyedBatcher<number[], Claimed[]>(async requests => {
-    const claimed = new Map((await claimForSending(this.pool, requests.flatMap(([, seqs]) => seqs))).map(c => [c.seq, c]))
+    const all = requests.flatMap(([, seqs]) => seqs)
+    const claimed = new Map((await claimForSending(this.pool, all)).map(c => [c.seq, c]))
     return new Map(requests.map(([key, seqs]) => [key, seqs.flatMap(seq => claimed.get(seq) ?? [])]))
   }, [])
 
@@ -214,7 +219,8 @@ export class DeliveryEngine {
   /** @internal a clean session's leftovers, up to the last seq its channel heard of */
   discardQueue (deviceId: string, uptoSeq: number): void {
     discardDeviceQueue(this.pool, deviceId, uptoSeq, 'clean-session-ended', this.nodeId)
-      .catch(err => this.log.warn({ err: (err as Error).message, deviceId }, 'expiring a clean session\'s queue failed; the next connect or the expiry sweep does it'))
+      .catch(err => this.log.warn({ err: (err as Error).message, deviceId },
+        'expiring a clean session\'s queue failed; the next connect or the expiry sweep does it'))
   }
 
   /** @internal used by channels */
@@ -231,7 +237,8 @@ export class DeliveryEngine {
   unclaim (deviceId: string, seqs: number[]): void {
     if (seqs.length === 0) return
     unclaim(this.pool, seqs)
-      .catch(err => this.log.warn({ err: (err as Error).message, deviceId }, 'returning unwritten rows to the queue failed; they are sent on the next connect'))
+      .catch(err => this.log.warn({ err: (err as Error).message, deviceId },
+        'returning unwritten rows to the queue failed; they are sent on the next connect'))
   }
 
   /** @internal */
@@ -453,7 +460,15 @@ class DeviceChannel {
         // every claimed row is written, full buffer or not: they are recorded sent, and at most a window of them
         const flushed = mqttPacket.writeToStream(
           // [MQTT-3.3.1-1]: DUP is set when the server sends a PUBLISH again
-          { cmd: 'publish', topic: entry.topic, payload: entry.payload, qos: 1, messageId, dup: !writable.get(entry.seq), retain: false },
+          {
+            cmd: 'publish',
+            topic: entry.topic,
+            payload: entry.payload,
+            qos: 1,
+            messageId,
+            dup: !writable.get(entry.seq),
+            retain: false
+          },
           this.client.conn as unknown as NodeJS.WritableStream)
         if (!flushed) full = true
       }
@@ -512,7 +527,8 @@ class DeviceChannel {
         this.stallTimer = setTimeout(check, limits.stalledDeviceTimeoutMs - idleMs).unref()
         return
       }
-      log.info({ deviceId: this.client.id, idleMs, inflight: this.inflight.size, unwritable: this.onDrain !== undefined },
+      const unwritable = this.onDrain !== undefined
+      log.info({ deviceId: this.client.id, idleMs, inflight: this.inflight.size, unwritable },
         'device made no progress (no PUBACK, socket not drained); disconnecting it, its queue is kept')
       observer.stalled?.()
       this.client.conn.destroy()

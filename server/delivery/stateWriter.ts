@@ -1,7 +1,9 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import { applyDeliveryUpdates, recordReceipts, type DeliveryUpdates, type ExpiredReason, type ReceiptEvent } from '../store/deliveries.js'
+import {
+  applyDeliveryUpdates, recordReceipts, type DeliveryUpdates, type ExpiredReason, type ReceiptEvent
+} from '../store/deliveries.js'
 
 /** Upper bound on how long a state change waits to be grouped with others. */
 export const STATE_FLUSH_DELAY_MS = 20
@@ -101,7 +103,8 @@ export class DeliveryStateWriter {
     if (this.backlog > 0) {
       const err = new Error('database unavailable at shutdown')
       for (const w of this.receiptWaiters) w.reject(err)
-      this.log.error({ rows: this.backlog }, 'delivery states not written at shutdown; they are replayed as sent/queued on reconnect')
+      this.log.error({ rows: this.backlog },
+        'delivery states not written at shutdown; they are replayed as sent/queued on reconnect')
     }
   }
 }
