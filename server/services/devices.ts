@@ -25,7 +25,8 @@ export class DeviceService {
 
   async listForUser (userId: string): Promise<Device[]> {
     if (!isValidUserId(userId)) {
-      throw new ProblemError('invalid-request', 'user: not a valid user id', { errors: [{ field: 'user', message: 'invalid' }] })
+      throw new ProblemError('invalid-request', 'user: not a valid user id',
+        { errors: [{ field: 'user', message: 'invalid' }] })
     }
     const devices = await listUserDevices(this.deps.pool, userId)
     return devices.map(d => ({
@@ -43,10 +44,14 @@ export class DeviceService {
    * are forgotten, so that a later persistent connect starts a new session, and its connection
    * is closed if it is connected here. Undefined when there is no such device.
    */
-  async end (deviceId: string, by: Actor): Promise<{ deviceId: string, revoked: number, disconnected: boolean } | undefined> {
+  async end (
+    deviceId: string,
+    by: Actor
+  ): Promise<{ deviceId: string, revoked: number, disconnected: boolean } | undefined> {
     const problem = textProblem(deviceId)
     if (problem !== undefined) {
-      throw new ProblemError('invalid-request', `deviceId: ${problem}`, { errors: [{ field: 'deviceId', message: problem }] })
+      throw new ProblemError('invalid-request', `deviceId: ${problem}`,
+        { errors: [{ field: 'deviceId', message: problem }] })
     }
     const reason = by === 'admin' ? 'admin-device-removed' : 'device-removed'
     const result = await endDeviceSession(this.deps.pool, deviceId, reason)

@@ -57,8 +57,8 @@ export class MessageService {
     this.topicSubscribers = deps.topicSubscribers
     this.metrics = deps.metrics
     this.maxBatchTopicDeliveries = deps.maxBatchTopicDeliveries ?? MAX_BATCH_TOPIC_DELIVERIES
-    this.#acceptor = new Acceptor(deps.pool, deps.nodeId, deps.log, (requests, outcomes) => this.#dispatchAccepted(requests, outcomes),
-      deps.metrics)
+    this.#acceptor = new Acceptor(deps.pool, deps.nodeId, deps.log,
+      (requests, outcomes) => this.#dispatchAccepted(requests, outcomes), deps.metrics)
   }
 
   /** One message, once it and its deliveries are committed: `{ id, recipients }`. */
@@ -75,9 +75,12 @@ export class MessageService {
     const limit = this.maxBatchTopicDeliveries
     if (topicDevices > limit) {
       // one transaction holds the accept lock while it writes: millions of rows would stall every other send
+      const problem = `topic messages would reach ${topicDevices} devices; at most ${limit} per batch`
       throw new ProblemError('invalid-request',
-        `messages: the batch's topic messages would be queued for ${topicDevices} devices; a batch may queue at most ${limit} for topics. Send messages to large topics in smaller batches or on their own.`,
-        { errors: [{ field: 'messages', message: `topic messages would reach ${topicDevices} devices; at most ${limit} per batch` }] })
+        `messages: the batch's topic messages would be queued for ${topicDevices} devices; ` +
+        `a batch may queue at most ${limit} for topics. ` +
+        'Send messages to large topics in smaller batches or on their own.',
+        { errors: [{ field: 'messages', message: problem }] })
     }
     return this.commit({ messages, apiKeyId, idempotency, response: accepted => ({ messages: accepted }) })
   }
@@ -97,7 +100,8 @@ export class MessageService {
         return { response: outcome.response as R, replayed: true }
       case 'idempotency-conflict':
         throw new ProblemError('idempotency-key-reused',
-          'this Idempotency-Key was already used within 24 hours for a request with a different body; use a new key for a new message')
+          'this Idempotency-Key was already used within 24 hours for a request with a different body; ' +
+          'use a new key for a new message')
     }
   }
 
@@ -108,7 +112,8 @@ export class MessageService {
     const payload = devicePayload(id, input, acceptedAt, expiresAt)
     if (payload.length > MAX_PAYLOAD_BYTES) {
       throw new ProblemError('payload-too-large',
-        `${field === undefined ? '' : `${field}: `}the message a device receives would be ${payload.length} bytes; the limit is ${MAX_PAYLOAD_BYTES} (title, body, data and metadata together)`,
+        `${field === undefined ? '' : `${field}: `}the message a device receives would be ${payload.length} bytes; ` +
+        `the limit is ${MAX_PAYLOAD_BYTES} (title, body, data and metadata together)`,
         { size: payload.length, limit: MAX_PAYLOAD_BYTES, ...(field === undefined ? {} : { field }) })
     }
     return {
@@ -185,7 +190,10 @@ export class MessageService {
     return listDeliveries(this.pool, filter)
   }
 
-  /** Revokes the message wherever it is not yet acknowledged; a channel about to write it finds it revoked when it claims it. */
+  /**
+   * Revokes the message wherever it is not yet acknowledged; a channel about to write it finds it
+   * revoked when it claims it.
+   */
   async revoke (id: string, by: Actor): Promise<{ revoked: number } | undefined> {
     const result = await revokeMessage(this.pool, id, by === 'admin' ? 'admin-message-revoked' : 'message-revoked')
     if (!result) return undefined
