@@ -119,4 +119,3 @@ export function requireJsonContent (req: IncomingMessage): void {
     throw new ProblemError('unsupported-media-type', `Content-Type must be application/json, got ${type ?? 'none'}`)
   }
 }
-

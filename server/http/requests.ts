@@ -38,12 +38,14 @@ export function parseBatchBody (body: unknown): SendInput[] {
   const b = objectBody(check, body, ['messages'])
   const messages = b.messages
   if (!Array.isArray(messages)) {
-    check.fail('messages', `is required: an array of 1 to ${MAX_BATCH_MESSAGES} messages, each a POST /v1/messages body; got ${typeName(messages)}`)
+    check.fail('messages', `is required: an array of 1 to ${MAX_BATCH_MESSAGES} messages, ` +
+      `each a POST /v1/messages body; got ${typeName(messages)}`)
     check.done()
   }
   const list = messages as unknown[]
   if (list.length === 0 || list.length > MAX_BATCH_MESSAGES) {
-    check.fail('messages', `must hold 1 to ${MAX_BATCH_MESSAGES} messages, got ${list.length}; split larger sends into several requests`)
+    check.fail('messages', `must hold 1 to ${MAX_BATCH_MESSAGES} messages, got ${list.length}; ` +
+      'split larger sends into several requests')
     check.done()
   }
   const inputs = list.map((item, i) => {
@@ -55,9 +57,11 @@ export function parseBatchBody (body: unknown): SendInput[] {
     rejectUnknown(itemCheck, item, SEND_FIELDS)
     return readSendInput(itemCheck, item)
   })
-  const userIds = inputs.reduce((sum, input) => sum + (input !== undefined && 'users' in input.to ? input.to.users.length : 0), 0)
+  const userIds = inputs.reduce(
+    (sum, input) => sum + (input !== undefined && 'users' in input.to ? input.to.users.length : 0), 0)
   if (userIds > MAX_BATCH_USER_IDS) {
-    check.fail('messages', `list ${userIds} user ids in to.users together; a batch may list at most ${MAX_BATCH_USER_IDS}`)
+    check.fail('messages',
+      `list ${userIds} user ids in to.users together; a batch may list at most ${MAX_BATCH_USER_IDS}`)
   }
   check.done()
   return inputs as SendInput[]
@@ -98,9 +102,11 @@ function readSendInput (check: Checker, b: Record<string, unknown>): SendInput |
   }
   let ttl = MAX_TTL
   if (b.ttl !== undefined) {
-    if (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl)) check.fail('ttl', `must be a whole number of seconds, got ${preview(b.ttl)}`)
-    else if (b.ttl < 0 || b.ttl > MAX_TTL) check.fail('ttl', `must be from 0 to ${MAX_TTL} seconds (28 days), got ${b.ttl}`)
-    else ttl = b.ttl
+    if (typeof b.ttl !== 'number' || !Number.isInteger(b.ttl)) {
+      check.fail('ttl', `must be a whole number of seconds, got ${preview(b.ttl)}`)
+    } else if (b.ttl < 0 || b.ttl > MAX_TTL) {
+      check.fail('ttl', `must be from 0 to ${MAX_TTL} seconds (28 days), got ${b.ttl}`)
+    } else ttl = b.ttl
   }
   let priority: 'normal' | 'high' = 'normal'
   if (b.priority !== undefined) {
@@ -109,7 +115,8 @@ function readSendInput (check: Checker, b: Record<string, unknown>): SendInput |
   }
   let collapseKey: string | null = null
   if (b.collapseKey !== undefined && b.collapseKey !== null) {
-    if (typeof b.collapseKey !== 'string' || b.collapseKey.length === 0 || b.collapseKey.length > MAX_COLLAPSE_KEY_LENGTH) {
+    if (typeof b.collapseKey !== 'string' || b.collapseKey.length === 0 ||
+      b.collapseKey.length > MAX_COLLAPSE_KEY_LENGTH) {
       check.fail('collapseKey', `must be a string of 1 to ${MAX_COLLAPSE_KEY_LENGTH} characters`)
     } else if (textProblem(b.collapseKey) !== undefined) {
       check.fail('collapseKey', textProblem(b.collapseKey)!)
@@ -131,7 +138,8 @@ function parseTarget (check: Checker, to: unknown): Target | undefined {
   }
   const keys = Object.keys(to)
   if (keys.length !== 1 || !['user', 'users', 'topic'].includes(keys[0])) {
-    check.fail('to', `must have exactly one of "user", "users", "topic"; got ${keys.length === 0 ? 'none' : keys.map(k => JSON.stringify(k)).join(', ')}`)
+    const got = keys.length === 0 ? 'none' : keys.map(k => JSON.stringify(k)).join(', ')
+    check.fail('to', `must have exactly one of "user", "users", "topic"; got ${got}`)
     return undefined
   }
   const idRule = `1 to ${MAX_ID_LENGTH} characters, without "/", "+", "#", control characters or a leading "$"`
@@ -161,11 +169,15 @@ function parseTarget (check: Checker, to: unknown): Target | undefined {
  * have passed parseSendBody/parseBatchBody first: the hash recurses into it, and validation is
  * what bounds its nesting.
  */
-export function idempotencyOf (header: string | string[] | undefined, body: unknown): { key: string, requestHash: string } | undefined {
+export function idempotencyOf (
+  header: string | string[] | undefined,
+  body: unknown
+): { key: string, requestHash: string } | undefined {
   if (header === undefined) return undefined
   const key = Array.isArray(header) ? header.join(', ') : header
   if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
-    throw new ProblemError('invalid-request', `Idempotency-Key header must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces`,
+    throw new ProblemError('invalid-request',
+      `Idempotency-Key header must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces`,
       { errors: [{ field: 'Idempotency-Key', message: 'invalid' }] })
   }
   // key order does not make two requests different
@@ -180,7 +192,6 @@ function canonicalJson (value: unknown): string {
   }
   return JSON.stringify(value) ?? 'null'
 }
-
 
 /** POST /v1/tokens: the user a device token is for and how long it lasts. */
 export function parseTokenRequest (body: unknown): { user: string, ttl: number } {

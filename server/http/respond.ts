@@ -11,7 +11,14 @@ import { isDatabaseUnavailable, isDataException } from '../db/errors.js'
 export function sendProblem (res: ServerResponse, problem: ProblemError): void {
   const { status, title } = PROBLEMS[problem.code]
   for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value)
-  const body = { type: PROBLEM_TYPE_BASE + problem.code, code: problem.code, title, status, detail: problem.detail, ...problem.extra }
+  const body = {
+    type: PROBLEM_TYPE_BASE + problem.code,
+    code: problem.code,
+    title,
+    status,
+    detail: problem.detail,
+    ...problem.extra
+  }
   sendJson(res, status, body, 'application/problem+json')
 }
 
@@ -36,7 +43,8 @@ export function sendError (log: Logger, req: IncomingMessage, res: ServerRespons
   const path = (req.url ?? '').split('?')[0]
   // express' router could not decode a route parameter (requestTarget() refuses these first)
   if (err instanceof URIError) {
-    return sendProblem(res, new ProblemError('invalid-request', `path: ${err.message}; a path must be percent-encoded UTF-8`,
+    return sendProblem(res, new ProblemError('invalid-request',
+      `path: ${err.message}; a path must be percent-encoded UTF-8`,
       { errors: [{ field: 'path', message: 'is not percent-encoded UTF-8' }] }))
   }
   if (isDataException(err)) {

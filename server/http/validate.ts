@@ -14,7 +14,8 @@ export class Checker {
   constructor (private readonly prefix = '', readonly errors: FieldError[] = []) {}
 
   fail (field: string, message: string): void {
-    this.errors.push({ field: this.prefix === '' ? field : field === '' ? this.prefix : `${this.prefix}.${field}`, message })
+    const path = this.prefix === '' ? field : field === '' ? this.prefix : `${this.prefix}.${field}`
+    this.errors.push({ field: path, message })
   }
 
   /** A checker for a nested object, naming its fields under `prefix` (`messages[2]` → `messages[2].to.user`). */
@@ -57,6 +58,7 @@ export function checkJsonValue (check: Checker, field: string, value: unknown, m
     problems++
     check.fail(path, message)
   }
+  // eslint-disable-next-line no-unmodified-loop-condition -- `problems` is counted up by fail(), called in the loop
   while (stack.length > 0 && problems < MAX_VALUE_PROBLEMS) {
     const item = stack.pop()!
     if (typeof item.value === 'string') {
@@ -97,7 +99,12 @@ export function isPlainObject (value: unknown): value is Record<string, unknown>
 }
 
 /** Rejects fields the endpoint does not know, so a typo (`titel`) is not silently ignored. */
-export function rejectUnknown (check: Checker, object: Record<string, unknown>, allowed: readonly string[], prefix = ''): void {
+export function rejectUnknown (
+  check: Checker,
+  object: Record<string, unknown>,
+  allowed: readonly string[],
+  prefix = ''
+): void {
   for (const key of Object.keys(object)) {
     if (!allowed.includes(key)) check.fail(prefix + key, `unknown field; allowed: ${allowed.join(', ')}`)
   }
@@ -107,7 +114,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 export const isUuid = (value: string): boolean => UUID.test(value)
 
 export function requireUuid (value: string, what: string): string {
-  if (!isUuid(value)) throw new ProblemError('not-found', `no ${what} with id ${JSON.stringify(value.slice(0, 64))} (ids are UUIDs)`)
+  if (!isUuid(value)) {
+    throw new ProblemError('not-found', `no ${what} with id ${JSON.stringify(value.slice(0, 64))} (ids are UUIDs)`)
+  }
   return value.toLowerCase()
 }
 
@@ -127,7 +136,12 @@ export function objectBody (check: Checker, body: unknown, allowed: readonly str
  * `emptyIsAbsent` (a form's blank field), `status=` means no filter; otherwise it is a value.
  */
 export class QueryReader {
-  constructor (private readonly check: Checker, private readonly query: Request['query'], allowed: readonly string[], private readonly emptyIsAbsent = false) {
+  constructor (
+    private readonly check: Checker,
+    private readonly query: Request['query'],
+    allowed: readonly string[],
+    private readonly emptyIsAbsent = false
+  ) {
     rejectUnknown(check, query as Record<string, unknown>, allowed)
   }
 
