@@ -25,7 +25,12 @@ const USER_SEARCH_LIMIT = 20
 const ADMIN_BODY_LIMIT = 64 * 1024
 // the message log: a row per message, filtered by the form's fields (blank ones mean no filter)
 const LOG_RULES: LogQueryRules = {
-  extra: ['messageId', 'text'], defaultLimit: 25, maxLimit: 100, nextMember: 'next', cursorHasId: true, emptyIsAbsent: true
+  extra: ['messageId', 'text'],
+  defaultLimit: 25,
+  maxLimit: 100,
+  nextMember: 'next',
+  cursorHasId: true,
+  emptyIsAbsent: true
 }
 
 /** messages.api_key_id is null for a message sent from the admin UI (its page then names "admin UI" as the sender). */

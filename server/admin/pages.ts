@@ -47,7 +47,8 @@ export function pagesRouter (webDir: string | undefined): Router {
   if (webDir === undefined) {
     const missing = (_req: unknown, res: Response): void => {
       securityHeaders(res)
-      res.status(503).type('text/plain').send('The web UI is not built. Run `npm run build` (or `npx vite build`) and restart.\n')
+      res.status(503).type('text/plain')
+        .send('The web UI is not built. Run `npm run build` (or `npx vite build`) and restart.\n')
     }
     router.get(['/admin', '/admin/{*page}', '/demo'], missing)
     return router
@@ -68,7 +69,8 @@ export function pagesRouter (webDir: string | undefined): Router {
     res.sendFile(path.join(webDir, name, 'index.html'))
   }
   router.get('/admin', page('admin'))
-  router.get('/admin/{*page}', (req, res, next) => req.path.startsWith('/admin/api/') || req.path === '/admin/api' ? next() : page('admin')(req, res))
+  router.get('/admin/{*page}', (req, res, next) =>
+    req.path.startsWith('/admin/api/') || req.path === '/admin/api' ? next() : page('admin')(req, res))
   router.get('/demo', page('demo'))
   return router
 }

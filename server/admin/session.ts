@@ -6,7 +6,9 @@ import { sameText } from '../auth/secrets.js'
 import { ADMIN_USER, type PasswordLimiter } from '../auth/passwordLimiter.js'
 import { checkAdminPassword } from '../http/auth.js'
 import { ProblemError } from '../errors.js'
-import { deleteAdminSession, deleteExpiredAdminSessions, findAdminSession, insertAdminSession } from '../store/adminSessions.js'
+import {
+  deleteAdminSession, deleteExpiredAdminSessions, findAdminSession, insertAdminSession
+} from '../store/adminSessions.js'
 
 export const SESSION_COOKIE = 'herald_admin'
 export const CSRF_HEADER = 'x-herald-csrf'
@@ -83,16 +85,19 @@ export class AdminSessions {
   readonly login: RequestHandler = async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>
     const user = body.user === undefined ? ADMIN_USER : body.user
-    if (typeof user !== 'string' || typeof body.password !== 'string' || body.password.length === 0 || body.password.length > 1024) {
+    if (typeof user !== 'string' || typeof body.password !== 'string' ||
+      body.password.length === 0 || body.password.length > 1024) {
       throw new ProblemError('invalid-request', 'send {"user": "admin", "password": "…"} as JSON',
         { errors: [{ field: 'password', message: 'required string' }] })
     }
     await checkAdminPassword(this.deps.passwords, req, user, body.password)
     const address = req.ip ?? req.socket.remoteAddress
     const sessionId = randomBytes(32).toString('base64url')
-    const row = await insertAdminSession(this.deps.pool, sha256(sessionId), SESSION_IDLE_SECONDS, { ip: address, userAgent: req.get('user-agent') })
+    const row = await insertAdminSession(this.deps.pool, sha256(sessionId), SESSION_IDLE_SECONDS,
+      { ip: address, userAgent: req.get('user-agent') })
     // opportunistic sweep: logins are rare, so this keeps the table small at no steady cost
-    deleteExpiredAdminSessions(this.deps.pool).catch(err => this.deps.log.warn({ err: (err as Error).message }, 'sweeping admin sessions failed'))
+    deleteExpiredAdminSessions(this.deps.pool)
+      .catch(err => this.deps.log.warn({ err: (err as Error).message }, 'sweeping admin sessions failed'))
     setSessionCookie(req, res, sessionId, SESSION_MAX_AGE_SECONDS)
     this.deps.log.info({ address }, 'admin logged in')
     res.json({ user: ADMIN_USER, csrfToken: csrfTokenOf(sessionId), expiresAt: row.expiresAt })
@@ -117,7 +122,8 @@ export class AdminSessions {
   private async find (sessionId: string | undefined): Promise<{ idHash: string, expiresAt: Date } | undefined> {
     if (!sessionId || sessionId.length > 100) return undefined
     const idHash = sha256(sessionId)
-    const row = await findAdminSession(this.deps.pool, idHash, SESSION_IDLE_SECONDS, SESSION_MAX_AGE_SECONDS, SESSION_TOUCH_SECONDS)
+    const row = await findAdminSession(this.deps.pool, idHash,
+      SESSION_IDLE_SECONDS, SESSION_MAX_AGE_SECONDS, SESSION_TOUCH_SECONDS)
     return row ? { idHash, expiresAt: row.expiresAt } : undefined
   }
 
@@ -146,7 +152,8 @@ export class AdminSessions {
     const sent = req.get(CSRF_HEADER)
     const id = readCookie(req, SESSION_COOKIE)
     if (!sent || !id || !sameText(sent, csrfTokenOf(id))) {
-      return next(new ProblemError('forbidden', `missing or wrong ${CSRF_HEADER} header; it is the csrfToken returned by login and GET /admin/api/session`))
+      return next(new ProblemError('forbidden', `missing or wrong ${CSRF_HEADER} header; ` +
+        'it is the csrfToken returned by login and GET /admin/api/session'))
     }
     next()
   }
@@ -157,7 +164,8 @@ export class AdminSessions {
    */
   orSession (basic: RequestHandler): RequestHandler {
     return (req, res, next) => {
-      if (readCookie(req, SESSION_COOKIE) === undefined || req.get('authorization') !== undefined) return basic(req, res, next)
+      const useBasic = readCookie(req, SESSION_COOKIE) === undefined || req.get('authorization') !== undefined
+      if (useBasic) return basic(req, res, next)
       this.requireSession(req, res, err => {
         if (err !== undefined) return next(err)
         this.requireCsrf(req, res, next)

@@ -26,7 +26,9 @@ export async function readiness (deps: ReadinessDeps): Promise<Readiness> {
     const have = new Set(await withTimeout(appliedMigrations(deps.pool), READY_DB_TIMEOUT_MS))
     const missing = deps.expectedMigrations.filter(n => !have.has(n))
     checks.database = { ok: true }
-    checks.migrations = missing.length === 0 ? { ok: true } : { ok: false, detail: `not applied: ${missing.join(', ')}` }
+    checks.migrations = missing.length === 0
+      ? { ok: true }
+      : { ok: false, detail: `not applied: ${missing.join(', ')}` }
   } catch (err) {
     checks.database = { ok: false, detail: (err as Error).message }
     checks.migrations = { ok: false, detail: 'database unreachable' }

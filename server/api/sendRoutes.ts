@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../log.js'
 import type { AuthDeps } from '../http/auth.js'
 import { MAX_BODY_BYTES } from '../http/body.js'
-import { authenticate, readBody, requireAccepting, requireJson, runSteps, type Exchange, type Step } from '../http/pipeline.js'
+import {
+  authenticate, readBody, requireAccepting, requireJson, runSteps, type Exchange, type Step
+} from '../http/pipeline.js'
 import { idempotencyOf, MAX_BATCH_BODY_BYTES, parseBatchBody, parseSendBody } from '../http/requests.js'
 import { sendError, sendJson } from '../http/respond.js'
 import type { MessageService } from '../services/messages.js'
