@@ -2,7 +2,7 @@
 // receives a push sent over REST, and its receipts reach the admin's message page.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import type { BrowserContext, Page } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { startTestHerald, type TestHerald } from './helpers/herald.js'
 import { ensureWebBuild, launchBrowser, loginAsAdmin, screenshot, type TestBrowser } from './helpers/browser.js'
 
@@ -24,7 +24,8 @@ after(async () => {
   await h?.stop()
 })
 
-const stepOf = (deviceId: string, step: string): string => `[data-testid="timeline"][data-device="${deviceId}"] [data-step="${step}"]`
+const stepOf = (deviceId: string, step: string): string =>
+  `[data-testid="timeline"][data-device="${deviceId}"] [data-step="${step}"]`
 
 test('the demo page refuses to hand out a token without the admin session', async () => {
   const anon = await (await b.context()).newPage()
@@ -36,7 +37,8 @@ test('the demo page refuses to hand out a token without the admin session', asyn
   assert.equal(await anon.locator('#d-token').inputValue(), '')
 })
 
-test('the demo device receives a push sent over REST, its receipts reach the admin page, and it catches up after a reconnect', async () => {
+test('the demo device receives a push sent over REST, its receipts reach the admin page, ' +
+  'and it catches up after a reconnect', async () => {
   const admin = await ctx.newPage()
   await loginAsAdmin(admin, h.url)
 
@@ -44,13 +46,18 @@ test('the demo device receives a push sent over REST, its receipts reach the adm
   await demo.goto(`${h.url}/demo`)
   await demo.locator('#d-user').fill('nina')
   await demo.getByRole('button', { name: 'Get a token (admin)' }).click()
-  await demo.waitForFunction(() => (document.querySelector('#d-token') as HTMLTextAreaElement).value.split('.').length === 3)
+  await demo.waitForFunction(() =>
+    (document.querySelector('#d-token') as HTMLTextAreaElement).value.split('.').length === 3)
   await demo.getByRole('button', { name: 'Connect' }).click()
   await demo.getByTestId('status').filter({ hasText: 'connected' }).waitFor()
   const clientId = await demo.evaluate(() => localStorage.getItem('herald-demo-client:nina'))
   assert.match(clientId ?? '', /^web-/)
 
-  const sent = await h.api('/v1/messages', { body: { to: { user: 'nina' }, title: 'Welcome, Nina', body: 'Your first push, in a browser.', data: { screen: 'inbox' } } })
+  const sent = await h.api('/v1/messages', {
+    body: {
+      to: { user: 'nina' }, title: 'Welcome, Nina', body: 'Your first push, in a browser.', data: { screen: 'inbox' }
+    }
+  })
   assert.equal(sent.status, 202)
   assert.equal(sent.body.recipients, 1, 'the demo device holds a persistent session for nina')
   const item = demo.locator(`[data-testid="push"][data-id="${sent.body.id}"]`)
@@ -64,7 +71,8 @@ test('the demo device receives a push sent over REST, its receipts reach the adm
   await item.click()
   await item.locator('.b-opened').waitFor()
   await admin.locator(stepOf(clientId!, 'opened')).waitFor()
-  const steps = await admin.locator(`[data-testid="timeline"][data-device="${clientId}"] [data-step]`).evaluateAll(els => els.map(e => e.getAttribute('data-step')))
+  const steps = await admin.locator(`[data-testid="timeline"][data-device="${clientId}"] [data-step]`)
+    .evaluateAll(els => els.map(e => e.getAttribute('data-step')))
   assert.deepEqual(steps, ['queued', 'sent', 'delivered', 'displayed', 'opened'])
 
   // reconnect with the same persistent session: what was sent meanwhile arrives, nothing twice

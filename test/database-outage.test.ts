@@ -47,7 +47,8 @@ const readyz = async (): Promise<{ status: number, body: any }> => {
   return { status: res.status, body: await res.json() }
 }
 
-test('an outage: readyz 503, sends 503 database-unavailable, the process keeps running; then everything resumes without loss', async () => {
+test('an outage: readyz 503, sends 503 database-unavailable, the process keeps running; ' +
+  'then everything resumes without loss', async () => {
   // before: an offline persistent device with a message queued, and a device online throughout
   const away = await connectDevice(h.wsUrl, { clientId: 'outage-away', password: await h.token('otto'), clean: false })
   await away.client.subscribeAsync('users/otto/inbox', { qos: 1 })
@@ -116,7 +117,8 @@ test('an outage: readyz 503, sends 503 database-unavailable, the process keeps r
   assert.deepEqual(rows.map(r => r.title), ['before the outage', 'after the outage', 'live again'])
 
   // and the delivery state caught up
-  await until('delivery rows delivered', async () => (await h.api(`/v1/messages/${queued.body.id}`)).body.deliveries?.[0]?.status,
+  await until('delivery rows delivered',
+    async () => (await h.api(`/v1/messages/${queued.body.id}`)).body.deliveries?.[0]?.status,
     s => s === 'delivered')
 })
 
@@ -125,7 +127,8 @@ async function warmPool (): Promise<void> {
   await Promise.all(Array.from({ length: 8 }, () => h.api('/v1/messages?limit=5')))
 }
 
-test('a network partition (connections hang, nothing answers): readyz answers 503 within seconds, 200 once healed', async () => {
+test('a network partition (connections hang, nothing answers): ' +
+  'readyz answers 503 within seconds, 200 once healed', async () => {
   await warmPool()
   proxy.blackhole()
   try {

@@ -30,7 +30,8 @@ test('25 messages to a user page as 10, 10, 5 through nextCursor, newest first, 
   const pages: any[][] = []
   let cursor: string | null = null
   do {
-    const page: { items: any[], nextCursor: string | null } = await log(`user=paula&limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+    const page: { items: any[], nextCursor: string | null } =
+      await log(`user=paula&limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
     pages.push(page.items)
     cursor = page.nextCursor
     assert.ok(pages.length <= 4, 'pagination ends')
@@ -46,7 +47,9 @@ test('25 messages to a user page as 10, 10, 5 through nextCursor, newest first, 
     assert.equal(row.status, 'queued')
     assert.ok(row.queuedAt)
     assert.ok(!('seq' in row), 'the internal seq is not exposed')
-    for (const key of ['messageId', 'deviceId', 'userId', 'status', 'queuedAt', 'sentAt', 'deliveredAt', 'displayedAt', 'openedAt']) {
+    for (const key of [
+      'messageId', 'deviceId', 'userId', 'status', 'queuedAt', 'sentAt', 'deliveredAt', 'displayedAt', 'openedAt'
+    ]) {
       assert.ok(key in row, `${key} in ${JSON.stringify(row)}`)
     }
   }
@@ -57,7 +60,8 @@ test('25 messages to a user page as 10, 10, 5 through nextCursor, newest first, 
   const whole = await log('user=paula&limit=25')
   assert.deepEqual(whole.items.map(r => r.messageId), [...sent].reverse())
   if (whole.nextCursor !== null) {
-    assert.deepEqual(await log(`user=paula&limit=25&cursor=${encodeURIComponent(whole.nextCursor)}`), { items: [], nextCursor: null })
+    assert.deepEqual(
+      await log(`user=paula&limit=25&cursor=${encodeURIComponent(whole.nextCursor)}`), { items: [], nextCursor: null })
   }
 
   // a cursor stays valid while newer messages arrive: the next page is unchanged

@@ -34,7 +34,9 @@ async function cleanUp (): Promise<void> {
     for (const child of children) killGroup(child)
     await Promise.allSettled([...clusters].map(async db => { await (await db).stop() }))
     // retries: postgres processes may still be writing while they exit
-    await Promise.allSettled([...dirs].map(async dir => { await rm(dir, { recursive: true, force: true, maxRetries: 5 }) }))
+    await Promise.allSettled([...dirs].map(async dir => {
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 })
+    }))
   })()
   await cleaning
 }
@@ -137,7 +139,8 @@ test('keeps its data across a clean stop and start', async () => {
   const second = await start(dataDir)
   try {
     assert.deepEqual((await query(second.url, 'select value from crash_rows')).rows, [{ value: 'clean' }])
-    const { rows } = await query(second.url, 'select pg_encoding_to_char(encoding) as encoding from pg_database where datname = current_database()')
+    const { rows } = await query(second.url,
+      'select pg_encoding_to_char(encoding) as encoding from pg_database where datname = current_database()')
     assert.deepEqual(rows, [{ encoding: 'UTF8' }])
   } finally {
     await second.stop()

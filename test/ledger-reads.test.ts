@@ -15,7 +15,9 @@ const open: TestDevice[] = []
 before(async () => {
   h = await startTestHerald()
   const res = await fetch(`${h.url}/admin/api/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD })
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD })
   })
   assert.equal(res.status, 200)
   admin = { cookie: res.headers.get('set-cookie')!.split(';')[0] }
@@ -128,7 +130,9 @@ test('a ttl-0 message in flight to an online device is not reported expired, and
 })
 
 /** Every page of a log, following its cursor, with `between` run after each page. */
-async function walk (read: (cursor: string | null) => Promise<{ ids: string[], next: string | null }>, between = async () => {}): Promise<string[][]> {
+async function walk (
+  read: (cursor: string | null) => Promise<{ ids: string[], next: string | null }>, between = async () => {}
+): Promise<string[][]> {
   const pages: string[][] = []
   let cursor: string | null = null
   do {
@@ -153,7 +157,9 @@ const adminPages = (query: string) => async (cursor: string | null) => {
 test('every log lists a batch in reverse accept order, across pages, while new messages arrive', async () => {
   await offlineDevice(h, 'nina', 'nina-phone')
   const N = 200
-  const res = await h.api('/v1/messages/batch', { body: { messages: Array.from({ length: N }, (_, i) => ({ to: { user: 'nina' }, title: `b${i}` })) } })
+  const res = await h.api('/v1/messages/batch', {
+    body: { messages: Array.from({ length: N }, (_, i) => ({ to: { user: 'nina' }, title: `b${i}` })) }
+  })
   assert.equal(res.status, 202, JSON.stringify(res.body))
   const batch: string[] = res.body.messages.map((m: { id: string }) => m.id)
   assert.equal(batch.length, N)

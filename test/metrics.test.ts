@@ -55,7 +55,8 @@ test('a delivery moves the counters, the latency histogram and the connection ga
     if (sample(after, 'herald_deliveries_total{status="delivered"}') === 1) break
     await new Promise(resolve => setTimeout(resolve, 20))
   }
-  assert.equal(sample(after, 'herald_messages_accepted_total'), (sample(before, 'herald_messages_accepted_total') ?? 0) + 1)
+  assert.equal(
+    sample(after, 'herald_messages_accepted_total'), (sample(before, 'herald_messages_accepted_total') ?? 0) + 1)
   assert.equal(sample(after, 'herald_deliveries_queued_total'), 1)
   assert.equal(sample(after, 'herald_deliveries_total{status="delivered"}'), 1)
   assert.equal(sample(after, 'herald_delivery_latency_seconds_count'), 1)

@@ -35,7 +35,10 @@ describe('WebSocket /mqtt', () => {
   })
 
   test('garbage bytes close that connection; others are still served', async () => {
-    for (const garbage of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x00]), Buffer.from('\x00\x00\x00\x00')]) {
+    for (const garbage of [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x00]),
+      Buffer.from('\x00\x00\x00\x00')
+    ]) {
       const raw = await openRawWs(h.wsUrl)
       raw.ws.send(garbage)
       await raw.closed()
@@ -55,7 +58,10 @@ describe('WebSocket /mqtt', () => {
   })
 
   test('a CONNECT with a bad protocol name or level is dropped', async () => {
-    for (const packet of [connectBytes({ protocolName: 'MQXX' }), connectBytes({ protocolName: '' }), connectBytes({ level: 9 }), connectBytes({ flags: 0x01 })]) {
+    for (const packet of [
+      connectBytes({ protocolName: 'MQXX' }), connectBytes({ protocolName: '' }),
+      connectBytes({ level: 9 }), connectBytes({ flags: 0x01 })
+    ]) {
       const raw = await openRawWs(h.wsUrl)
       raw.ws.send(packet)
       await raw.closed()
@@ -117,7 +123,8 @@ describe('WebSocket /mqtt', () => {
   })
 
   test('a large but legitimate CONNECT (a 20 KB token) is still accepted', async () => {
-    const token = craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'bea', exp: nowSeconds() + 600, pad: 'x'.repeat(20_000) }, hs256(JWT_SECRET))
+    const token = craftJwt(
+      { alg: 'HS256', typ: 'JWT' }, { sub: 'bea', exp: nowSeconds() + 600, pad: 'x'.repeat(20_000) }, hs256(JWT_SECRET))
     const device = await connectDevice(h.wsUrl, { clientId: 'bad-ws-large-token', password: token })
     assert.ok(device.client.connected)
     await device.close()
@@ -148,7 +155,10 @@ describe('plain TCP (MQTT_PORT)', () => {
     try {
       await stillServed(h, device, 'terry')
 
-      for (const garbage of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), connectBytes({ protocolName: 'MQXX' }), publishBytes('users/terry/inbox', '{"id":"forged"}')]) {
+      for (const garbage of [
+        Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+        connectBytes({ protocolName: 'MQXX' }), publishBytes('users/terry/inbox', '{"id":"forged"}')
+      ]) {
         const raw = await openRawTcp(port!)
         raw.socket.write(garbage)
         await raw.closed()

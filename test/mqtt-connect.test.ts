@@ -5,7 +5,7 @@
 import { test, after, before, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import mqttPacket, { type IConnackPacket } from 'mqtt-packet'
-import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from './helpers/herald.js'
+import { startTestHerald, connectDevice, type TestHerald } from './helpers/herald.js'
 import { listDevices, stillServed, waitOffline } from './helpers/delivery.js'
 import { connectBytes, openRawDevice, type ConnectFields } from './helpers/mqttBytes.js'
 
