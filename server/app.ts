@@ -108,7 +108,8 @@ const HTTP_TIMEOUT_CHECK_MS = 1_000
  */
 export async function createHerald (config: Readonly<Config>, deps: HeraldDeps): Promise<HeraldService> {
   if (!config.databaseUrl && !deps.pool) throw new Error('createHerald needs config.databaseUrl or a pool')
-  const pool = deps.pool ?? createPool({ connectionString: config.databaseUrl!, preparedStatements: config.preparedStatements })
+  const pool = deps.pool ??
+    createPool({ connectionString: config.databaseUrl!, preparedStatements: config.preparedStatements })
   const nodeId = `node-${randomUUID()}`
   const log = deps.log.child({ nodeId })
 
@@ -156,7 +157,8 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     recordBroadcastSubscription: (deviceId, topic) => addLiveSubscription(pool, nodeId, deviceId, topic),
     forgetBroadcastSubscriptions: (deviceId, which) => {
       removeLiveSubscriptions(pool, nodeId, deviceId, which).catch(err =>
-        log.warn({ err: (err as Error).message, deviceId }, 'forgetting live subscriptions failed; the leader removes them'))
+        log.warn({ err: (err as Error).message, deviceId },
+          'forgetting live subscriptions failed; the leader removes them'))
     },
     recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
     onAuthFailure: reason => metrics.authFailures.inc({ reason }),
@@ -272,7 +274,11 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
  * Opens the ports of a built Herald: HTTP (REST, admin UI, MQTT over WebSocket), and MQTT over
  * TCP and a metrics-only port when configured.
  */
-export async function listen (service: HeraldService, config: Readonly<Config>, timeouts = HTTP_TIMEOUTS): Promise<Herald> {
+export async function listen (
+  service: HeraldService,
+  config: Readonly<Config>,
+  timeouts = HTTP_TIMEOUTS
+): Promise<Herald> {
   const { log } = service
   let stopping = false
   const http = createServer(httpServerOptions(timeouts), service.handleRequest)
@@ -282,7 +288,9 @@ export async function listen (service: HeraldService, config: Readonly<Config>, 
   service.attachWebSocket(http)
   await listenOn(http, config.port, config.host)
   const port = (http.address() as AddressInfo).port
-  const mqttTcpPort = config.mqttPort !== undefined ? await service.listenMqttTcp(config.mqttPort, config.host) : undefined
+  const mqttTcpPort = config.mqttPort !== undefined
+    ? await service.listenMqttTcp(config.mqttPort, config.host)
+    : undefined
   const metricsHttp = config.metricsPort !== undefined
     ? await serveMetrics(service, config.metricsPort, config.host, timeouts)
     : undefined
@@ -384,7 +392,13 @@ function deliveryEngine (config: Readonly<Config>, pool: Pool, writer: DeliveryS
 
 /** A device's CONNECT claims it for this node; a clean session starts with an empty queue. */
 type Claim = ReturnType<typeof claimDevice>
-async function claimDeviceSession (pool: Pool, nodeId: string, deviceId: string, userId: string, persistent: boolean): Claim {
+async function claimDeviceSession (
+  pool: Pool,
+  nodeId: string,
+  deviceId: string,
+  userId: string,
+  persistent: boolean
+): Claim {
   const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
   if (result.ok && result.discardQueueUpTo !== undefined) {
     // a clean session starts empty: drop what an earlier session of this device left queued
@@ -414,7 +428,12 @@ async function adminPassword (config: Readonly<Config>, pool: Pool, firstStart: 
 }
 
 /** METRICS_PORT: /metrics alone, without credentials, for a scraper on a private network. */
-async function serveMetrics (service: HeraldService, port: number, host: string, timeouts: HttpTimeouts): Promise<Server> {
+async function serveMetrics (
+  service: HeraldService,
+  port: number,
+  host: string,
+  timeouts: HttpTimeouts
+): Promise<Server> {
   const app = express()
   app.disable('x-powered-by')
   app.use(metricsRouter(service.metrics, (_req, _res, next) => next()))

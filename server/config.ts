@@ -104,13 +104,16 @@ export function parseConfig (env: Env): Readonly<Config> {
     problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL')
   }
   const logLevel = (text('LOG_LEVEL') ?? 'info') as LogLevel
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be one of ${LOG_LEVELS.join(', ')}`)
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)}: must be one of ${LOG_LEVELS.join(', ')}`)
+  }
 
   const jwtSecret = minLength('JWT_SECRET', MIN_JWT_SECRET_LENGTH)
   const jwtPublicKey = pem('JWT_PUBLIC_KEY')
   const jwtPrivateKey = pem('JWT_PRIVATE_KEY')
   if (jwtSecret !== undefined && jwtPublicKey !== undefined) {
-    problems.push('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both (device tokens are verified with exactly one algorithm family)')
+    problems.push('JWT_SECRET and JWT_PUBLIC_KEY: set one, not both ' +
+      '(device tokens are verified with exactly one algorithm family)')
   }
   if (jwtPrivateKey !== undefined && jwtPublicKey === undefined) {
     problems.push('JWT_PRIVATE_KEY: needs JWT_PUBLIC_KEY, the key devices\' tokens are verified with')
@@ -118,9 +121,13 @@ export function parseConfig (env: Env): Readonly<Config> {
 
   const port = int('PORT', DEFAULT_PORT, 0, 65535)!
   const mqttPort = int('MQTT_PORT', undefined, 0, 65535)
-  if (mqttPort !== undefined && mqttPort !== 0 && mqttPort === port) problems.push(`MQTT_PORT: must differ from PORT (${port})`)
+  if (mqttPort !== undefined && mqttPort !== 0 && mqttPort === port) {
+    problems.push(`MQTT_PORT: must differ from PORT (${port})`)
+  }
   const metricsPort = int('METRICS_PORT', undefined, 0, 65535)
-  if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === port || metricsPort === mqttPort)) problems.push('METRICS_PORT: must differ from PORT and MQTT_PORT')
+  if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === port || metricsPort === mqttPort)) {
+    problems.push('METRICS_PORT: must differ from PORT and MQTT_PORT')
+  }
 
   const trustProxy = parseTrustProxy(text('TRUST_PROXY'), problems)
 

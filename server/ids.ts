@@ -3,6 +3,7 @@
  * single topic level: no `/`, no wildcards, no control characters, no leading `$`, and no half
  * of a surrogate pair (not UTF-8 encodable: MQTT and Postgres' jsonb refuse it).
  */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
 const TOPIC_LEVEL = /^(?!\$)[^/+#\u0000-\u001f\u007f\ud800-\udfff]{1,128}$/u
 
 export const MAX_ID_LENGTH = 128

@@ -12,7 +12,10 @@ export function createLogger (level: LogLevel): Logger {
     level,
     base: { service: 'herald' },
     redact: {
-      paths: ['password', 'token', 'apiKey', 'secret', 'authorization', '*.password', '*.token', '*.authorization', 'req.headers.authorization'],
+      paths: [
+        'password', 'token', 'apiKey', 'secret', 'authorization',
+        '*.password', '*.token', '*.authorization', 'req.headers.authorization'
+      ],
       censor: '[redacted]'
     }
   })

@@ -30,20 +30,37 @@ export class Metrics {
 
   readonly bufferedDeliveries = new Gauge({
     name: 'herald_buffered_deliveries',
-    help: 'Deliveries held in memory by device connections (read ahead of sending, or awaiting PUBACK); bounded per device',
+    help: 'Deliveries held in memory by device connections (read ahead of sending, or awaiting PUBACK); ' +
+      'bounded per device',
     registers: [this.registry],
     collect: () => { if (this.sources) this.bufferedDeliveries.set(this.sources.bufferedDeliveries()) }
   })
 
-  readonly connects = new Counter({ name: 'herald_device_connects_total', help: 'Device connections that passed authentication', registers: [this.registry] })
-  readonly disconnects = new Counter({ name: 'herald_device_disconnects_total', help: 'Device connections that ended', registers: [this.registry] })
+  readonly connects = new Counter({
+    name: 'herald_device_connects_total',
+    help: 'Device connections that passed authentication',
+    registers: [this.registry]
+  })
+
+  readonly disconnects = new Counter({
+    name: 'herald_device_disconnects_total',
+    help: 'Device connections that ended',
+    registers: [this.registry]
+  })
+
   readonly stalledDisconnects = new Counter({
     name: 'herald_device_stalled_disconnects_total',
     help: 'Device connections closed because they stayed unwritable for STALLED_DEVICE_TIMEOUT_MS',
     registers: [this.registry]
   })
 
-  readonly authFailures = new Counter({ name: 'herald_device_auth_failures_total', help: 'Refused device connections, by reason', labelNames: ['reason'] as const, registers: [this.registry] })
+  readonly authFailures = new Counter({
+    name: 'herald_device_auth_failures_total',
+    help: 'Refused device connections, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
   readonly passwordChecks = new Counter({
     name: 'herald_password_checks_total',
     help: 'Admin passwords hashed and compared (HTTP Basic and the login form), by result',
@@ -65,9 +82,25 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly messagesAccepted = new Counter({ name: 'herald_messages_accepted_total', help: 'Messages committed (answered 202)', registers: [this.registry] })
-  readonly deliveriesQueued = new Counter({ name: 'herald_deliveries_queued_total', help: 'Per-device deliveries created', registers: [this.registry] })
-  readonly deliveries = new Counter({ name: 'herald_deliveries_total', help: 'Per-device delivery outcomes recorded by this server, by status', labelNames: ['status'] as const, registers: [this.registry] })
+  readonly messagesAccepted = new Counter({
+    name: 'herald_messages_accepted_total',
+    help: 'Messages committed (answered 202)',
+    registers: [this.registry]
+  })
+
+  readonly deliveriesQueued = new Counter({
+    name: 'herald_deliveries_queued_total',
+    help: 'Per-device deliveries created',
+    registers: [this.registry]
+  })
+
+  readonly deliveries = new Counter({
+    name: 'herald_deliveries_total',
+    help: 'Per-device delivery outcomes recorded by this server, by status',
+    labelNames: ['status'] as const,
+    registers: [this.registry]
+  })
+
   readonly deliveryLatency = new Histogram({
     name: 'herald_delivery_latency_seconds',
     help: 'From a message being accepted to the device\'s PUBACK',

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs'
 export const HERALD_VERSION: string = (() => {
   for (const path of ['../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string, version?: string }
+      const text = readFileSync(new URL(path, import.meta.url), 'utf8')
+      const pkg = JSON.parse(text) as { name?: string, version?: string }
       if (pkg.name === 'herald' && typeof pkg.version === 'string') return pkg.version
     } catch {}
   }

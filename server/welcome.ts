@@ -17,14 +17,16 @@ export function printWelcome (herald: Herald, opts: { embedded: boolean, dataDir
     ''
   ]
   if (firstStart.adminPassword) {
-    lines.push('  Admin credentials (shown this once, stored hashed):', '    user:     admin', `    password: ${firstStart.adminPassword}`, '')
+    lines.push('  Admin credentials (shown this once, stored hashed):', '    user:     admin',
+      `    password: ${firstStart.adminPassword}`, '')
   }
   if (firstStart.apiKey) {
     lines.push('  Bootstrap API key (shown this once, stored hashed):', `    ${firstStart.apiKey}`, '')
   }
   lines.push(
     '  Get a device token for user "alice":',
-    `    curl -s -X POST ${url}/v1/tokens -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" -d '{"user":"alice"}'`,
+    `    curl -s -X POST ${url}/v1/tokens ` +
+      `-H "Authorization: Bearer ${key}" -H "Content-Type: application/json" -d '{"user":"alice"}'`,
     '',
     '  Send alice a push:',
     `    curl -s -X POST ${url}/v1/messages -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\`,
