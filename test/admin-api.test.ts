@@ -18,13 +18,17 @@ after(async () => { await h?.stop() })
 interface Session { cookie: string, csrf: string, setCookie: string }
 
 async function login (password = ADMIN_PASSWORD): Promise<Session> {
-  const res = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password }) })
+  const res = await fetch(`${h.url}/admin/api/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password })
+  })
   assert.equal(res.status, 200, await res.clone().text())
   const setCookie = res.headers.get('set-cookie')!
   return { cookie: setCookie.split(';')[0], csrf: (await res.json()).csrfToken, setCookie }
 }
 
-async function call (s: Session | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number, body: any, headers: Headers }> {
+async function call (
+  s: Session | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}
+): Promise<{ status: number, body: any, headers: Headers }> {
   const res = await fetch(h.url + path, {
     method,
     headers: {
@@ -41,7 +45,9 @@ async function call (s: Session | undefined, method: string, path: string, body?
 }
 
 /** Reads Server-Sent Events until `until` says stop. */
-async function readEvents (s: Session, path: string, until: (events: Array<{ event: string, data: any }>) => boolean, timeoutMs = 10_000): Promise<Array<{ event: string, data: any }>> {
+async function readEvents (
+  s: Session, path: string, until: (events: Array<{ event: string, data: any }>) => boolean, timeoutMs = 10_000
+): Promise<Array<{ event: string, data: any }>> {
   const ctl = new AbortController()
   const timer = setTimeout(() => ctl.abort(), timeoutMs)
   const res = await fetch(h.url + path, { headers: { cookie: s.cookie }, signal: ctl.signal })
@@ -73,7 +79,8 @@ async function readEvents (s: Session, path: string, until: (events: Array<{ eve
   return events
 }
 
-test('login sets an HttpOnly, SameSite=Strict session cookie (not Secure over plain http) and stores only its hash', async () => {
+test('login sets an HttpOnly, SameSite=Strict session cookie (not Secure over plain http) ' +
+  'and stores only its hash', async () => {
   const s = await login()
   assert.match(s.setCookie, /^herald_admin=[\w-]{40,};/)
   assert.match(s.setCookie, /; HttpOnly/)
@@ -88,11 +95,17 @@ test('login sets an HttpOnly, SameSite=Strict session cookie (not Secure over pl
 })
 
 test('a wrong password is refused with 401 and no cookie', async () => {
-  const res = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'wrong' }) })
+  const res = await fetch(`${h.url}/admin/api/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'wrong' })
+  })
   assert.equal(res.status, 401)
   assert.equal(res.headers.get('set-cookie'), null)
   assert.equal((await res.json()).code, 'unauthorized')
-  const wrongUser = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'root', password: ADMIN_PASSWORD }) })
+  const wrongUser = await fetch(`${h.url}/admin/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'root', password: ADMIN_PASSWORD })
+  })
   assert.equal(wrongUser.status, 401)
 })
 
@@ -104,9 +117,12 @@ test('writes need the CSRF header and, when sent, this server as Origin', async 
   assert.equal(none.body.code, 'forbidden')
   assert.equal((await call(s, 'POST', '/admin/api/messages', send, { 'x-herald-csrf': 'not-the-token' })).status, 403)
   const other = await login()
-  assert.equal((await call(s, 'POST', '/admin/api/messages', send, { 'x-herald-csrf': other.csrf })).status, 403, "another session's token does not fit")
+  assert.equal((await call(s, 'POST', '/admin/api/messages', send, { 'x-herald-csrf': other.csrf })).status, 403,
+    "another session's token does not fit")
   assert.equal((await call(s, 'POST', '/admin/api/messages', send, { origin: 'https://evil.example' })).status, 403)
-  assert.equal((await call(s, 'DELETE', `/admin/api/messages/${crypto.randomUUID()}`, undefined, { 'x-herald-csrf': '' })).status, 403)
+  assert.equal(
+    (await call(s, 'DELETE', `/admin/api/messages/${crypto.randomUUID()}`, undefined, { 'x-herald-csrf': '' })).status,
+    403)
   assert.equal((await call(s, 'POST', '/admin/api/logout', undefined, { 'x-herald-csrf': '' })).status, 403)
   const ok = await call(s, 'POST', '/admin/api/messages', send, { origin: h.url })
   assert.equal(ok.status, 202)
@@ -121,7 +137,8 @@ test('a test push goes through the REST path: validated the same way, sender "ad
   assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(), ['to.user', 'ttl'])
   const device = await connectDevice(h.wsUrl, { clientId: 'gina-phone', password: await h.token('gina') })
   await device.client.subscribeAsync('users/gina/inbox', { qos: 1 })
-  const sent = await call(s, 'POST', '/admin/api/messages', { to: { user: 'gina' }, title: 'From the admin', data: { k: 1 } })
+  const sent = await call(s, 'POST', '/admin/api/messages',
+    { to: { user: 'gina' }, title: 'From the admin', data: { k: 1 } })
   assert.equal(sent.status, 202)
   assert.equal(sent.body.recipients, 1)
   const [m] = await device.waitFor(1)
@@ -142,7 +159,9 @@ test('the live channel pushes the overview and a watched message whenever its de
   const sent = await h.api('/v1/messages', { body: { to: { user: 'hana' }, title: 'watch me' } })
   const id = sent.body.id as string
   await device.waitFor(1)
-  const receipt = (event: string): void => { device.client.publish('users/hana/receipts', JSON.stringify({ id, event }), { qos: 1 }) }
+  const receipt = (event: string): void => {
+    device.client.publish('users/hana/receipts', JSON.stringify({ id, event }), { qos: 1 })
+  }
   let sentReceipt = false
   const events = await readEvents(s, `/admin/api/events?watch=${id}`, evs => {
     const messages = evs.filter(e => e.event === 'message').map(e => e.data)
@@ -162,7 +181,8 @@ test('the live channel pushes the overview and a watched message whenever its de
   await device.close()
 })
 
-test('the REST API\'s API-key routes accept the admin session (with CSRF for writes) as well as HTTP Basic', async () => {
+test('the REST API\'s API-key routes accept the admin session (with CSRF for writes) ' +
+  'as well as HTTP Basic', async () => {
   const s = await login()
   const list = await call(s, 'GET', '/v1/api-keys')
   assert.equal(list.status, 200)
@@ -173,7 +193,8 @@ test('the REST API\'s API-key routes accept the admin session (with CSRF for wri
   assert.match(created.body.key, /^hk_/)
   const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`
   assert.equal((await call(undefined, 'GET', '/v1/api-keys', undefined, { authorization: basic })).status, 200)
-  assert.equal((await call(undefined, 'GET', '/v1/api-keys', undefined, { authorization: `Bearer ${API_KEY}` })).status, 401)
+  assert.equal(
+    (await call(undefined, 'GET', '/v1/api-keys', undefined, { authorization: `Bearer ${API_KEY}` })).status, 401)
   assert.equal((await call(undefined, 'GET', '/v1/api-keys', undefined, { cookie: 'herald_admin=forged' })).status, 401)
   // and the admin UI's own routes for keys, devices and tokens
   assert.equal((await call(s, 'DELETE', `/admin/api/api-keys/${created.body.id}`)).status, 200)
@@ -190,7 +211,8 @@ test('the log route validates its query and pages with an opaque cursor', async 
   const s = await login()
   const bad = await call(s, 'GET', '/admin/api/log?status=lost&since=yesterday&limit=0&cursor=nope&color=red')
   assert.equal(bad.status, 400)
-  assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(), ['color', 'cursor', 'limit', 'since', 'status'])
+  assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(),
+    ['color', 'cursor', 'limit', 'since', 'status'])
   for (let i = 0; i < 5; i++) await h.api('/v1/messages', { body: { to: { user: 'ivan' }, title: `page ${i}` } })
   const first = await call(s, 'GET', '/admin/api/log?limit=3&text=page')
   assert.deepEqual(first.body.items.map((r: { title: string }) => r.title), ['page 4', 'page 3', 'page 2'])
@@ -203,9 +225,12 @@ test('sessions expire when idle, are extended by use, and end on logout (with th
   const s = await login()
   const hash = createHash('sha256').update(s.cookie.split('=')[1]).digest('hex')
   // used after more than a minute: the idle expiry moves forward
-  await h.db.pool.query("update admin_sessions set last_seen_at = now() - interval '2 minutes', expires_at = now() + interval '1 minute' where id_hash = $1", [hash])
+  await h.db.pool.query(
+    "update admin_sessions set last_seen_at = now() - interval '2 minutes', expires_at = now() + interval '1 minute' " +
+    'where id_hash = $1', [hash])
   assert.equal((await call(s, 'GET', '/admin/api/overview')).status, 200)
-  const { rows } = await h.db.pool.query("select expires_at > now() + interval '11 hours' as extended from admin_sessions where id_hash = $1", [hash])
+  const { rows } = await h.db.pool.query(
+    "select expires_at > now() + interval '11 hours' as extended from admin_sessions where id_hash = $1", [hash])
   assert.equal(rows[0].extended, true)
   // idle too long
   await h.db.pool.query("update admin_sessions set expires_at = now() - interval '1 second' where id_hash = $1", [hash])
@@ -223,7 +248,8 @@ test('sessions expire when idle, are extended by use, and end on logout (with th
   assert.equal(events.at(-1)!.event, 'logout')
 })
 
-test('pages carry a Content-Security-Policy without inline script; unknown admin paths still need the session', async () => {
+test('pages carry a Content-Security-Policy without inline script; ' +
+  'unknown admin paths still need the session', async () => {
   for (const path of ['/admin', '/admin/log', '/admin/messages/123', '/demo']) {
     const res = await fetch(h.url + path)
     assert.equal(res.status, 200, path)
@@ -238,12 +264,17 @@ test('pages carry a Content-Security-Policy without inline script; unknown admin
   assert.equal((await fetch(`${h.url}/web/assets/missing.js`)).status, 404)
 })
 
-test(`after ${DEFAULT_PASSWORD_POLICY.freeFailures} failed logins an address is refused for a while, even with the right password`, async () => {
+test(`after ${DEFAULT_PASSWORD_POLICY.freeFailures} failed logins an address is refused for a while, ` +
+  'even with the right password', async () => {
   for (let i = 0; i < DEFAULT_PASSWORD_POLICY.freeFailures; i++) {
-    const res = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: `guess-${i}` }) })
+    const res = await fetch(`${h.url}/admin/api/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: `guess-${i}` })
+    })
     assert.equal(res.status, 401)
   }
-  const blocked = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD }) })
+  const blocked = await fetch(`${h.url}/admin/api/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD })
+  })
   assert.equal(blocked.status, 429)
   assert.ok(Number(blocked.headers.get('retry-after')) > 0)
   assert.equal((await blocked.json()).code, 'too-many-requests')

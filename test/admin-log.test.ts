@@ -16,22 +16,27 @@ before(async () => {
   db = await createTestDatabase()
   await seedDeliveryHistory(db.pool, { messages: 3_000, users: 40, topicMessages: 2, spacingMs: 1_000, base })
   // many messages accepted at the same instant: the cursor must tell them apart by id
-  await db.pool.query("update messages set accepted_at = date_trunc('minute', accepted_at) where accepted_at < $1", [new Date(base.getTime() - 20 * minute)])
+  await db.pool.query("update messages set accepted_at = date_trunc('minute', accepted_at) where accepted_at < $1",
+    [new Date(base.getTime() - 20 * minute)])
   await db.pool.query('update deliveries d set queued_at = m.accepted_at from messages m where m.id = d.message_id')
   // undelivered rows the sweep has not reached yet: past their TTL (they read expired), ttl-0
   // rows past their grace (expired) and within it (still queued)
-  await db.pool.query("update deliveries set expires_at = now() - interval '1 second' where status in ('queued', 'sent') and seq % 7 = 0")
+  await db.pool.query(
+    "update deliveries set expires_at = now() - interval '1 second' where status in ('queued', 'sent') and seq % 7 = 0")
   await db.pool.query(
     `update deliveries set expires_at = queued_at
      where status = 'queued' and seq % 7 = 3 and queued_at < now() - interval '1 minute'`)
   await db.pool.query(
     `update deliveries set expires_at = queued_at
-     where seq in (select seq from deliveries where status = 'queued' and queued_at > now() - interval '20 seconds' limit 3)`)
+     where seq in (select seq from deliveries
+                   where status = 'queued' and queued_at > now() - interval '20 seconds' limit 3)`)
   // titles that a LIKE pattern built without escaping would confuse
   for (const [i, title] of ['Deal: 100%_sure', 'Deal: 100xxsure', 'Deal: 100%Xsure', 'path C:\\temp'].entries()) {
     await db.pool.query(
-      `insert into messages (id, target_kind, target, title, priority, ttl, accepted_at, expires_at, payload, recipients)
-       values ($1, 'user', '{"user": "user-1"}', $2, 'normal', 60, now() - $3 * interval '1 second', now() + interval '1 minute', '\\x7b7d', 0)`,
+      `insert into messages (id, target_kind, target, title, priority, ttl, accepted_at, expires_at, payload,
+                             recipients)
+       values ($1, 'user', '{"user": "user-1"}', $2, 'normal', 60, now() - $3 * interval '1 second',
+               now() + interval '1 minute', '\\x7b7d', 0)`,
       [`11111111-0000-4000-8000-00000000000${i}`, title, i])
   }
   await db.pool.query('analyze messages, deliveries')
@@ -44,7 +49,10 @@ const READS_AS = `(case when d.status in ('queued', 'sent') and d.expires_at <= 
                              (d.expires_at > d.queued_at or d.expires_at <= now() - interval '30 seconds')
                         then 'expired' else d.status end)`
 
-/** What the log must return: messages matching the filter (a delivery matching for delivery filters), newest first (ties: last accepted first). */
+/**
+ * What the log must return: messages matching the filter (a delivery matching for delivery filters),
+ * newest first (ties: last accepted first).
+ */
 async function expected (f: AdminLogFilter): Promise<string[]> {
   const cond: string[] = []
   const dcond: string[] = []
@@ -57,9 +65,12 @@ async function expected (f: AdminLogFilter): Promise<string[]> {
   if (f.user) dcond.push(`d.user_id = ${p(f.user)}`)
   if (f.device) dcond.push(`d.device_id = ${p(f.device)}`)
   if (f.status) dcond.push(`${READS_AS} = ${p(f.status)}`)
-  if (dcond.length > 0) cond.push(`exists (select 1 from deliveries d where d.message_id = m.id and ${dcond.join(' and ')})`)
+  if (dcond.length > 0) {
+    cond.push(`exists (select 1 from deliveries d where d.message_id = m.id and ${dcond.join(' and ')})`)
+  }
   const { rows } = await db.pool.query<{ id: string }>(
-    `select m.id from messages m ${cond.length ? 'where ' + cond.join(' and ') : ''} order by m.accepted_at desc, m.seq desc`, params)
+    `select m.id from messages m ${cond.length ? 'where ' + cond.join(' and ') : ''}
+     order by m.accepted_at desc, m.seq desc`, params)
   return rows.map(r => r.id)
 }
 
@@ -93,7 +104,8 @@ const FILTERS: Array<[string, AdminLogFilter]> = [
   ['status expired (stored, and past the TTL unmarked)', { status: 'expired' }],
   ['user + status expired', { user: 'user-3', status: 'expired' }],
   ['device + status sent', { device: 'user-2-dev-2', status: 'sent' }],
-  ['status + until (the bound inside a run of equal times)', { status: 'delivered', until: new Date(Math.floor(ago(35).getTime() / minute) * minute) }],
+  ['status + until (the bound inside a run of equal times)',
+    { status: 'delivered', until: new Date(Math.floor(ago(35).getTime() / minute) * minute) }],
   ['text', { text: 'DIGEST' }],
   ['text + user', { text: 'order', user: 'user-3' }],
   ['text + status', { text: 'reminder', status: 'expired' }],
@@ -114,8 +126,13 @@ for (const [name, filter] of FILTERS) {
 }
 
 test('the filters used above are not all empty (the seed is what the test assumes)', async () => {
-  for (const f of [{ text: '100%_sure' }, { text: 'c:\\t' }]) assert.equal((await expected(f)).length, 1, JSON.stringify(f))
-  for (const f of [{ user: 'user-7' }, { device: 'user-8-dev-2' }, { user: 'user-5', status: 'delivered' as const }, { text: 'order', user: 'user-3' }, { since: ago(40), until: ago(25) }]) {
+  for (const f of [{ text: '100%_sure' }, { text: 'c:\\t' }]) {
+    assert.equal((await expected(f)).length, 1, JSON.stringify(f))
+  }
+  for (const f of [
+    { user: 'user-7' }, { device: 'user-8-dev-2' }, { user: 'user-5', status: 'delivered' as const },
+    { text: 'order', user: 'user-3' }, { since: ago(40), until: ago(25) }
+  ]) {
     assert.ok((await expected(f)).length > 10, JSON.stringify(f))
   }
 })
@@ -139,26 +156,31 @@ test('a log row sums up its message: target, delivered out of total, per-status 
   const one = (await listMessageLog(db.pool, { user: 'user-4' }, undefined, 1)).rows[0]
   assert.equal(one.target.kind, 'user')
   assert.equal(one.target.user, 'user-4')
-  const rowsOfMessage = await db.pool.query('select status, delivered_at - queued_at as took, device_id from deliveries where message_id = $1', [one.id])
+  const rowsOfMessage = await db.pool.query(
+    'select status, delivered_at - queued_at as took, device_id from deliveries where message_id = $1', [one.id])
   assert.equal(one.recipients, rowsOfMessage.rowCount)
   assert.equal(Object.values(one.counts).reduce((a, b) => a + b, 0), rowsOfMessage.rowCount)
 })
 
 test('the overview counts from the same tables', async () => {
   await db.pool.query("insert into nodes (id) values ('node-test')")
-  await db.pool.query("update devices set connected_node = 'node-test' where device_id like 'user-1-%' or device_id like 'user-2-%'")
+  await db.pool.query(
+    "update devices set connected_node = 'node-test' where device_id like 'user-1-%' or device_id like 'user-2-%'")
   const o = await readOverview(db.pool)
   assert.equal(o.devicesOnline, 2 + 3)
-  const waiting = await db.pool.query<{ n: number }>(`select count(*)::int as n from deliveries d where ${READS_AS} in ('queued', 'sent')`)
+  const waiting = await db.pool.query<{ n: number }>(
+    `select count(*)::int as n from deliveries d where ${READS_AS} in ('queued', 'sent')`)
   assert.equal(o.waiting, waiting.rows[0].n)
   assert.ok(o.waiting > 0)
   const expiredDay = await db.pool.query<{ n: number }>(
-    `select count(*)::int as n from deliveries d where ${READS_AS} = 'expired' and expires_at > now() - interval '1 day'`)
+    `select count(*)::int as n from deliveries d
+     where ${READS_AS} = 'expired' and expires_at > now() - interval '1 day'`)
   assert.equal(o.expiredLastDay, expiredDay.rows[0].n)
   assert.equal(o.lastHour.minutes.length, 60)
   // the seed's last hour: 3,000 messages a second apart, the newest just now
   const acceptedLastHour = o.lastHour.accepted.reduce((a, b) => a + b, 0)
-  const want = await db.pool.query<{ n: number }>("select count(*)::int as n from messages where accepted_at >= date_trunc('minute', now()) - interval '59 minutes'")
+  const want = await db.pool.query<{ n: number }>(
+    "select count(*)::int as n from messages where accepted_at >= date_trunc('minute', now()) - interval '59 minutes'")
   assert.equal(acceptedLastHour, want.rows[0].n)
   assert.ok(o.latency.samples > 0 && o.latency.p50! > 0 && o.latency.p95! >= o.latency.p50!)
 })

@@ -71,8 +71,8 @@ test('parseConfig: reports every problem at once, each with its variable name', 
     SHUTDOWN_TIMEOUT_MS: '-1',
     MAX_INFLIGHT_PER_DEVICE: '0'
   })
-  const names = ['PORT', 'JWT_SECRET', 'JWT_SECRET and JWT_PUBLIC_KEY', 'LOG_LEVEL', 'DATABASE_URL', 'MQTT_PORT', 'API_KEY',
-    'ADMIN_PASSWORD', 'SHUTDOWN_TIMEOUT_MS', 'MAX_INFLIGHT_PER_DEVICE']
+  const names = ['PORT', 'JWT_SECRET', 'JWT_SECRET and JWT_PUBLIC_KEY', 'LOG_LEVEL', 'DATABASE_URL', 'MQTT_PORT',
+    'API_KEY', 'ADMIN_PASSWORD', 'SHUTDOWN_TIMEOUT_MS', 'MAX_INFLIGHT_PER_DEVICE']
   for (const name of names) {
     assert.ok(problems.some(p => p.startsWith(name)), `a problem names ${name}: ${JSON.stringify(problems, null, 1)}`)
   }
@@ -117,7 +117,9 @@ test('parseConfig: TRUST_PROXY takes express\' trust proxy values; anything else
   for (const [value, expected] of accepted) {
     assert.deepEqual(parseConfig({ TRUST_PROXY: value }).trustProxy, expected, value)
   }
-  const refused = ['yes', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/fd00::', 'loopback,proxy.local', '1.5', '101', '10.0.0.1,,']
+  const refused = [
+    'yes', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/fd00::', 'loopback,proxy.local', '1.5', '101', '10.0.0.1,,'
+  ]
   for (const value of refused) {
     const problems = problemsOf({ TRUST_PROXY: value })
     assert.equal(problems.length, 1, `${value}: ${JSON.stringify(problems)}`)
@@ -142,10 +144,14 @@ test('the entry process exits 2 on a bad environment and names every variable on
     env: { PORT: 'eighty', JWT_SECRET: 'short', JWT_PUBLIC_KEY: PEM, LOG_LEVEL: 'loud', DATABASE_URL: 'postgres://127.0.0.1:1/none' }
   })
   let timer: NodeJS.Timeout | undefined
-  const exit = await Promise.race([server.exited, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`still running\n${server.output()}`)), 15_000) })])
+  const exit = await Promise.race([server.exited, new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running\n${server.output()}`)), 15_000)
+  })])
   clearTimeout(timer)
   assert.equal(exit.code, 2, server.output())
-  for (const name of ['PORT', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'LOG_LEVEL']) assert.match(server.stderr(), new RegExp(`\\b${name}\\b`), server.output())
+  for (const name of ['PORT', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'LOG_LEVEL']) {
+    assert.match(server.stderr(), new RegExp(`\\b${name}\\b`), server.output())
+  }
   assert.ok(!server.stderr().includes('    at '), `no stack trace: ${server.stderr()}`)
   assert.doesNotMatch(server.stdout(), /herald ready/)
 })
@@ -164,18 +170,22 @@ test('first start prints the admin password, a bootstrap API key and a curl; a s
   assert.ok(password, `admin password printed:\n${banner}`)
   assert.ok(key, `bootstrap API key printed:\n${banner}`)
   assert.match(banner, new RegExp(`Herald is running at ${first.url.replace(/[.]/g, '\\.')}`))
-  assert.ok(banner.includes(`curl -s -X POST ${first.url}/v1/messages -H "Authorization: Bearer ${key}"`), `curl with the key:\n${banner}`)
+  assert.ok(banner.includes(`curl -s -X POST ${first.url}/v1/messages -H "Authorization: Bearer ${key}"`),
+    `curl with the key:\n${banner}`)
   // the secrets are in the banner only, never in a log line
   for (const entry of logLines(banner)) {
     const line = JSON.stringify(entry)
     assert.ok(!line.includes(key) && !line.includes(password), `a log line carries a secret: ${line}`)
   }
   // stored hashed
-  const stored = JSON.stringify((await db.pool.query('select * from api_keys')).rows) + JSON.stringify((await db.pool.query('select * from settings')).rows)
+  const stored = JSON.stringify((await db.pool.query('select * from api_keys')).rows) +
+    JSON.stringify((await db.pool.query('select * from settings')).rows)
   assert.ok(!stored.includes(key) && !stored.includes(password), 'generated secrets are not stored in clear')
 
   // the printed key sends a push; the printed password manages keys
-  const sent = await first.api('/v1/messages', { apiKey: key, body: { to: { user: 'alice' }, title: 'Hello', body: 'Your first push' } })
+  const sent = await first.api('/v1/messages', {
+    apiKey: key, body: { to: { user: 'alice' }, title: 'Hello', body: 'Your first push' }
+  })
   assert.equal(sent.status, 202, JSON.stringify(sent.body))
   const basic = `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`
   const keys = await first.api('/v1/api-keys', { headers: { authorization: basic } })
@@ -183,7 +193,8 @@ test('first start prints the admin password, a bootstrap API key and a curl; a s
   const issued = await first.api('/v1/tokens', { apiKey: key, body: { user: 'alice' } })
   assert.equal(issued.status, 201, JSON.stringify(issued.body))
   const deviceToken: string = issued.body.token
-  assert.equal((await first.api('/v1/messages', { apiKey: 'hk_' + 'x'.repeat(40), body: { to: { user: 'alice' } } })).status, 401)
+  assert.equal(
+    (await first.api('/v1/messages', { apiKey: 'hk_' + 'x'.repeat(40), body: { to: { user: 'alice' } } })).status, 401)
 
   const stop = await first.term()
   assert.equal(stop.code, 0, `SIGTERM exits 0: ${JSON.stringify(stop)}\n${first.output()}`)
@@ -197,7 +208,8 @@ test('first start prints the admin password, a bootstrap API key and a curl; a s
   assert.doesNotMatch(second.stdout(), /Bootstrap API key|Admin credentials/)
   assert.match(second.stdout(), /Herald is running at/)
   // everything generated on the first start still works
-  assert.equal((await second.api('/v1/messages', { apiKey: key, body: { to: { user: 'alice' }, body: 'again' } })).status, 202)
+  assert.equal(
+    (await second.api('/v1/messages', { apiKey: key, body: { to: { user: 'alice' }, body: 'again' } })).status, 202)
   assert.equal((await second.api('/v1/api-keys', { headers: { authorization: basic } })).status, 200)
   const device = await connectDevice(second.wsUrl, { clientId: 'alice-web', password: deviceToken, clean: true })
   await device.close()

@@ -3,7 +3,9 @@
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, type TestHerald, type TestDevice } from './helpers/herald.js'
-import { device, getMessage, ids, offlineDevice, reconnect, send, waitForStatus, waitOffline } from './helpers/delivery.js'
+import {
+  device, getMessage, ids, offlineDevice, reconnect, send, waitForStatus, waitOffline
+} from './helpers/delivery.js'
 
 let h: TestHerald
 const open: TestDevice[] = []
@@ -39,7 +41,8 @@ test('online delivery: the full payload, then status delivered with deliveredAt 
   const [msg] = await phone.waitFor(1)
   assert.equal(msg.topic, 'users/alice/inbox')
   const p = msg.payload
-  assert.deepEqual(Object.keys(p).sort(), [...PAYLOAD_KEYS].sort(), 'a user message has exactly these fields (no topic)')
+  assert.deepEqual(Object.keys(p).sort(), [...PAYLOAD_KEYS].sort(),
+    'a user message has exactly these fields (no topic)')
   assert.equal(p.id, sent.id)
   assert.equal(p.title, 'Hi')
   assert.equal(p.body, 'there')
@@ -73,7 +76,8 @@ test('a minimal message carries only the fields that were set, with defaults for
   assert.deepEqual(Object.keys(msg.payload).sort(), ['body', 'expiresAt', 'id', 'priority', 'sentAt'])
   assert.equal(msg.payload.id, sent.id)
   assert.equal(msg.payload.priority, 'normal')
-  assert.equal(Date.parse(msg.payload.expiresAt) - Date.parse(msg.payload.sentAt), 2_419_200_000, 'default ttl is 28 days')
+  assert.equal(Date.parse(msg.payload.expiresAt) - Date.parse(msg.payload.sentAt), 2_419_200_000,
+    'default ttl is 28 days')
   await phone.close()
 })
 
@@ -140,7 +144,8 @@ test('a list of users: each user\'s device gets it on its own inbox, and nobody 
   await frank.waitFor(1)
   assert.deepEqual(ids(frank), [marker.id])
   const message = await getMessage(h, sent.id)
-  assert.deepEqual(message.deliveries.map((x: any) => `${x.userId}/${x.deviceId}`).sort(), ['dan/dan-phone', 'erin/erin-phone'])
+  assert.deepEqual(message.deliveries.map((x: any) => `${x.userId}/${x.deviceId}`).sort(),
+    ['dan/dan-phone', 'erin/erin-phone'])
   await Promise.all([dan.close(), erin.close(), frank.close()])
 })
 
@@ -159,7 +164,8 @@ test('topic broadcast: online and offline persistent subscribers get it on topic
     assert.equal(msg.payload.id, sent.id)
     assert.equal(msg.payload.topic, 'news')
     assert.equal(msg.payload.title, 'Breaking')
-    assert.deepEqual(Object.keys(msg.payload).sort(), ['data', 'expiresAt', 'id', 'priority', 'sentAt', 'title', 'topic'])
+    assert.deepEqual(Object.keys(msg.payload).sort(),
+      ['data', 'expiresAt', 'id', 'priority', 'sentAt', 'title', 'topic'])
   }
 
   // the offline persistent subscriber gets it on reconnect, still on the topic
@@ -251,12 +257,15 @@ test('a reconnect while messages keep coming: backlog then live messages, in acc
   await phone.close()
 })
 
-test('a backlog of several pages, read while new messages keep coming: every message once, in accept order', async () => {
+test('a backlog of several pages, read while new messages keep coming: ' +
+  'every message once, in accept order', async () => {
   // the queue is read 100 rows first, then 1,000 at a time while 500 are still waiting
   await offlineDevice(h, 'paul', 'paul-phone')
   const sentIds: string[] = []
   const sendBatch = async (from: number, count: number): Promise<void> => {
-    const res = await h.api('/v1/messages/batch', { body: { messages: Array.from({ length: count }, (_, i) => ({ to: { user: 'paul' }, data: { i: from + i } })) } })
+    const res = await h.api('/v1/messages/batch', {
+      body: { messages: Array.from({ length: count }, (_, i) => ({ to: { user: 'paul' }, data: { i: from + i } })) }
+    })
     assert.equal(res.status, 202, JSON.stringify(res.body))
     sentIds.push(...res.body.messages.map((m: { id: string }) => m.id))
   }
@@ -271,13 +280,16 @@ test('a backlog of several pages, read while new messages keep coming: every mes
   await phone.close()
 })
 
-test('50 persistent devices reconnecting at once: each gets its own backlog in order, and its topic subscription back', async () => {
+test('50 persistent devices reconnecting at once: each gets its own backlog in order, ' +
+  'and its topic subscription back', async () => {
   // a restarted server sees this: the session reads, will deletes and queue pages of devices
   // connecting together are batched into shared statements
   const users = Array.from({ length: 50 }, (_, i) => `storm-${i}`)
   await Promise.all(users.map(u => offlineDevice(h, u, `${u}-phone`, ['topics/storm'])))
   const backlog = new Map<string, string[]>()
-  const res = await h.api('/v1/messages/batch', { body: { messages: users.flatMap(u => [1, 2, 3].map(n => ({ to: { user: u }, data: { n } }))) } })
+  const res = await h.api('/v1/messages/batch', {
+    body: { messages: users.flatMap(u => [1, 2, 3].map(n => ({ to: { user: u }, data: { n } }))) }
+  })
   assert.equal(res.status, 202, JSON.stringify(res.body))
   users.forEach((u, i) => backlog.set(u, res.body.messages.slice(i * 3, i * 3 + 3).map((m: { id: string }) => m.id)))
   const phones = await Promise.all(users.map(u => tracked(reconnect(h, u, `${u}-phone`))))
@@ -289,7 +301,8 @@ test('50 persistent devices reconnecting at once: each gets its own backlog in o
   await Promise.all(phones.map(p => p.close()))
 })
 
-test('a clean session\'s topic subscription ends with it: after a clean reconnect it no longer receives the topic', async () => {
+test('a clean session\'s topic subscription ends with it: ' +
+  'after a clean reconnect it no longer receives the topic', async () => {
   const first = await tracked(device(h, 'olga', 'olga-web', { clean: true, topics: ['topics/weather'] }))
   const sunny = await send(h, { to: { topic: 'weather' }, title: 'sunny' })
   assert.equal(sunny.recipients, 1)
@@ -319,6 +332,7 @@ test('a persistent device that comes back with a clean session has lost its topi
   const marker = await send(h, { to: { user: 'pia' }, title: 'marker' })
   await phone.waitFor(1)
   assert.deepEqual(ids(phone), [marker.id], 'neither the queued nor the new deal arrives')
-  assert.equal((await getMessage(h, queuedDeal.id)).deliveries[0].status, 'revoked', 'the discarded session\'s queue is revoked')
+  assert.equal((await getMessage(h, queuedDeal.id)).deliveries[0].status, 'revoked',
+    'the discarded session\'s queue is revoked')
   await phone.close()
 })
