@@ -77,7 +77,8 @@ export class Cluster {
     const { pool, nodeId, log } = this.deps
     const client = await pool.connect()
     try {
-      // the name other processes look for in pg_stat_activity to tell this one is alive (store/devices.ts markGoneNodes)
+      // the name other processes look for in pg_stat_activity to tell this one is alive
+      // (store/devices.ts markGoneNodes)
       await client.query(`set application_name = 'herald node ${nodeId}'`)
       await client.query(`listen ${nodeChannel(nodeId)}`)
       await client.query(`listen ${CLUSTER_CHANNEL}`)
@@ -161,7 +162,9 @@ export class Cluster {
     try {
       const moved = await devicesConnectedElsewhere(this.deps.pool, this.deps.nodeId, here)
       for (const id of moved) this.deps.engine.closeDevice(id)
-      if (moved.length > 0) this.deps.log.info({ devices: moved }, 'closed connections of devices that connected elsewhere')
+      if (moved.length > 0) {
+        this.deps.log.info({ devices: moved }, 'closed connections of devices that connected elsewhere')
+      }
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'checking devices that connected elsewhere failed')
     }

@@ -13,7 +13,10 @@ import type { Pool, PoolClient } from '../db/pool.js'
 export type Signal =
   /** these devices, connected to the receiving node, have new deliveries; `live`: seqs of ttl-0 ones among them */
   | { kind: 'queued', devices: string[], live: number[] }
-  /** these devices connected to another node since: the receiver closes its connection if the device is no longer its */
+  /**
+   * these devices connected to another node since: the receiver closes its connection if the
+   * device is no longer its
+   */
   | { kind: 'moved', devices: string[] }
   /** these devices' sessions were ended (DELETE /v1/devices): the receiver closes their connections */
   | { kind: 'ended', devices: string[] }
@@ -82,7 +85,8 @@ export function decodeSignal (payload: string): Signal | undefined {
 }
 
 /** Sends signals, each to a channel, in one statement (inside a transaction: at its commit). */
-export async function sendSignals (db: Pool | PoolClient, signals: Array<{ channel: string, signal: Signal }>): Promise<void> {
+export async function sendSignals (db: Pool | PoolClient,
+  signals: Array<{ channel: string, signal: Signal }>): Promise<void> {
   const channels: string[] = []
   const payloads: string[] = []
   for (const { channel, signal } of signals) {

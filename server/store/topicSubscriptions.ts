@@ -41,7 +41,8 @@ export async function removeLiveSubscriptions (pool: Pool, nodeId: string, devic
     await pool.query('delete from live_subscriptions where device_id = $1 and node_id = $2 and topic = any($3::text[])',
       [deviceId, nodeId, which.topics])
   } else {
-    await pool.query('delete from live_subscriptions where device_id = $1 and node_id = $2 and topic <> all($3::text[])',
+    await pool.query(
+      'delete from live_subscriptions where device_id = $1 and node_id = $2 and topic <> all($3::text[])',
       [deviceId, nodeId, which.allBut])
   }
 }
