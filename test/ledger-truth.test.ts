@@ -3,7 +3,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, ADMIN_PASSWORD, type TestHerald, type TestDevice } from './helpers/herald.js'
-import { device, deliveryOf, ids, offlineDevice, reconnect, send, waitForStatus, waitUntil } from './helpers/delivery.js'
+import {
+  device, deliveryOf, ids, offlineDevice, reconnect, send, waitForStatus, waitUntil
+} from './helpers/delivery.js'
 
 let h: TestHerald
 const open: TestDevice[] = []
@@ -44,7 +46,9 @@ test('collapse with the device online: a message the device received is never re
     return { a: a.id, b: b.id }
   }))
   const settled = await waitUntil('every delivery to reach a final status', async () => {
-    const rows = await Promise.all(pairs.map(async p => ({ ...p, ra: await deliveryOf(h, p.a, 'cleo-phone'), rb: await deliveryOf(h, p.b, 'cleo-phone') })))
+    const rows = await Promise.all(pairs.map(async p => ({
+      ...p, ra: await deliveryOf(h, p.a, 'cleo-phone'), rb: await deliveryOf(h, p.b, 'cleo-phone')
+    })))
     return rows.every(r => FINAL.has(r.ra.status) && r.rb.status === 'delivered') ? rows : undefined
   }, 20_000, 50)
   const received = new Set(ids(phone))
@@ -63,8 +67,10 @@ test('collapse with the device online: a message the device received is never re
       assert.equal(ra.replacedBy, b, 'replacedBy names the message that took its place')
     }
   }
-  t.diagnostic(`${replaced} of ${PAIRS} older messages replaced before they were written, ${PAIRS - replaced} delivered`)
-  assert.equal(received.size, PAIRS * 2 - replaced, 'the device got each message at most once and every one not replaced')
+  t.diagnostic(
+    `${replaced} of ${PAIRS} older messages replaced before they were written, ${PAIRS - replaced} delivered`)
+  assert.equal(received.size, PAIRS * 2 - replaced,
+    'the device got each message at most once and every one not replaced')
 })
 
 test('replaced while queued for an offline device: reason collapsed, replacedBy the newer message', async () => {
@@ -90,7 +96,8 @@ test('a written delivery is not replaced: the device keeps it, and the newer one
   await waitForStatus(h, second.id, 'wes-phone', 'delivered')
 })
 
-test('revoked: by DELETE /v1/messages, by DELETE /v1/devices, and by a discarded session, each with its reason', async () => {
+test('revoked: by DELETE /v1/messages, by DELETE /v1/devices, and by a discarded session, ' +
+  'each with its reason', async () => {
   await offlineDevice(h, 'rita', 'rita-phone')
   const m1 = await send(h, { to: { user: 'rita' }, title: 'oops' })
   assert.equal((await h.api(`/v1/messages/${m1.id}`, { method: 'DELETE' })).status, 200)
@@ -112,10 +119,14 @@ test('revoked: by DELETE /v1/messages, by DELETE /v1/devices, and by a discarded
 
 test('revoked from the admin UI: the reason says so', async () => {
   const login = await fetch(`${h.url}/admin/api/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD })
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD })
   })
   assert.equal(login.status, 200)
-  const headers = { cookie: login.headers.get('set-cookie')!.split(';')[0], 'x-herald-csrf': (await login.json()).csrfToken }
+  const headers = {
+    cookie: login.headers.get('set-cookie')!.split(';')[0], 'x-herald-csrf': (await login.json()).csrfToken
+  }
   await offlineDevice(h, 'ada', 'ada-phone')
   const m1 = await send(h, { to: { user: 'ada' }, title: 'one' })
   assert.equal((await fetch(`${h.url}/admin/api/messages/${m1.id}`, { method: 'DELETE', headers })).status, 200)
@@ -141,7 +152,8 @@ test('revoked after it was written: a PUBACK that comes later records delivered,
   assert.equal(row.reason, null)
 })
 
-test('expired: a ttl-0 message whose connection ended says connection-ended; a clean session\'s leftovers say clean-session-ended', async () => {
+test('expired: a ttl-0 message whose connection ended says connection-ended; ' +
+  'a clean session\'s leftovers say clean-session-ended', async () => {
   const persistent = await device(h, 'tess', 'tess-phone')
   holdAcks(persistent)
   const live = await send(h, { to: { user: 'tess' }, title: 'now or never', ttl: 0 })
@@ -182,8 +194,10 @@ test('a claim the database refuses is retried: the online device then gets every
     const first = await send(h, { to: { user: 'cy' }, title: 'one' })
     const second = await send(h, { to: { user: 'cy' }, title: 'two' })
     // refused, then refused again on the retry a second later
-    await waitUntil('the claim to be refused twice', async () =>
-      (await h.db.pool.query<{ n: number }>('select last_value::int as n from claims_refusals')).rows[0].n >= 2, 5_000, 50)
+    await waitUntil('the claim to be refused twice', async () => {
+      const { rows } = await h.db.pool.query<{ n: number }>('select last_value::int as n from claims_refusals')
+      return rows[0].n >= 2
+    }, 5_000, 50)
     assert.equal((await deliveryOf(h, first.id, 'cy-phone')).status, 'queued', 'not written while the claim is refused')
     assert.equal(phone.received.length, 0)
     await h.db.pool.query('delete from claims_refused')

@@ -4,7 +4,10 @@
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, type TestHerald, type TestDevice } from './helpers/herald.js'
-import { deliveryOf, device, getMessage, ids, listDevices, offlineDevice, reconnect, send, waitForStatus, waitOffline, waitUntil } from './helpers/delivery.js'
+import {
+  deliveryOf, device, getMessage, ids, listDevices, offlineDevice, reconnect, send, waitForStatus, waitOffline,
+  waitUntil
+} from './helpers/delivery.js'
 import { expireDue } from '../server/store/deliveries.js'
 
 let h: TestHerald
@@ -90,7 +93,8 @@ test('ttl 0 to a topic reaches online subscribers only', async () => {
   await Promise.all([online.close(), dave.close()])
 })
 
-test('collapse: of 3 queued messages with one collapseKey only the newest arrives, the older are replaced', async () => {
+test('collapse: of 3 queued messages with one collapseKey only the newest arrives, ' +
+  'the older are replaced', async () => {
   await offlineDevice(h, 'dora', 'dora-phone')
   const c1 = await send(h, { to: { user: 'dora' }, title: 'score 1-0', collapseKey: 'score' })
   const other = await send(h, { to: { user: 'dora' }, title: 'unrelated' })
@@ -105,7 +109,8 @@ test('collapse: of 3 queued messages with one collapseKey only the newest arrive
   await phone.waitFor(2)
   const marker = await send(h, { to: { user: 'dora' }, title: 'marker' })
   await phone.waitFor(3)
-  assert.deepEqual(ids(phone), [other.id, c3.id, marker.id], 'the unrelated message keeps its place; only the newest score arrives')
+  assert.deepEqual(ids(phone), [other.id, c3.id, marker.id],
+    'the unrelated message keeps its place; only the newest score arrives')
   assert.equal(phone.received[1].payload.title, 'score 2-1')
   assert.equal(phone.received[1].payload.collapseKey, 'score')
   await waitForStatus(h, c3.id, 'dora-phone', 'delivered')
@@ -121,7 +126,8 @@ test('collapse: of 3 queued messages with one collapseKey only the newest arrive
   await phone.close()
 })
 
-test('a batch to an offline device arrives in array order on reconnect, with collapse applied inside the batch', async () => {
+test('a batch to an offline device arrives in array order on reconnect, ' +
+  'with collapse applied inside the batch', async () => {
   await offlineDevice(h, 'bea', 'bea-phone')
   const res = await h.api('/v1/messages/batch', {
     body: {
@@ -135,7 +141,8 @@ test('a batch to an offline device arrives in array order on reconnect, with col
   })
   assert.equal(res.status, 202, JSON.stringify(res.body))
   const [first, score1, second, score2] = res.body.messages.map((m: { id: string }) => m.id)
-  assert.equal((await deliveryOf(h, score1, 'bea-phone')).status, 'replaced', 'a later item of the batch replaces an earlier one with its key')
+  assert.equal((await deliveryOf(h, score1, 'bea-phone')).status, 'replaced',
+    'a later item of the batch replaces an earlier one with its key')
   const phone = await tracked(reconnect(h, 'bea', 'bea-phone'))
   await phone.waitFor(3)
   const marker = await send(h, { to: { user: 'bea' }, title: 'marker' })
@@ -157,7 +164,8 @@ test('idempotency: a repeat returns the first answer and the device gets the mes
   assert.deepEqual(again.body, first.body)
 
   // two retries racing each other get one answer too
-  const raced = await Promise.all([1, 2].map(() => h.api('/v1/messages', { body: { ...body, title: 'raced' }, headers: { 'idempotency-key': 'raced-key' } })))
+  const raced = await Promise.all([1, 2].map(() =>
+    h.api('/v1/messages', { body: { ...body, title: 'raced' }, headers: { 'idempotency-key': 'raced-key' } })))
   assert.deepEqual(raced.map(r => r.status), [202, 202])
   assert.deepEqual(raced[0].body, raced[1].body)
 
@@ -170,10 +178,12 @@ test('idempotency: a repeat returns the first answer and the device gets the mes
 
   const marker = await send(h, { to: { user: 'eli' }, title: 'marker' })
   await phone.waitFor(3)
-  assert.deepEqual(ids(phone), [first.body.id, raced[0].body.id, marker.id], 'each message once, nothing for the conflict')
+  assert.deepEqual(ids(phone), [first.body.id, raced[0].body.id, marker.id],
+    'each message once, nothing for the conflict')
 
   // after 24 hours the key is free again, even before the sweep (every 10 minutes) removes it
-  await h.db.pool.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = $1", [headers['idempotency-key']])
+  await h.db.pool.query("update idempotency_keys set created_at = now() - interval '25 hours' where key = $1",
+    [headers['idempotency-key']])
   const reused = await h.api('/v1/messages', { body: { ...body, title: 'a day later' }, headers })
   assert.equal(reused.status, 202, JSON.stringify(reused.body))
   assert.notEqual(reused.body.id, first.body.id)
@@ -261,7 +271,9 @@ test('GET /v1/users/{user}/devices shows which devices are online and how much e
   assert.equal(byId['hal-tablet'].pending, 2)
   assert.ok(byId['hal-tablet'].lastSeenAt)
   for (const d of list) {
-    for (const key of ['deviceId', 'online', 'connectedAt', 'lastSeenAt', 'pending']) assert.ok(key in d, `${key} in ${JSON.stringify(d)}`)
+    for (const key of ['deviceId', 'online', 'connectedAt', 'lastSeenAt', 'pending']) {
+      assert.ok(key in d, `${key} in ${JSON.stringify(d)}`)
+    }
   }
   assert.deepEqual(await listDevices(h, 'no-such-user'), [])
   await phone.close()

@@ -64,16 +64,19 @@ test('forbidden subscriptions get SUBACK 0x80 while the allowed ones in the same
 test('a refused wildcard in a persistent session\'s SUBSCRIBE does not make it a broadcast subscriber', async () => {
   // aedes stores every subscription of a SUBSCRIBE packet once one of them is allowed; Herald's
   // topic fan-out reads the stored subscriptions, so a refused `topics/#` or `#` must not be kept
-  const mallory = await connectDevice(h.wsUrl, { clientId: 'acl-wild-mallory', password: await h.token('mallory'), clean: false })
+  const mallory = await connectDevice(h.wsUrl,
+    { clientId: 'acl-wild-mallory', password: await h.token('mallory'), clean: false })
   try {
-    assert.deepEqual(await grantedQos(mallory.client, ['users/mallory/inbox', 'topics/#', '#', 'topics/+'], 1), [1, 128, 128, 128])
+    assert.deepEqual(await grantedQos(mallory.client, ['users/mallory/inbox', 'topics/#', '#', 'topics/+'], 1),
+      [1, 128, 128, 128])
     for (const round of ['online', 'reconnected']) {
       const sent = await h.api('/v1/messages', { body: { to: { topic: `wild-${round}` }, title: 'not for mallory' } })
       assert.equal(sent.status, 202)
       assert.equal(sent.body.recipients, 0, `${round}: nobody is subscribed to topics/wild-${round}`)
       if (round === 'online') {
         await mallory.close()
-        const back = await connectDevice(h.wsUrl, { clientId: 'acl-wild-mallory', password: await h.token('mallory'), clean: false })
+        const back = await connectDevice(h.wsUrl,
+          { clientId: 'acl-wild-mallory', password: await h.token('mallory'), clean: false })
         Object.assign(mallory, back)
       }
     }
@@ -142,10 +145,12 @@ test('a receipt on another user\'s receipts topic disconnects the publisher and 
   try {
     const sent = await h.api('/v1/messages', { body: { to: { user: 'bob' }, title: 'hello' } })
     await bob.waitFor(1)
-    await publishAndExpectDisconnect(mallory, 'users/bob/receipts', JSON.stringify({ id: sent.body.id, event: 'opened' }))
+    await publishAndExpectDisconnect(mallory, 'users/bob/receipts',
+      JSON.stringify({ id: sent.body.id, event: 'opened' }))
 
     // bob's own receipt is accepted (PUBACK) and recorded, bob stays connected
-    await bob.client.publishAsync('users/bob/receipts', JSON.stringify({ id: sent.body.id, event: 'displayed' }), { qos: 1 })
+    await bob.client.publishAsync('users/bob/receipts',
+      JSON.stringify({ id: sent.body.id, event: 'displayed' }), { qos: 1 })
     assert.ok(bob.client.connected)
     let delivery: any
     for (let i = 0; i < 50; i++) {
@@ -163,7 +168,8 @@ test('a receipt on another user\'s receipts topic disconnects the publisher and 
 })
 
 test('another user\'s token cannot take over a persistent session; the owner still gets what was queued', async () => {
-  const olivia = await connectDevice(h.wsUrl, { clientId: 'acl-takeover-phone', password: await h.token('olivia'), clean: false })
+  const olivia = await connectDevice(h.wsUrl,
+    { clientId: 'acl-takeover-phone', password: await h.token('olivia'), clean: false })
   await olivia.client.subscribeAsync('users/olivia/inbox', { qos: 1 })
   await olivia.close()
   const queued = await h.api('/v1/messages', { body: { to: { user: 'olivia' }, title: 'while away' } })
@@ -171,15 +177,20 @@ test('another user\'s token cannot take over a persistent session; the owner sti
   assert.equal(queued.body.recipients, 1)
 
   const brutusToken = await h.token('brutus')
-  assert.equal(await connectRefused(h.wsUrl, { clientId: 'acl-takeover-phone', password: brutusToken, clean: false }), NOT_AUTHORIZED)
+  assert.equal(
+    await connectRefused(h.wsUrl, { clientId: 'acl-takeover-phone', password: brutusToken, clean: false }),
+    NOT_AUTHORIZED)
   // a clean connect would wipe olivia's session: refused as well
-  assert.equal(await connectRefused(h.wsUrl, { clientId: 'acl-takeover-phone', password: brutusToken, clean: true }), NOT_AUTHORIZED)
+  assert.equal(
+    await connectRefused(h.wsUrl, { clientId: 'acl-takeover-phone', password: brutusToken, clean: true }),
+    NOT_AUTHORIZED)
   const brutusDevices = await h.api('/v1/users/brutus/devices')
   assert.deepEqual(brutusDevices.body, [])
   const oliviaDevices = await h.api('/v1/users/olivia/devices')
   assert.deepEqual(oliviaDevices.body.map((d: any) => [d.deviceId, d.pending]), [['acl-takeover-phone', 1]])
 
-  const back = await connectDevice(h.wsUrl, { clientId: 'acl-takeover-phone', password: await h.token('olivia'), clean: false })
+  const back = await connectDevice(h.wsUrl,
+    { clientId: 'acl-takeover-phone', password: await h.token('olivia'), clean: false })
   try {
     const [msg] = await back.waitFor(1)
     assert.equal(msg.payload.id, queued.body.id)
@@ -190,9 +201,12 @@ test('another user\'s token cannot take over a persistent session; the owner sti
 })
 
 test('another user\'s token cannot kick an online device off its client id', async () => {
-  const alice = await connectDevice(h.wsUrl, { clientId: 'acl-online-tablet', password: await h.token('alice'), clean: false })
+  const alice = await connectDevice(h.wsUrl,
+    { clientId: 'acl-online-tablet', password: await h.token('alice'), clean: false })
   try {
-    assert.equal(await connectRefused(h.wsUrl, { clientId: 'acl-online-tablet', password: await h.token('bob'), clean: true }), NOT_AUTHORIZED)
+    assert.equal(
+      await connectRefused(h.wsUrl, { clientId: 'acl-online-tablet', password: await h.token('bob'), clean: true }),
+      NOT_AUTHORIZED)
     await settle()
     assert.ok(alice.client.connected, 'the owner stays connected')
     const sent = await h.api('/v1/messages', { body: { to: { user: 'alice' }, title: 'still here' } })
@@ -203,7 +217,8 @@ test('another user\'s token cannot kick an online device off its client id', asy
   }
 })
 
-test('the owner and another user connecting with one client id at the same moment: the owner gets in, the other is refused', async () => {
+test('the owner and another user connecting with one client id at the same moment: ' +
+  'the owner gets in, the other is refused', async () => {
   // connects arriving together are claimed in one statement; the same id twice must still be
   // decided one after the other, whichever comes first
   const ownerToken = await h.token('ida')

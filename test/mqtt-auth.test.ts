@@ -16,12 +16,17 @@ async function assertNoSession (h: TestHerald, user: string, deviceIds: string[]
   assert.deepEqual(devices.body, [], `${user} must have no device`)
   const { rows } = await h.db.pool.query('select device_id from devices where device_id = any($1::text[])', [deviceIds])
   assert.deepEqual(rows, [], 'no refused device id was registered')
-  const sessions = await h.db.pool.query('select client_id from mqtt_subscriptions where client_id = any($1::text[])', [deviceIds])
+  const sessions = await h.db.pool.query(
+    'select client_id from mqtt_subscriptions where client_id = any($1::text[])', [deviceIds])
   assert.deepEqual(sessions.rows, [], 'no refused device has MQTT session state')
 }
 
 function rsaKeys (): { publicKey: string, privateKey: string } {
-  return generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  return generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
+  })
 }
 
 describe('HS256 server (JWT_SECRET)', () => {
@@ -37,8 +42,15 @@ describe('HS256 server (JWT_SECRET)', () => {
       { name: 'garbage', password: 'this is not a token' },
       { name: 'three garbage parts', password: 'aaa.bbb.ccc' },
       { name: 'alg none', password: craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp }) },
-      { name: 'alg none with a signature', password: craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(JWT_SECRET)) },
-      { name: 'wrong signature', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256('another-secret-that-is-long-enough-0123456789')) },
+      {
+        name: 'alg none with a signature',
+        password: craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(JWT_SECRET))
+      },
+      {
+        name: 'wrong signature',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp },
+          hs256('another-secret-that-is-long-enough-0123456789'))
+      },
       {
         name: 'tampered payload',
         password: (() => {
@@ -46,20 +58,42 @@ describe('HS256 server (JWT_SECRET)', () => {
           return `${header}.${Buffer.from(JSON.stringify({ sub: 'mallory', exp })).toString('base64url')}.${signature}`
         })()
       },
-      { name: 'HS512 with the right secret', password: jwt.sign({ sub: 'mallory', exp }, JWT_SECRET, { algorithm: 'HS512' }) },
-      { name: 'expired exp', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp: nowSeconds() - 10 }, hs256(JWT_SECRET)) },
-      { name: 'missing exp', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', iat: nowSeconds() }, hs256(JWT_SECRET)) },
-      { name: 'exp not a number', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp: String(exp) }, hs256(JWT_SECRET)) },
+      {
+        name: 'HS512 with the right secret',
+        password: jwt.sign({ sub: 'mallory', exp }, JWT_SECRET, { algorithm: 'HS512' })
+      },
+      {
+        name: 'expired exp',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp: nowSeconds() - 10 }, hs256(JWT_SECRET))
+      },
+      {
+        name: 'missing exp',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', iat: nowSeconds() }, hs256(JWT_SECRET))
+      },
+      {
+        name: 'exp not a number',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp: String(exp) }, hs256(JWT_SECRET))
+      },
       { name: 'missing sub', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { exp }, hs256(JWT_SECRET)) },
-      { name: 'sub not a string', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 42, exp }, hs256(JWT_SECRET)) },
-      { name: 'sub with a wildcard', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory/#', exp }, hs256(JWT_SECRET)) },
-      { name: 'payload not an object', password: craftJwt({ alg: 'HS256', typ: 'JWT' }, ['mallory'], hs256(JWT_SECRET)) }
+      {
+        name: 'sub not a string',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 42, exp }, hs256(JWT_SECRET))
+      },
+      {
+        name: 'sub with a wildcard',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory/#', exp }, hs256(JWT_SECRET))
+      },
+      {
+        name: 'payload not an object',
+        password: craftJwt({ alg: 'HS256', typ: 'JWT' }, ['mallory'], hs256(JWT_SECRET))
+      }
     ]
     const ids: string[] = []
     for (const [i, c] of cases.entries()) {
       const clientId = `auth-bad-${i}`
       ids.push(clientId)
-      const code = await connectRefused(h.wsUrl, { clientId, ...(c.password === undefined ? {} : { password: c.password }) })
+      const code = await connectRefused(h.wsUrl,
+        { clientId, ...(c.password === undefined ? {} : { password: c.password }) })
       assert.ok(REFUSED.includes(code), `${c.name}: CONNACK ${code}, expected 4 or 5`)
     }
     await assertNoSession(h, 'mallory', ids)
@@ -77,7 +111,8 @@ describe('HS256 server (JWT_SECRET)', () => {
   })
 
   test('the username is ignored: the token says who the device is', async () => {
-    const device = await connectDevice(h.wsUrl, { clientId: 'auth-username', username: 'bob', password: await h.token('ursula') })
+    const device = await connectDevice(h.wsUrl,
+      { clientId: 'auth-username', username: 'bob', password: await h.token('ursula') })
     try {
       assert.equal((await h.api('/v1/users/bob/devices')).body.length, 0)
       assert.equal((await h.api('/v1/users/ursula/devices')).body.length, 1)
@@ -131,12 +166,15 @@ describe('RS256 server (JWT_PUBLIC_KEY)', () => {
   test('HS256 tokens (also with the public key as the secret), alg none and another key are refused', async () => {
     const exp = nowSeconds() + 600
     const cases: Array<[string, string]> = [
-      ['HS256 with the configured JWT_SECRET of other tests', craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(JWT_SECRET))],
-      ['HS256 with the public key PEM as the secret', craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(keys.publicKey))],
+      ['HS256 with the configured JWT_SECRET of other tests',
+        craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(JWT_SECRET))],
+      ['HS256 with the public key PEM as the secret',
+        craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(keys.publicKey))],
       ['alg none', craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp })],
       ['RS256 signed by another key', jwt.sign({ sub: 'mallory', exp }, other.privateKey, { algorithm: 'RS256' })],
       ['RS512 with the right key', jwt.sign({ sub: 'mallory', exp }, keys.privateKey, { algorithm: 'RS512' })],
-      ['expired RS256', craftJwt({ alg: 'RS256', typ: 'JWT' }, { sub: 'mallory', exp: nowSeconds() - 5 }, rs256(keys.privateKey))],
+      ['expired RS256',
+        craftJwt({ alg: 'RS256', typ: 'JWT' }, { sub: 'mallory', exp: nowSeconds() - 5 }, rs256(keys.privateKey))],
       ['RS256 without exp', craftJwt({ alg: 'RS256', typ: 'JWT' }, { sub: 'mallory' }, rs256(keys.privateKey))],
       ['RS256 without sub', craftJwt({ alg: 'RS256', typ: 'JWT' }, { exp }, rs256(keys.privateKey))]
     ]
@@ -163,21 +201,29 @@ describe('ES256 server (EC P-256 JWT_PUBLIC_KEY)', () => {
   let h: TestHerald
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   before(async () => {
-    h = await startTestHerald({ env: { JWT_SECRET: '', JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() } })
+    h = await startTestHerald({
+      env: { JWT_SECRET: '', JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+    })
   })
   after(async () => { await h.stop() })
 
   test('a valid ES256 token connects; RS256, HS256 and alg none are refused', async () => {
     const exp = nowSeconds() + 600
-    const device = await connectDevice(h.wsUrl, { clientId: 'auth-es256', password: jwt.sign({ sub: 'elena', exp }, privateKey, { algorithm: 'ES256' }) })
+    const device = await connectDevice(h.wsUrl, {
+      clientId: 'auth-es256', password: jwt.sign({ sub: 'elena', exp }, privateKey, { algorithm: 'ES256' })
+    })
     assert.ok(device.client.connected)
     await device.close()
     const rsa = rsaKeys()
     const bad: Array<[string, string]> = [
       ['RS256', jwt.sign({ sub: 'mallory', exp }, rsa.privateKey, { algorithm: 'RS256' })],
-      ['HS256 with the public key PEM', craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp }, hs256(publicKey.export({ type: 'spki', format: 'pem' })))],
+      ['HS256 with the public key PEM',
+        craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'mallory', exp },
+          hs256(publicKey.export({ type: 'spki', format: 'pem' })))],
       ['alg none', craftJwt({ alg: 'none', typ: 'JWT' }, { sub: 'mallory', exp })],
-      ['ES256 by another key', jwt.sign({ sub: 'mallory', exp }, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, { algorithm: 'ES256' })]
+      ['ES256 by another key',
+        jwt.sign({ sub: 'mallory', exp }, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+          { algorithm: 'ES256' })]
     ]
     for (const [i, [name, password]] of bad.entries()) {
       const code = await connectRefused(h.wsUrl, { clientId: `auth-es-bad-${i}`, password })
