@@ -31,8 +31,12 @@ let failed = false
 try {
   const base = new Date()
   let t = Date.now()
-  const seeded = await seedDeliveryHistory(db.pool, { messages: 450_000, users: 10_000, topicMessages: 5, spacingMs: 5_000, base })
-  console.log(`seeded ${seeded.messages.toLocaleString()} messages, ${seeded.deliveries.toLocaleString()} deliveries, ${seeded.devices.toLocaleString()} devices in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  const seeded = await seedDeliveryHistory(db.pool, {
+    messages: 450_000, users: 10_000, topicMessages: 5, spacingMs: 5_000, base
+  })
+  console.log(`seeded ${seeded.messages.toLocaleString()} messages, ` +
+    `${seeded.deliveries.toLocaleString()} deliveries, ${seeded.devices.toLocaleString()} devices ` +
+    `in ${((Date.now() - t) / 1000).toFixed(1)} s`)
 
   const day = 86_400_000
   const scenarios: Array<[string, AdminLogFilter]> = [
@@ -43,7 +47,8 @@ try {
     ['status revoked (1 %)', { status: 'revoked' }],
     ['status delivered, until 20 days ago', { status: 'delivered', until: new Date(base.getTime() - 20 * day) }],
     ['user + status expired', { user: 'user-42', status: 'expired' }],
-    ['time range (one day, 10 days ago)', { since: new Date(base.getTime() - 11 * day), until: new Date(base.getTime() - 10 * day) }],
+    ['time range (one day, 10 days ago)',
+      { since: new Date(base.getTime() - 11 * day), until: new Date(base.getTime() - 10 * day) }],
     ['title text, common ("digest")', { text: 'digest' }],
     ['title text, rare ("zebra")', { text: 'zebra' }],
     ['title text + user', { text: 'order', user: 'user-42' }],
@@ -52,7 +57,9 @@ try {
     ['status expired (6 %)', { status: 'expired' }]
   ]
 
-  const time = async (f: AdminLogFilter, after: AdminLogKey | undefined): Promise<{ ms: number, rows: number, next: AdminLogKey | undefined }> => {
+  const time = async (
+    f: AdminLogFilter, after: AdminLogKey | undefined
+  ): Promise<{ ms: number, rows: number, next: AdminLogKey | undefined }> => {
     const samples: number[] = []
     let result: Awaited<ReturnType<typeof listMessageLog>> | undefined
     for (let i = 0; i < RUNS; i++) {
@@ -64,7 +71,8 @@ try {
     return { ms: samples[Math.floor(RUNS / 2)], rows: result!.rows.length, next: result!.next }
   }
 
-  console.log(`\nlog pages of ${PAGE} messages, median of ${RUNS} runs (wall clock, including the per-message summary):`)
+  console.log(`\nlog pages of ${PAGE} messages, median of ${RUNS} runs ` +
+    '(wall clock, including the per-message summary):')
   console.log(`${'filter'.padEnd(40)} ${'page 1'.padStart(9)} ${'page 20'.padStart(9)}  rows`)
   for (const [name, f] of scenarios) {
     const first = await time(f, undefined)
@@ -74,7 +82,9 @@ try {
     const deep = after ? await time(f, after) : undefined
     const worst = Math.max(first.ms, deep?.ms ?? 0)
     if (worst > BUDGET_MS) failed = true
-    console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '}  ${first.rows}${worst > BUDGET_MS ? '   OVER BUDGET' : ''}`)
+    const deepMs = deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '
+    console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deepMs}  ${first.rows}` +
+      (worst > BUDGET_MS ? '   OVER BUDGET' : ''))
   }
 
   // the REST delivery log (GET /v1/messages): one row per device delivery, same budget
@@ -86,7 +96,8 @@ try {
     ['REST: user + status expired', { user: 'user-42', status: 'expired' }],
     ['REST: status queued', { status: 'queued' }],
     ['REST: status expired', { status: 'expired' }],
-    ['REST: time range (one day, 10 days ago)', { since: new Date(base.getTime() - 11 * day), until: new Date(base.getTime() - 10 * day) }]
+    ['REST: time range (one day, 10 days ago)',
+      { since: new Date(base.getTime() - 11 * day), until: new Date(base.getTime() - 10 * day) }]
   ]
   const REST_PAGE = 50
   type RestPage = Awaited<ReturnType<typeof listDeliveries>>
@@ -106,16 +117,21 @@ REST delivery log pages of ${REST_PAGE} deliveries, median of ${RUNS} runs:`)
   for (const [name, f] of restScenarios) {
     const first = await timeRest({ ...f, limit: REST_PAGE })
     let next = first.page.next
-    for (let i = 2; i < 20 && next; i++) next = (await listDeliveries(db.pool, { ...f, limit: REST_PAGE, after: next })).next
+    for (let i = 2; i < 20 && next; i++) {
+      next = (await listDeliveries(db.pool, { ...f, limit: REST_PAGE, after: next })).next
+    }
     const deep = next ? await timeRest({ ...f, limit: REST_PAGE, after: next }) : undefined
     const worst = Math.max(first.ms, deep?.ms ?? 0)
     if (worst > BUDGET_MS) failed = true
-    console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '}  ${first.page.items.length}${worst > BUDGET_MS ? '   OVER BUDGET' : ''}`)
+    const deepMs = deep ? `${deep.ms.toFixed(1).padStart(6)} ms` : '       —  '
+    console.log(`${name.padEnd(40)} ${first.ms.toFixed(1).padStart(6)} ms ${deepMs}  ${first.page.items.length}` +
+      (worst > BUDGET_MS ? '   OVER BUDGET' : ''))
   }
 
   t = performance.now()
   const o = await readOverview(db.pool)
-  console.log(`\noverview: ${(performance.now() - t).toFixed(1)} ms (waiting ${o.waiting.toLocaleString()}, expired last day ${o.expiredLastDay.toLocaleString()})`)
+  console.log(`\noverview: ${(performance.now() - t).toFixed(1)} ms (waiting ${o.waiting.toLocaleString()}, ` +
+    `expired last day ${o.expiredLastDay.toLocaleString()})`)
 
   // the plans behind the figures: every filter seeks an index, none scans deliveries
   const client = await db.pool.connect()
@@ -123,7 +139,10 @@ REST delivery log pages of ${REST_PAGE} deliveries, median of ${RUNS} runs:`)
     const log: string[] = []
     const orig = db.pool.query.bind(db.pool)
     // capture the SQL listMessageLog sends, then EXPLAIN ANALYZE it
-    ;(db.pool as any).query = (sql: string, params: unknown[]) => { log.push(JSON.stringify({ sql, params })); return orig(sql, params) }
+    ;(db.pool as any).query = (sql: string, params: unknown[]) => {
+      log.push(JSON.stringify({ sql, params }))
+      return orig(sql, params)
+    }
     for (const [name, f] of [scenarios[1], scenarios[3], scenarios[5], scenarios[9], scenarios[13]]) {
       log.length = 0
       await listMessageLog(db.pool, f, undefined, PAGE)

@@ -35,7 +35,8 @@ async function device (clientId: string, user: string, subscribe = true): Promis
   return d
 }
 
-const stepOf = (deviceId: string, step: string): string => `[data-testid="timeline"][data-device="${deviceId}"] [data-step="${step}"]`
+const stepOf = (deviceId: string, step: string): string =>
+  `[data-testid="timeline"][data-device="${deviceId}"] [data-step="${step}"]`
 
 test('log in, see the overview; a wrong password is refused', async () => {
   await page.goto(`${h.url}/admin`)
@@ -82,7 +83,8 @@ test('a test push sent from the form is shown delivered, then opened, without re
   await phone.client.publishAsync('users/carol/receipts', JSON.stringify({ id, event: 'opened' }), { qos: 1 })
   await page.locator(stepOf('carol-phone', 'opened')).waitFor()
   assert.deepEqual(navigations, [], 'the page was not reloaded')
-  const steps = await page.locator('[data-testid="timeline"][data-device="carol-phone"] [data-step]').evaluateAll(els => els.map(e => e.getAttribute('data-step')))
+  const steps = await page.locator('[data-testid="timeline"][data-device="carol-phone"] [data-step]')
+    .evaluateAll(els => els.map(e => e.getAttribute('data-step')))
   assert.deepEqual(steps, ['queued', 'sent', 'delivered', 'opened'])
   await screenshot(page, 'detail')
 })
@@ -100,19 +102,28 @@ test('a replaced delivery says why in its timeline and links to the message that
   await reason.getByRole('link').click()
   await page.waitForURL(new RegExp(`/admin/messages/${newer.body.id}$`))
   await page.locator(stepOf('fay-phone', 'queued')).waitFor()
-  assert.equal(await page.locator('[data-testid="timeline"][data-device="fay-phone"] [data-testid="reason"]').count(), 0,
+  assert.equal(
+    await page.locator('[data-testid="timeline"][data-device="fay-phone"] [data-testid="reason"]').count(), 0,
     'a queued delivery has no reason')
 })
 
 test('the delivery log filters by user and status and pages forward and back', async () => {
   // dave: 5 messages acknowledged while online, then 30 that wait while he is away
   const dave = await device('dave-tablet', 'dave')
-  for (let i = 1; i <= 5; i++) await h.api('/v1/messages', { body: { to: { user: 'dave' }, title: `Earlier note ${i}` } })
+  for (let i = 1; i <= 5; i++) {
+    await h.api('/v1/messages', { body: { to: { user: 'dave' }, title: `Earlier note ${i}` } })
+  }
   await dave.waitFor(5)
   await dave.close()
-  for (let i = 1; i <= 30; i++) await h.api('/v1/messages', { body: { to: { user: 'dave' }, title: `Reminder ${i}`, priority: i % 7 === 0 ? 'high' : 'normal' } })
+  for (let i = 1; i <= 30; i++) {
+    await h.api('/v1/messages', {
+      body: { to: { user: 'dave' }, title: `Reminder ${i}`, priority: i % 7 === 0 ? 'high' : 'normal' }
+    })
+  }
   await device('erin-laptop', 'erin')
-  for (let i = 1; i <= 3; i++) await h.api('/v1/messages', { body: { to: { users: ['erin', 'dave', 'zoe'] }, title: `Team update ${i}` } })
+  for (let i = 1; i <= 3; i++) {
+    await h.api('/v1/messages', { body: { to: { users: ['erin', 'dave', 'zoe'] }, title: `Team update ${i}` } })
+  }
 
   await page.goto(`${h.url}/admin/log`)
   await page.getByTestId('log-row').first().waitFor()
@@ -134,7 +145,8 @@ test('the delivery log filters by user and status and pages forward and back', a
   await page.waitForURL(/cursor=/)
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="log-row"]').length === 8)
   const second = await titles()
-  assert.deepEqual(second, ['Reminder 8', 'Reminder 7', 'Reminder 6', 'Reminder 5', 'Reminder 4', 'Reminder 3', 'Reminder 2', 'Reminder 1'])
+  assert.deepEqual(second,
+    ['Reminder 8', 'Reminder 7', 'Reminder 6', 'Reminder 5', 'Reminder 4', 'Reminder 3', 'Reminder 2', 'Reminder 1'])
   assert.equal(await page.getByTestId('older').isDisabled(), true, 'no page after the last')
 
   await page.getByTestId('newer').click()
@@ -146,13 +158,21 @@ test('the delivery log filters by user and status and pages forward and back', a
   await page.goto(`${h.url}/admin/log?status=delivered`)
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="log-row"]').length > 0)
   const delivered = await titles()
-  assert.ok(delivered.includes('Earlier note 5') && delivered.includes('Your order has shipped') && delivered.includes('Team update 1'))
+  assert.ok(delivered.includes('Earlier note 5') && delivered.includes('Your order has shipped') &&
+    delivered.includes('Team update 1'))
   assert.ok(delivered.every(t => !t.startsWith('Reminder')))
 })
 
 test('a title with HTML in it is shown as text and no script runs', async () => {
   const evil = '<img src=x onerror="window.__xss=1;alert(1)">'
-  const sent = await h.api('/v1/messages', { body: { to: { user: 'mallory' }, title: evil, body: '<script>window.__xss=2</script>', data: { html: '<b onmouseover=alert(3)>x</b>' } } })
+  const sent = await h.api('/v1/messages', {
+    body: {
+      to: { user: 'mallory' },
+      title: evil,
+      body: '<script>window.__xss=2</script>',
+      data: { html: '<b onmouseover=alert(3)>x</b>' }
+    }
+  })
   assert.equal(sent.status, 202)
   const response = await page.goto(`${h.url}/admin/messages/${sent.body.id}`)
   const csp = response!.headers()['content-security-policy']
@@ -179,9 +199,10 @@ test('a title with HTML in it is shown as text and no script runs', async () => 
 test('an admin JSON route without a session gets 401', async () => {
   const routes: Array<[string, string]> = [
     ['GET', '/admin/api/overview'], ['GET', '/admin/api/log'], ['GET', '/admin/api/events'],
-    ['GET', `/admin/api/messages/${crypto.randomUUID()}`], ['POST', '/admin/api/messages'], ['GET', '/admin/api/api-keys'],
-    ['GET', '/admin/api/users?prefix=a'], ['GET', '/admin/api/users/carol/devices'], ['DELETE', '/admin/api/devices/carol-phone'],
-    ['POST', '/admin/api/tokens'], ['GET', '/admin/api/session'], ['GET', '/admin/api/no-such-route']
+    ['GET', `/admin/api/messages/${crypto.randomUUID()}`], ['POST', '/admin/api/messages'],
+    ['GET', '/admin/api/api-keys'], ['GET', '/admin/api/users?prefix=a'], ['GET', '/admin/api/users/carol/devices'],
+    ['DELETE', '/admin/api/devices/carol-phone'], ['POST', '/admin/api/tokens'], ['GET', '/admin/api/session'],
+    ['GET', '/admin/api/no-such-route']
   ]
   for (const [method, path] of routes) {
     const res = await fetch(h.url + path, { method, headers: { cookie: 'herald_admin=forged-session-id' } })
@@ -253,21 +274,24 @@ test('API keys: create (secret shown once), list, revoke', async () => {
 
 test('the overview shows the traffic live (and reads on a phone)', async () => {
   await page.goto(`${h.url}/admin`)
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="stat-accepted"] .sub')?.textContent?.split(' ')[0]) >= 40)
+  await page.waitForFunction(() =>
+    Number(document.querySelector('[data-testid="stat-accepted"] .sub')?.textContent?.split(' ')[0]) >= 40)
   await page.locator('.chart canvas').first().waitFor()
   const before = await page.getByTestId('stat-accepted').locator('.sub').innerText()
   const erin = devices.find(d => d.client.options.clientId === 'erin-laptop')!
   for (let i = 0; i < 5; i++) await h.api('/v1/messages', { body: { to: { user: 'erin' }, title: `Live ${i}` } })
   await erin.waitFor(8)
   // no reload: the live channel brings the new figures within a few seconds
-  await page.waitForFunction(b => document.querySelector('[data-testid="stat-accepted"] .sub')?.textContent !== b, before, { timeout: 10_000 })
+  await page.waitForFunction(b => document.querySelector('[data-testid="stat-accepted"] .sub')?.textContent !== b,
+    before, { timeout: 10_000 })
   await screenshot(page, 'overview')
 
   const phone = await (await b.context({ phone: true })).newPage()
   await loginAsAdmin(phone, h.url)
   await phone.goto(`${h.url}/admin/log`)
   await phone.getByTestId('log-row').first().waitFor()
-  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+  const overflow = await phone.evaluate(() =>
+    document.documentElement.scrollWidth - document.documentElement.clientWidth)
   assert.ok(overflow <= 1, `no sideways scrolling on a phone (${overflow}px)`)
   await screenshot(phone, 'log-phone', { fullPage: false })
 })

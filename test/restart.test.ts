@@ -47,22 +47,28 @@ async function sendSequentially (server: ServerProcess, user: string, count: num
   return ids
 }
 
-async function waitForDeliveredStatus (server: ServerProcess, ids: string[], deviceId: string, timeoutMs = 10_000): Promise<void> {
+async function waitForDeliveredStatus (
+  server: ServerProcess, ids: string[], deviceId: string, timeoutMs = 10_000
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let left = ids
   while (left.length > 0) {
     const statuses = await mapLimit(left, 8, async id => {
       const res = await server.api(`/v1/messages/${id}`)
       assert.equal(res.status, 200, JSON.stringify(res.body))
-      const row = (res.body.deliveries as Array<{ deviceId: string, status: string, deliveredAt: string | null }>).find(d => d.deviceId === deviceId)
+      const row = (res.body.deliveries as Array<{ deviceId: string, status: string, deliveredAt: string | null }>)
+        .find(d => d.deviceId === deviceId)
       assert.ok(row, `message ${id} has no delivery for ${deviceId}: ${JSON.stringify(res.body)}`)
       return { id, status: row.status, deliveredAt: row.deliveredAt }
     })
-    for (const s of statuses) if (s.status === 'delivered') assert.ok(s.deliveredAt, `${s.id} is delivered without deliveredAt`)
+    for (const s of statuses) {
+      if (s.status === 'delivered') assert.ok(s.deliveredAt, `${s.id} is delivered without deliveredAt`)
+    }
     left = statuses.filter(s => s.status !== 'delivered').map(s => s.id)
     if (left.length === 0) return
     if (Date.now() > deadline) {
-      assert.fail(`${left.length} deliveries are not "delivered": ${JSON.stringify(statuses.filter(s => s.status !== 'delivered').slice(0, 5))}`)
+      const some = statuses.filter(s => s.status !== 'delivered').slice(0, 5)
+      assert.fail(`${left.length} deliveries are not "delivered": ${JSON.stringify(some)}`)
     }
     await sleep(100)
   }
@@ -106,7 +112,8 @@ async function restartAfterQueued (t: TestContext, how: 'term' | 'kill9'): Promi
   assert.equal(exit.code, 0, second.output())
 }
 
-test('graceful restart: SIGTERM exits 0 promptly, a new process delivers all 50 queued messages in order', async (t) => {
+test('graceful restart: SIGTERM exits 0 promptly, ' +
+  'a new process delivers all 50 queued messages in order', async (t) => {
   await restartAfterQueued(t, 'term')
 })
 
@@ -118,7 +125,8 @@ test('kill -9 while streaming: every message that got a 202 reaches the device, 
   await restartWhileStreaming(t, 'kill9')
 })
 
-test('SIGTERM while streaming: exits 0, every message that got a 202 reaches the device, in accept order', async (t) => {
+test('SIGTERM while streaming: exits 0, every message that got a 202 reaches the device, ' +
+  'in accept order', async (t) => {
   await restartWhileStreaming(t, 'term')
 })
 
@@ -153,7 +161,9 @@ async function restartWhileStreaming (t: TestContext, how: 'term' | 'kill9'): Pr
       const i = next++
       let res
       try {
-        res = await first.api('/v1/messages', { body: { to: { user }, body: `lane ${laneNo} #${n}`, data: { lane: laneNo, n, i } } })
+        res = await first.api('/v1/messages', {
+          body: { to: { user }, body: `lane ${laneNo} #${n}`, data: { lane: laneNo, n, i } }
+        })
       } catch {
         unanswered++
         return // the server is gone
@@ -182,7 +192,8 @@ async function restartWhileStreaming (t: TestContext, how: 'term' | 'kill9'): Pr
   const receivedBefore = before.received.slice()
   const acceptedIds = new Set(accepted.map(a => a.id))
   const missingAtKill = [...acceptedIds].filter(id => !receivedBefore.some(r => r.payload.id === id)).length
-  t.diagnostic(`accepted ${accepted.length}, unanswered ${unanswered}, refused ${refused}, received before the kill ${receivedBefore.length}, accepted but not received at the kill ${missingAtKill}`)
+  t.diagnostic(`accepted ${accepted.length}, unanswered ${unanswered}, refused ${refused}, ` +
+    `received before the kill ${receivedBefore.length}, accepted but not received at the kill ${missingAtKill}`)
   assert.ok(accepted.length >= KILL_AFTER)
 
   const second = await spawnServer({ env })
@@ -192,7 +203,10 @@ async function restartWhileStreaming (t: TestContext, how: 'term' | 'kill9'): Pr
   for (;;) {
     const missing = [...acceptedIds].filter(id => !have().has(id))
     if (missing.length === 0) break
-    if (Date.now() > deadline) assert.fail(`${missing.length} accepted messages never arrived, e.g. ${missing.slice(0, 3).join(', ')}\n${second.output().slice(-4_000)}`)
+    if (Date.now() > deadline) {
+      assert.fail(`${missing.length} accepted messages never arrived, e.g. ${missing.slice(0, 3).join(', ')}\n` +
+        second.output().slice(-4_000))
+    }
     await sleep(50)
   }
   await sleep(300) // stragglers (duplicates, unanswered sends that were committed) may still come
@@ -205,8 +219,12 @@ async function restartWhileStreaming (t: TestContext, how: 'term' | 'kill9'): Pr
   for (const id of acceptedIds) assert.ok(seqOf.has(id), `accepted ${id} has no delivery row`)
   const assertIncreasing = (stream: Received[], what: string): void => {
     const seqs = stream.map(r => seqOf.get(r.payload.id))
-    for (let i = 0; i < seqs.length; i++) assert.notEqual(seqs[i], undefined, `${what}: unknown message ${stream[i].payload.id}`)
-    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `${what}: seq ${seqs[i]} after ${seqs[i - 1]} at #${i}`)
+    for (let i = 0; i < seqs.length; i++) {
+      assert.notEqual(seqs[i], undefined, `${what}: unknown message ${stream[i].payload.id}`)
+    }
+    for (let i = 1; i < seqs.length; i++) {
+      assert.ok(seqs[i]! > seqs[i - 1]!, `${what}: seq ${seqs[i]} after ${seqs[i - 1]} at #${i}`)
+    }
   }
   assertIncreasing(receivedBefore, 'before the kill')
   assertIncreasing(afterRestart.received, 'after the restart')

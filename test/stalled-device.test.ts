@@ -18,7 +18,9 @@ after(killAllServers)
  * (the kernel's buffers fill and the server's writes back up), as a frozen app or a hostile
  * client would. `closed` resolves once `end` closed it (a paused socket never sees the server's close).
  */
-async function stalledDevice (wsUrl: string, clientId: string, user: string, token: string): Promise<{ closed: Promise<void>, end: () => void }> {
+async function stalledDevice (
+  wsUrl: string, clientId: string, user: string, token: string
+): Promise<{ closed: Promise<void>, end: () => void }> {
   const ws = new WebSocket(wsUrl, 'mqtt')
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
   const parser = mqttPacket.parser({ protocolVersion: 4 })
@@ -27,10 +29,21 @@ async function stalledDevice (wsUrl: string, clientId: string, user: string, tok
   ws.on('message', data => parser.parse(data as Buffer))
   const expect = (cmd: string): Promise<mqttPacket.Packet> => new Promise(resolve => acks.set(cmd, resolve))
   const connack = expect('connack')
-  ws.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 300, username: 'device', password: Buffer.from(token) }))
+  ws.send(mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: false,
+    clientId,
+    keepalive: 300,
+    username: 'device',
+    password: Buffer.from(token)
+  }))
   assert.equal((await connack as mqttPacket.IConnackPacket).returnCode, 0)
   const suback = expect('suback')
-  ws.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `users/${user}/inbox`, qos: 1 }] }))
+  ws.send(mqttPacket.generate({
+    cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `users/${user}/inbox`, qos: 1 }]
+  }))
   await suback
   const closed = new Promise<void>(resolve => ws.once('close', () => resolve()))
   // stop reading: nothing more is taken from the socket, so nothing is acknowledged either
@@ -51,7 +64,8 @@ const BATCH = 500
 
 async function sendMany (server: ServerProcess, user: string, count: number): Promise<void> {
   for (let sent = 0; sent < count; sent += BATCH) {
-    const messages = Array.from({ length: Math.min(BATCH, count - sent) }, (_, i) => ({ to: { user }, title: `#${sent + i}`, body: BODY }))
+    const messages = Array.from({ length: Math.min(BATCH, count - sent) },
+      (_, i) => ({ to: { user }, title: `#${sent + i}`, body: BODY }))
     const res = await server.api('/v1/messages/batch', { body: { messages } })
     assert.equal(res.status, 202, JSON.stringify(res.body))
   }
@@ -62,17 +76,23 @@ async function sendMany (server: ServerProcess, user: string, count: number): Pr
  * stalled (connected, not reading) or offline, with a healthy device of another user beside it
  * that must be served at once after the flood.
  */
-async function rssGrowth (deviceState: 'stalled' | 'offline', total: number): Promise<{ grown: number, buffered: number }> {
+async function rssGrowth (
+  deviceState: 'stalled' | 'offline', total: number
+): Promise<{ grown: number, buffered: number }> {
   const db = await createTestDatabase()
   // the stall limit is long here: memory must be bounded while the device is still connected
-  const server = await spawnServer({ env: serverEnv(db.url, { STALLED_DEVICE_TIMEOUT_MS: '600000', LOG_LEVEL: 'warn' }) })
-  const healthy: TestDevice = await connectDevice(server.wsUrl, { clientId: 'hal-phone', password: await server.token('hal') })
+  const server = await spawnServer({
+    env: serverEnv(db.url, { STALLED_DEVICE_TIMEOUT_MS: '600000', LOG_LEVEL: 'warn' })
+  })
+  const healthy: TestDevice = await connectDevice(server.wsUrl,
+    { clientId: 'hal-phone', password: await server.token('hal') })
   await healthy.client.subscribeAsync('users/hal/inbox', { qos: 1 })
   const stalled = await stalledDevice(server.wsUrl, 'sid-phone', 'sid', await server.token('sid'))
   if (deviceState === 'offline') {
     stalled.end()
     await stalled.closed
-    await waitUntil('sid-phone to be shown offline', async () => (await server.api('/v1/users/sid/devices')).body[0].online === false)
+    await waitUntil('sid-phone to be shown offline',
+      async () => (await server.api('/v1/users/sid/devices')).body[0].online === false)
   }
   try {
     // warm up: pools, prepared statements and JIT, so the figure below is what the queue costs
@@ -100,21 +120,25 @@ async function rssGrowth (deviceState: 'stalled' | 'offline', total: number): Pr
 const WARM_UP = 2_000
 const ADMIN_BASIC = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`
 
-test('20,000 messages of 3 KB to a device that stopped reading: its connection holds at most 2,000 in memory, other devices are served', async t => {
+test('20,000 messages of 3 KB to a device that stopped reading: ' +
+  'its connection holds at most 2,000 in memory, other devices are served', async t => {
   const TOTAL = 20_000
   const stalled = await rssGrowth('stalled', TOTAL)
   const offline = await rssGrowth('offline', TOTAL)
-  t.diagnostic(`server RSS grew by ${stalled.grown.toFixed(1)} MiB with ${TOTAL} messages queued for a stalled device ` +
-    `(${stalled.buffered} held in memory), ${offline.grown.toFixed(1)} MiB for an offline one`)
+  t.diagnostic(`server RSS grew by ${stalled.grown.toFixed(1)} MiB with ${TOTAL} messages queued ` +
+    `for a stalled device (${stalled.buffered} held in memory), ${offline.grown.toFixed(1)} MiB for an offline one`)
   // what a channel may hold: a page and a half of its queue (1,500) and its in-flight window (500)
-  assert.ok(stalled.buffered > 0 && stalled.buffered <= 2_000, `the stalled device's channel holds ${stalled.buffered} deliveries`)
+  assert.ok(stalled.buffered > 0 && stalled.buffered <= 2_000,
+    `the stalled device's channel holds ${stalled.buffered} deliveries`)
   assert.equal(offline.buffered, 0)
   // before the fix the channel held every message (40,000 grew RSS by 283 MB); RSS is noisy
   // (collection timing), so this bound is loose: holding the 20,000 would cost well over 100 MiB
-  assert.ok(stalled.grown < offline.grown + 100, `stalled: +${stalled.grown.toFixed(1)} MiB, offline: +${offline.grown.toFixed(1)} MiB`)
+  assert.ok(stalled.grown < offline.grown + 100,
+    `stalled: +${stalled.grown.toFixed(1)} MiB, offline: +${offline.grown.toFixed(1)} MiB`)
 })
 
-test('a device that makes no progress is disconnected after STALLED_DEVICE_TIMEOUT_MS and gets everything on its next connection', async () => {
+test('a device that makes no progress is disconnected after STALLED_DEVICE_TIMEOUT_MS ' +
+  'and gets everything on its next connection', async () => {
   const db = await createTestDatabase()
   const server = await spawnServer({ env: serverEnv(db.url, { STALLED_DEVICE_TIMEOUT_MS: '1000' }) })
   try {
@@ -122,8 +146,8 @@ test('a device that makes no progress is disconnected after STALLED_DEVICE_TIMEO
     const startedAt = Date.now()
     await sendMany(server, 'sam', 1_000)
     // the device itself cannot see the close (it reads nothing): the server shows it offline
-    await waitUntil('sam-phone to be disconnected', async () => (await server.api('/v1/users/sam/devices')).body[0].online === false,
-      15_000, 100)
+    await waitUntil('sam-phone to be disconnected',
+      async () => (await server.api('/v1/users/sam/devices')).body[0].online === false, 15_000, 100)
     stalled.end()
     const afterMs = Date.now() - startedAt
     assert.ok(afterMs < 10_000, `disconnected after ${afterMs} ms`)
@@ -133,8 +157,10 @@ test('a device that makes no progress is disconnected after STALLED_DEVICE_TIMEO
     const phone = await connectDevice(server.wsUrl, { clientId: 'sam-phone', password: await server.token('sam') })
     try {
       const received = await phone.waitFor(1_000, 20_000)
-      assert.deepEqual(received.map(r => r.payload.title), Array.from({ length: 1_000 }, (_, i) => `#${i}`), 'all of it, in order')
-      await waitUntil('the queue to be empty', async () => (await server.api('/v1/users/sam/devices')).body[0].pending === 0)
+      assert.deepEqual(received.map(r => r.payload.title), Array.from({ length: 1_000 }, (_, i) => `#${i}`),
+        'all of it, in order')
+      await waitUntil('the queue to be empty',
+        async () => (await server.api('/v1/users/sam/devices')).body[0].pending === 0)
     } finally {
       await phone.close()
     }
