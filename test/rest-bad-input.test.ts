@@ -28,13 +28,19 @@ function assertProblem (res: Res, status: number, code: string, field?: string |
       ? fields.includes(field) || res.body.detail.includes(field)
       : fields.some(f => field.test(f)) || field.test(res.body.detail)
     assert.ok(named, `expected ${field} to be named in ${context}`)
-    if (typeof field === 'string' && res.body.errors) assert.ok(fields.includes(field), `errors[].field should hold ${field}: ${context}`)
+    if (typeof field === 'string' && res.body.errors) {
+      assert.ok(fields.includes(field), `errors[].field should hold ${field}: ${context}`)
+    }
   }
 }
 
 /** A raw request, to send bodies and headers fetch would fix up. */
-async function raw (path: string, init: { method?: string, body?: string | Buffer, headers?: Record<string, string> } = {}): Promise<Res> {
-  const res = await fetch(h.url + path, { method: init.method ?? 'POST', headers: init.headers, body: init.body as BodyInit | undefined })
+async function raw (
+  path: string, init: { method?: string, body?: string | Buffer, headers?: Record<string, string> } = {}
+): Promise<Res> {
+  const res = await fetch(h.url + path, {
+    method: init.method ?? 'POST', headers: init.headers, body: init.body as BodyInit | undefined
+  })
   const text = await res.text()
   let body: unknown = text
   try { body = JSON.parse(text) } catch {}
@@ -42,7 +48,8 @@ async function raw (path: string, init: { method?: string, body?: string | Buffe
 }
 
 const send = (body: unknown): Promise<Res> => h.api('/v1/messages', { body })
-const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+const basic = (user: string, password: string): string =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 
 describe('POST /v1/messages body', () => {
   test('malformed JSON → 400 invalid-json', async () => {
@@ -65,7 +72,9 @@ describe('POST /v1/messages body', () => {
       })
       assertProblem(res, 415, 'unsupported-media-type', /Content-Type/)
     }
-    const none = await raw('/v1/messages', { headers: { authorization: `Bearer ${API_KEY}` }, body: Buffer.from('{"to":{"user":"a"},"title":"x"}') })
+    const none = await raw('/v1/messages', {
+      headers: { authorization: `Bearer ${API_KEY}` }, body: Buffer.from('{"to":{"user":"a"},"title":"x"}')
+    })
     assertProblem(none, 415, 'unsupported-media-type', /Content-Type/)
   })
 
@@ -74,7 +83,9 @@ describe('POST /v1/messages body', () => {
   })
 
   test('unknown `to` shapes → 400 naming to', async () => {
-    for (const to of [{}, { user: 'a', topic: 'b' }, { group: 'x' }, { user: 'a', users: ['b'] }, 'alice', ['alice'], null]) {
+    for (const to of [
+      {}, { user: 'a', topic: 'b' }, { group: 'x' }, { user: 'a', users: ['b'] }, 'alice', ['alice'], null
+    ]) {
       const res = await send({ to, title: 'x' })
       assertProblem(res, 400, 'invalid-request', 'to')
     }
@@ -96,7 +107,8 @@ describe('POST /v1/messages body', () => {
   test('every wrong field is reported at once', async () => {
     const res = await send({ to: { user: 'a' }, title: 1, data: [], priority: 'urgent', ttl: -1 })
     assertProblem(res, 400, 'invalid-request')
-    assert.deepEqual(res.body.errors.map((e: { field: string }) => e.field).sort(), ['data', 'priority', 'title', 'ttl'])
+    assert.deepEqual(res.body.errors.map((e: { field: string }) => e.field).sort(),
+      ['data', 'priority', 'title', 'ttl'])
   })
 
   test('negative, fractional, huge and non-numeric ttl → 400 naming ttl', async () => {
@@ -123,7 +135,8 @@ describe('POST /v1/messages body', () => {
       assertProblem(await send({ to: { user: bad }, title: 'x' }), 400, 'invalid-request', 'to.user')
       assertProblem(await send({ to: { topic: bad }, title: 'x' }), 400, 'invalid-request', 'to.topic')
     }
-    assertProblem(await send({ to: { users: ['ok', 'a/b', 'fine', 'c#'] }, title: 'x' }), 400, 'invalid-request', 'to.users[1]')
+    assertProblem(await send({ to: { users: ['ok', 'a/b', 'fine', 'c#'] }, title: 'x' }), 400, 'invalid-request',
+      'to.users[1]')
     const res = await send({ to: { users: ['ok', 'a/b', 'fine', 'c#'] }, title: 'x' })
     assert.ok(res.body.errors.some((e: { field: string }) => e.field === 'to.users[3]'))
   })
@@ -147,12 +160,15 @@ describe('POST /v1/messages body', () => {
   test('a body over the request limit is refused with 413 before it is parsed', async () => {
     // 4 MB of (invalid) JSON: if it were parsed the answer would be 400 invalid-json
     const big = Buffer.alloc(4 * 1024 * 1024, 'x')
-    const res = await rawRequest('/v1/messages', big, { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` })
+    const res = await rawRequest('/v1/messages', big,
+      { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` })
     assert.equal(res.status, 413, res.text)
     assert.match(res.contentType, /^application\/problem\+json/)
     assert.equal(JSON.parse(res.text).code, 'payload-too-large')
     // chunked, without a content-length: refused once the limit is crossed
-    const chunked = await rawRequest('/v1/messages', big, { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'transfer-encoding': 'chunked' })
+    const chunked = await rawRequest('/v1/messages', big, {
+      'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'transfer-encoding': 'chunked'
+    })
     assert.equal(chunked.status, 413, chunked.text)
     assert.equal(JSON.parse(chunked.text).code, 'payload-too-large')
     // the server is still fine
@@ -160,7 +176,9 @@ describe('POST /v1/messages body', () => {
   })
 
   test('a bad Idempotency-Key header → 400 naming it', async () => {
-    const res = await h.api('/v1/messages', { body: { to: { user: 'a' }, title: 'x' }, headers: { 'idempotency-key': 'has space' } })
+    const res = await h.api('/v1/messages', {
+      body: { to: { user: 'a' }, title: 'x' }, headers: { 'idempotency-key': 'has space' }
+    })
     assertProblem(res, 400, 'invalid-request', 'Idempotency-Key')
   })
 })
@@ -180,19 +198,27 @@ describe('credentials', () => {
   })
 
   test('a revoked API key → 401 at once on the server that revoked it', async () => {
-    const created = await h.api('/v1/api-keys', { body: { name: 'short-lived' }, headers: { authorization: basic('admin', ADMIN_PASSWORD) } })
+    const created = await h.api('/v1/api-keys', {
+      body: { name: 'short-lived' }, headers: { authorization: basic('admin', ADMIN_PASSWORD) }
+    })
     assert.equal(created.status, 201, JSON.stringify(created.body))
     const key: string = created.body.key
     const withKey = (path: string): Promise<Res> => h.api(path, { headers: { authorization: `Bearer ${key}` } })
     assert.equal((await withKey('/v1/users/a/devices')).status, 200) // and now cached
-    const revoked = await h.api(`/v1/api-keys/${created.body.id}`, { method: 'DELETE', headers: { authorization: basic('admin', ADMIN_PASSWORD) } })
+    const revoked = await h.api(`/v1/api-keys/${created.body.id}`, {
+      method: 'DELETE', headers: { authorization: basic('admin', ADMIN_PASSWORD) }
+    })
     assert.equal(revoked.status, 200, JSON.stringify(revoked.body))
     assertProblem(await withKey('/v1/users/a/devices'), 401, 'unauthorized', /revoked/)
-    assertProblem(await h.api('/v1/messages', { body: { to: { user: 'a' }, title: 'x' }, headers: { authorization: `Bearer ${key}` } }), 401, 'unauthorized')
+    assertProblem(await h.api('/v1/messages', {
+      body: { to: { user: 'a' }, title: 'x' }, headers: { authorization: `Bearer ${key}` }
+    }), 401, 'unauthorized')
   })
 
   test('an API key cannot manage API keys → 401', async () => {
-    for (const [method, path] of [['GET', '/v1/api-keys'], ['POST', '/v1/api-keys'], ['DELETE', '/v1/api-keys/00000000-0000-4000-8000-000000000000']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/api-keys'], ['POST', '/v1/api-keys'], ['DELETE', '/v1/api-keys/00000000-0000-4000-8000-000000000000']
+    ]) {
       const res = await h.api(path, { method, ...(method === 'POST' ? { body: { name: 'sneaky' } } : {}) })
       assertProblem(res, 401, 'unauthorized', /API keys cannot manage API keys/)
       assert.match(res.headers.get('www-authenticate') ?? '', /^Basic/)
@@ -200,20 +226,26 @@ describe('credentials', () => {
   })
 
   test('a wrong admin user or password → 401', async () => {
-    for (const auth of [basic('admin', 'wrong-password'), basic('root', ADMIN_PASSWORD), basic('admin', ''), 'Basic !!!', 'Basic']) {
+    for (const auth of [
+      basic('admin', 'wrong-password'), basic('root', ADMIN_PASSWORD), basic('admin', ''), 'Basic !!!', 'Basic'
+    ]) {
       const res = await h.api('/v1/api-keys', { headers: { authorization: auth } })
       assertProblem(res, 401, 'unauthorized')
     }
-    assert.equal((await h.api('/v1/api-keys', { headers: { authorization: basic('admin', ADMIN_PASSWORD) } })).status, 200)
+    assert.equal(
+      (await h.api('/v1/api-keys', { headers: { authorization: basic('admin', ADMIN_PASSWORD) } })).status, 200)
   })
 
   test('POST /v1/api-keys bad input → 400 naming the field', async () => {
     const admin = { authorization: basic('admin', ADMIN_PASSWORD) }
     assertProblem(await h.api('/v1/api-keys', { body: {}, headers: admin }), 400, 'invalid-request', 'name')
     assertProblem(await h.api('/v1/api-keys', { body: { name: '  ' }, headers: admin }), 400, 'invalid-request', 'name')
-    assertProblem(await h.api('/v1/api-keys', { body: { name: 'x', scope: 'all' }, headers: admin }), 400, 'invalid-request', 'scope')
+    assertProblem(await h.api('/v1/api-keys', { body: { name: 'x', scope: 'all' }, headers: admin }), 400,
+      'invalid-request', 'scope')
     assertProblem(await h.api('/v1/api-keys/not-a-uuid', { method: 'DELETE', headers: admin }), 404, 'not-found')
-    assertProblem(await h.api('/v1/api-keys/00000000-0000-4000-8000-000000000000', { method: 'DELETE', headers: admin }), 404, 'not-found')
+    assertProblem(
+      await h.api('/v1/api-keys/00000000-0000-4000-8000-000000000000', { method: 'DELETE', headers: admin }),
+      404, 'not-found')
   })
 })
 
@@ -258,9 +290,12 @@ describe('ids and other routes', () => {
     assertProblem(await token({ user: 'a', scope: 'admin' }), 400, 'invalid-request', 'scope')
     assertProblem(await token(['a']), 400, 'invalid-request', '(body)')
     assertProblem(await h.api('/v1/tokens', { body: '{"user":' }), 400, 'invalid-json')
-    const wrongType = await raw('/v1/tokens', { headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'text/plain' }, body: 'user=a' })
+    const wrongType = await raw('/v1/tokens', {
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'text/plain' }, body: 'user=a'
+    })
     assertProblem(wrongType, 415, 'unsupported-media-type')
-    assertProblem(await raw('/v1/tokens', { headers: { 'content-type': 'application/json' }, body: '{"user":"a"}' }), 401, 'unauthorized')
+    assertProblem(await raw('/v1/tokens', { headers: { 'content-type': 'application/json' }, body: '{"user":"a"}' }),
+      401, 'unauthorized')
     const ok = await token({ user: 'a', ttl: 60 })
     assert.equal(ok.status, 201)
   })
@@ -276,7 +311,9 @@ describe('ids and other routes', () => {
 })
 
 /** A request over node:http that sends the whole body even when the server answers early. */
-function rawRequest (path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number, text: string, contentType: string }> {
+function rawRequest (
+  path: string, body: Buffer, headers: Record<string, string>
+): Promise<{ status: number, text: string, contentType: string }> {
   return new Promise((resolve, reject) => {
     const url = new URL(h.url + path)
     const chunked = headers['transfer-encoding'] === 'chunked'
@@ -289,7 +326,11 @@ function rawRequest (path: string, body: Buffer, headers: Record<string, string>
     }, res => {
       const chunks: Buffer[] = []
       res.on('data', c => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), contentType: String(res.headers['content-type'] ?? '') }))
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0,
+        text: Buffer.concat(chunks).toString(),
+        contentType: String(res.headers['content-type'] ?? '')
+      }))
       res.on('error', reject)
     })
     // the server may answer and close before the whole body is written
@@ -312,7 +353,9 @@ describe('a connection that never sends a request', () => {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
         own.stop(),
-        new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('stop still waiting after 8 s')), 8_000) })
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error('stop still waiting after 8 s')), 8_000)
+        })
       ]).finally(() => clearTimeout(timer))
       assert.ok(Date.now() - started < 8_000)
     } finally {
@@ -327,7 +370,8 @@ describe('a batch of topic messages reaching too many devices', () => {
     // the real limit is 100,000 devices; this server's is 3, so three subscribed devices reach it
     const own = await startTestHerald({ deps: { maxBatchTopicDeliveries: 3 } })
     const devices = await Promise.all(['a', 'b'].map(async u => {
-      const d = await connectDevice(own.wsUrl, { clientId: `big-${u}`, password: await own.token(`big-${u}`), clean: false })
+      const d = await connectDevice(own.wsUrl,
+        { clientId: `big-${u}`, password: await own.token(`big-${u}`), clean: false })
       await d.client.subscribeAsync('topics/big', { qos: 1 })
       return d
     }))

@@ -42,7 +42,8 @@ async function request (path: string, init: Init = {}): Promise<Res> {
 }
 
 /** POST of a raw JSON text */
-const post = (path: string, body: string, headers: Record<string, string> = {}): Promise<Res> => request(path, { body, headers })
+const post = (path: string, body: string, headers: Record<string, string> = {}): Promise<Res> =>
+  request(path, { body, headers })
 const valid = (i: number): string => JSON.stringify({ to: { user: `hardening-${i % 7}` }, title: `valid ${i}` })
 
 describe('a bad send beside valid ones', () => {
@@ -159,22 +160,26 @@ describe('deeply nested JSON', () => {
     const cut = `data${'.a'.repeat(MAX_DATA_DEPTH)}`
     assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"data":${nest(MAX_DATA_DEPTH + 1)}}`), 400, cut)
     for (const key of [undefined, 'deep-1']) {
-      const res = await post('/v1/messages', `{"to":{"user":"a"},"data":${nest(10_000)}}`, key ? { 'idempotency-key': key } : {})
+      const res = await post('/v1/messages', `{"to":{"user":"a"},"data":${nest(10_000)}}`,
+        key ? { 'idempotency-key': key } : {})
       assertProblem(res, 400, cut)
     }
   })
 
   test('arrays nested 300,000 levels in a batch, with an Idempotency-Key → 400 naming the item', async () => {
     const deep = '['.repeat(300_000) + ']'.repeat(300_000)
-    const res = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"title":"x"},${deep}]}`, { 'idempotency-key': 'd2' })
+    const res = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"title":"x"},${deep}]}`,
+      { 'idempotency-key': 'd2' })
     assertProblem(res, 400, 'messages[1]')
-    const data = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"data":{"x":${deep}}}]}`, { 'idempotency-key': 'd3' })
+    const data = await post('/v1/messages/batch', `{"messages":[{"to":{"user":"a"},"data":{"x":${deep}}}]}`,
+      { 'idempotency-key': 'd3' })
     assertProblem(data, 400, /^messages\[0\]\.data\.x(\[0\])+$/)
   })
 
   test('a deeply nested value where a number or string belongs → 400 naming it', async () => {
     const deep = '['.repeat(50_000) + ']'.repeat(50_000)
-    assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"title":"x","ttl":${deep},"priority":${deep}}`), 400, 'ttl')
+    assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"title":"x","ttl":${deep},"priority":${deep}}`),
+      400, 'ttl')
     assertProblem(await post('/v1/messages', `{"to":{"user":"a"},"title":"x","nope":${deep}}`), 400, 'nope')
   })
 })
@@ -182,7 +187,11 @@ describe('deeply nested JSON', () => {
 describe('request targets that do not decode', () => {
   let session: { cookie: string, csrf: string }
   before(async () => {
-    const res = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD }) })
+    const res = await fetch(`${h.url}/admin/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'admin', password: ADMIN_PASSWORD })
+    })
     assert.equal(res.status, 200)
     session = { cookie: res.headers.get('set-cookie')!.split(';')[0], csrf: (await res.json()).csrfToken }
   })
@@ -251,9 +260,14 @@ function rawExchange (port: number, head: string, chunk: Buffer | undefined, tim
     socket.on('close', () => finish(true))
     socket.on('error', () => finish(true))
     const pump = (): void => {
-      while (!finished && chunk !== undefined && written < 512 * 1024 * 1024) {
+      if (chunk === undefined) return
+      while (written < 512 * 1024 * 1024) {
+        if (finished) return // finish() may have run (from the socket's events) before a drain
         written += chunk.length
-        if (!socket.write(chunk)) return void socket.once('drain', pump)
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump)
+          return
+        }
       }
     }
     socket.write(head, pump)
@@ -271,7 +285,8 @@ describe('oversized bodies', () => {
 
   for (const [path, auth] of routes) {
     test(`POST ${path} announcing 100 MB and sending 1 KB → 413 at once, connection closed`, async () => {
-      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n${'x'.repeat(1024)}`
+      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n${'x'.repeat(1024)}`
       const got = await rawExchange(port(), head, undefined, 5_000)
       assert.match(got.response, /^HTTP\/1\.1 413 /, got.response)
       assert.match(got.response, /connection: close/i)
@@ -280,7 +295,8 @@ describe('oversized bodies', () => {
     })
 
     test(`POST ${path} streaming a chunked body without end → 413 once past the limit, connection closed`, async () => {
-      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`
+      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\n` +
+        'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
       const data = Buffer.alloc(64 * 1024, 'x')
       const chunk = Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')])
       const got = await rawExchange(port(), head, chunk, 10_000)
@@ -306,7 +322,9 @@ describe('every JSON answer says nosniff', () => {
       request('/healthz'),
       request('/admin/api/overview')
     ])
-    for (const res of answers) assert.equal(res.headers.get('x-content-type-options'), 'nosniff', `${res.status} ${JSON.stringify(res.body)}`)
+    for (const res of answers) {
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff', `${res.status} ${JSON.stringify(res.body)}`)
+    }
   })
 })
 
@@ -318,7 +336,8 @@ describe('half-open connections', () => {
 
   test('trickled headers and bodies are dropped; an idle MQTT device over WebSocket stays', async () => {
     const own = await startTestHerald({ deps: { httpTimeouts: { headersMs: 1_000, requestMs: 2_000 } } })
-    const device = await connectDevice(own.wsUrl, { clientId: 'idle-phone', password: await own.token('idle-user'), clean: false, keepalive: 60 })
+    const device = await connectDevice(own.wsUrl,
+      { clientId: 'idle-phone', password: await own.token('idle-user'), clean: false, keepalive: 60 })
     try {
       const port = Number(new URL(own.url).port)
       const trickle = (head: string, line: string, count: number): Promise<RawOutcome> => new Promise(resolve => {
@@ -339,7 +358,8 @@ describe('half-open connections', () => {
         // a WebSocket upgrade that never finishes its headers
         trickle('GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n', 'X-Slow: 1\r\n', 100),
         // a send whose body never finishes
-        trickle(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`, ' ', 100)
+        trickle(`POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${API_KEY}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n', ' ', 100)
       ])
       assert.ok(upgrade.closedByServer && upgrade.ms < 4_000, `headers: closed after ${upgrade.ms} ms`)
       assert.ok(body.closedByServer && body.ms < 5_000, `body: closed after ${body.ms} ms`)
