@@ -209,16 +209,17 @@ test('hashing is capped for the whole process: past the line, 429 at once, count
   assert.ok(rows.every(r => r.failures === 1 && r.in_flight === 0))
 })
 
-test('1,000 wrong API keys all get 401, never 429, and are counted; the right key still works', async () => {
+// 200: forty times the free password failures, so a limit on wrong keys would show
+test('200 wrong API keys all get 401, never 429, and are counted; the right key still works', async () => {
   const h = await herald()
   const statuses = new Map<number, number>()
-  for (let batch = 0; batch < 20; batch++) {
+  for (let batch = 0; batch < 4; batch++) {
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) =>
       h.api('/v1/users/u/devices', { apiKey: `hk_wrong_${batch}_${i}_`.padEnd(46, 'x') })))
     for (const a of answers) statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1)
   }
-  assert.deepEqual([...statuses], [[401, 1000]])
-  assert.equal(await metric(h, 'herald_api_key_failures_total{reason="unknown"}'), 1000)
+  assert.deepEqual([...statuses], [[401, 200]])
+  assert.equal(await metric(h, 'herald_api_key_failures_total{reason="unknown"}'), 200)
   assert.equal((await h.api('/v1/users/u/devices', { apiKey: '' })).status, 401)
   assert.equal(await metric(h, 'herald_api_key_failures_total{reason="missing"}'), 1)
   assert.equal((await h.api('/v1/users/u/devices')).status, 200)
