@@ -12,7 +12,9 @@ import addFormats from 'ajv-formats'
 import { PROBLEMS, PROBLEM_TYPE_BASE } from '../server/errors.js'
 import { DEFAULT_PASSWORD_POLICY } from '../server/auth/passwordLimiter.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
-import { ADMIN_PASSWORD, API_KEY, connectDevice, startTestHerald, type TestDevice, type TestHerald } from './helpers/herald.js'
+import {
+  ADMIN_PASSWORD, API_KEY, connectDevice, startTestHerald, type TestDevice, type TestHerald
+} from './helpers/herald.js'
 
 // ---------------------------------------------------------------------------------------------
 // the document
@@ -78,7 +80,9 @@ const opById = (id: string): Operation => {
 const COMPONENTS_ID = 'https://herald.test/openapi/components.json'
 const SCHEMA_REF = '#/components/schemas/'
 const forAjv = (schema: Json): Json => JSON.parse(JSON.stringify(schema), (key, value) =>
-  key === '$ref' && typeof value === 'string' && value.startsWith(SCHEMA_REF) ? `${COMPONENTS_ID}#/$defs/${value.slice(SCHEMA_REF.length)}` : value)
+  key === '$ref' && typeof value === 'string' && value.startsWith(SCHEMA_REF)
+    ? `${COMPONENTS_ID}#/$defs/${value.slice(SCHEMA_REF.length)}`
+    : value)
 
 // ajv and ajv-formats are CommonJS: under NodeNext the default import is module.exports, whose
 // `default` is the class / plugin (at run time both are the same function)
@@ -89,7 +93,11 @@ function makeAjv (options: { coerceTypes?: boolean } = {}): InstanceType<typeof 
     allErrors: true,
     allowUnionTypes: true,
     ...options,
-    logger: { log: () => {}, warn: (...args: unknown[]) => { ajvWarnings.push(args.join(' ')) }, error: (...args: unknown[]) => { ajvWarnings.push(args.join(' ')) } }
+    logger: {
+      log: () => {},
+      warn: (...args: unknown[]) => { ajvWarnings.push(args.join(' ')) },
+      error: (...args: unknown[]) => { ajvWarnings.push(args.join(' ')) }
+    }
   })
   addFormats.default(ajv)
   ajv.addSchema({ $id: COMPONENTS_ID, $defs: forAjv(doc.components?.schemas ?? {}) })
@@ -112,7 +120,8 @@ function validator (schema: Json, instance = ajv): ReturnType<typeof ajv.compile
 function assertValid (schema: Json, value: unknown, what: string): void {
   const validate = validator(schema)
   if (!validate(value)) {
-    assert.fail(`${what} does not match openapi.yaml: ${ajv.errorsText(validate.errors, { separator: '; ' })}\n${JSON.stringify(value).slice(0, 1500)}`)
+    assert.fail(`${what} does not match openapi.yaml: ${ajv.errorsText(validate.errors, { separator: '; ' })}\n` +
+      JSON.stringify(value).slice(0, 1500))
   }
 }
 
@@ -177,8 +186,13 @@ test('openapi.yaml is OpenAPI 3.1 and structurally sound', () => {
 
     // security names a scheme; /v1 needs credentials, health does not
     assert.ok(Array.isArray(o.op.security), `${where} states its security explicitly`)
-    for (const requirement of o.op.security) for (const name of Object.keys(requirement)) assert.ok(schemes.includes(name), `${where}: unknown security scheme ${name}`)
-    assert.equal(o.op.security.length > 0, o.path.startsWith('/v1/'), `${where}: /v1 routes need credentials, others none`)
+    for (const requirement of o.op.security) {
+      for (const name of Object.keys(requirement)) {
+        assert.ok(schemes.includes(name), `${where}: unknown security scheme ${name}`)
+      }
+    }
+    assert.equal(o.op.security.length > 0, o.path.startsWith('/v1/'),
+      `${where}: /v1 routes need credentials, others none`)
 
     const statuses = Object.keys(o.op.responses ?? {})
     assert.ok(statuses.some(s => /^2\d\d$/.test(s)), `${where} documents no success response`)
@@ -187,19 +201,31 @@ test('openapi.yaml is OpenAPI 3.1 and structurally sound', () => {
       assert.match(status, /^[1-5]\d\d$/, `${where}: response key ${status}`)
       const response = deref(o.op.responses[status])
       assert.ok(response.description, `${where} ${status} has no description`)
-      for (const [name, header] of Object.entries<Json>(response.headers ?? {})) assert.ok(deref(header).schema, `${where} ${status}: header ${name} has no schema`)
+      for (const [name, header] of Object.entries<Json>(response.headers ?? {})) {
+        assert.ok(deref(header).schema, `${where} ${status}: header ${name} has no schema`)
+      }
       if (Number(status) >= 400 && o.path.startsWith('/v1/')) {
         // every /v1 error is a problem document whose code fits the status
-        assert.deepEqual(Object.keys(response.content ?? {}), ['application/problem+json'], `${where} ${status} must be application/problem+json`)
+        assert.deepEqual(Object.keys(response.content ?? {}), ['application/problem+json'],
+          `${where} ${status} must be application/problem+json`)
         const schema = deref(response.content['application/problem+json'].schema)
         const allOf = (schema.allOf ?? []).map((s: Json) => s.$ref)
-        assert.ok(schema === resolvePointer('#/components/schemas/Problem') || allOf.includes('#/components/schemas/Problem'), `${where} ${status}: schema must be Problem`)
-        const codes: string[] = schema.properties?.code?.const !== undefined ? [schema.properties.code.const] : schema.properties?.code?.enum ?? []
+        assert.ok(
+          schema === resolvePointer('#/components/schemas/Problem') || allOf.includes('#/components/schemas/Problem'),
+          `${where} ${status}: schema must be Problem`)
+        const codes: string[] = schema.properties?.code?.const !== undefined
+          ? [schema.properties.code.const]
+          : schema.properties?.code?.enum ?? []
         assert.ok(codes.length > 0, `${where} ${status}: name the possible codes`)
-        for (const code of codes) assert.equal(PROBLEMS[code as keyof typeof PROBLEMS]?.status, Number(status), `${where} ${status}: code ${code} has another status`)
+        for (const code of codes) {
+          assert.equal(PROBLEMS[code as keyof typeof PROBLEMS]?.status, Number(status),
+            `${where} ${status}: code ${code} has another status`)
+        }
         assert.equal(schema.properties?.status?.const, Number(status))
       } else {
-        for (const type of Object.keys(response.content ?? {})) assert.equal(type, 'application/json', `${where} ${status}: ${type}`)
+        for (const type of Object.keys(response.content ?? {})) {
+          assert.equal(type, 'application/json', `${where} ${status}: ${type}`)
+        }
       }
     }
   }
@@ -212,7 +238,9 @@ test('openapi.yaml is OpenAPI 3.1 and structurally sound', () => {
   for (const o of operations) {
     for (const p of o.parameters) validator(p.schema, ajvParams)
     for (const media of Object.values<Json>(o.op.requestBody?.content ?? {})) validator(media.schema)
-    for (const r of Object.values<Json>(o.op.responses)) for (const media of Object.values<Json>(deref(r).content ?? {})) validator(media.schema)
+    for (const r of Object.values<Json>(o.op.responses)) {
+      for (const media of Object.values<Json>(deref(r).content ?? {})) validator(media.schema)
+    }
   }
   assert.deepEqual(ajvWarnings, [])
 })
@@ -259,17 +287,22 @@ async function call (opId: string, opts: CallOptions = {}): Promise<Answer> {
     assert.ok(value !== undefined, `${opId}: no value for path parameter ${name}`)
     return encodeURIComponent(value)
   })
-  const query = opts.query === undefined ? '' : typeof opts.query === 'string' ? opts.query : new URLSearchParams(opts.query).toString()
+  const query = opts.query === undefined
+    ? ''
+    : typeof opts.query === 'string' ? opts.query : new URLSearchParams(opts.query).toString()
   const headers: Record<string, string> = {}
   const scheme = Object.keys(o.op.security?.[0] ?? {})[0]
-  const auth = opts.auth !== undefined ? opts.auth : scheme === 'apiKey' ? `Bearer ${opts.apiKey ?? API_KEY}` : scheme === 'admin' ? adminAuth() : null
+  const auth = opts.auth !== undefined
+    ? opts.auth
+    : scheme === 'apiKey' ? `Bearer ${opts.apiKey ?? API_KEY}` : scheme === 'admin' ? adminAuth() : null
   if (auth !== null) headers.authorization = auth
   let body: string | undefined
   if (opts.rawBody !== undefined) body = opts.rawBody
   else if (opts.body !== undefined) body = JSON.stringify(opts.body)
   if (body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json'
   Object.assign(headers, opts.headers)
-  const res = await fetch((opts.server ?? h).url + path + (query ? `?${query}` : ''), { method: o.method, headers, body })
+  const res = await fetch((opts.server ?? h).url + path + (query ? `?${query}` : ''),
+    { method: o.method, headers, body })
   const text = await res.text()
   const answer: Answer = { status: res.status, headers: res.headers, text, body: undefined }
   checkAnswer(o, answer)
@@ -279,11 +312,13 @@ async function call (opId: string, opts: CallOptions = {}): Promise<Answer> {
 function checkAnswer (o: Operation, answer: Answer): void {
   const where = `${o.id} (${o.method} ${o.path}) → ${answer.status}`
   const documented = Object.keys(o.op.responses)
-  assert.ok(documented.includes(String(answer.status)), `${where}: status not in openapi.yaml (${documented.join(', ')}); body: ${answer.text.slice(0, 500)}`)
+  assert.ok(documented.includes(String(answer.status)),
+    `${where}: status not in openapi.yaml (${documented.join(', ')}); body: ${answer.text.slice(0, 500)}`)
   const response = deref(o.op.responses[String(answer.status)])
   const mediaType = answer.headers.get('content-type')?.split(';')[0].trim().toLowerCase()
   if (response.content) {
-    assert.ok(mediaType && mediaType in response.content, `${where}: content type ${mediaType} is not documented (${Object.keys(response.content).join(', ')})`)
+    assert.ok(mediaType && mediaType in response.content,
+      `${where}: content type ${mediaType} is not documented (${Object.keys(response.content).join(', ')})`)
     answer.body = JSON.parse(answer.text)
     assertValid(response.content[mediaType].schema, answer.body, `${where} body`)
   } else {
@@ -311,7 +346,10 @@ function assertProblem (answer: Answer, status: number, code: string, fields?: s
   assert.equal(answer.body.code, code, answer.text)
   if (fields) {
     const named = (answer.body.errors ?? []).map((e: Json) => e.field)
-    for (const f of fields) assert.ok(named.includes(f), `expected an error for ${f}, got ${JSON.stringify(answer.body.errors)}: ${answer.text}`)
+    for (const f of fields) {
+      assert.ok(named.includes(f),
+        `expected an error for ${f}, got ${JSON.stringify(answer.body.errors)}: ${answer.text}`)
+    }
   }
 }
 
@@ -327,7 +365,15 @@ test('POST /v1/messages: 202 with Location, idempotent replay, 422 on a reused k
   await phone.client.subscribeAsync('users/spec-user/inbox', { qos: 1 })
   await phone.client.subscribeAsync('topics/spec-news', { qos: 1 })
 
-  const body = { to: { user: 'spec-user' }, title: 'Hi', body: 'there', data: { a: 1 }, ttl: 3600, priority: 'high', collapseKey: 'greeting' }
+  const body = {
+    to: { user: 'spec-user' },
+    title: 'Hi',
+    body: 'there',
+    data: { a: 1 },
+    ttl: 3600,
+    priority: 'high',
+    collapseKey: 'greeting'
+  }
   assert.ok(requestAccepted('sendMessage', body))
   const key = `spec-${randomUUID()}`
   const first = await call('sendMessage', { body, headers: { 'Idempotency-Key': key } })
@@ -417,14 +463,19 @@ test('POST /v1/messages: inputs the document refuses get 400 naming the field', 
 test('POST /v1/messages: headers, media type, JSON, size and credentials', async () => {
   const ok = { to: { user: 'a' }, body: 'b' }
   for (const key of ['has space', 'x'.repeat(256), 'caf\u00e9']) {
-    assert.equal(parameterAccepted('sendMessage', 'header', 'Idempotency-Key', key), false, `the document accepts Idempotency-Key ${key}`)
-    assertProblem(await call('sendMessage', { body: ok, headers: { 'Idempotency-Key': key } }), 400, 'invalid-request', ['Idempotency-Key'])
+    assert.equal(parameterAccepted('sendMessage', 'header', 'Idempotency-Key', key), false,
+      `the document accepts Idempotency-Key ${key}`)
+    assertProblem(await call('sendMessage', { body: ok, headers: { 'Idempotency-Key': key } }), 400, 'invalid-request',
+      ['Idempotency-Key'])
   }
   assert.ok(parameterAccepted('sendMessage', 'header', 'Idempotency-Key', 'x'.repeat(255)))
 
   assertProblem(await call('sendMessage', { rawBody: '{"to": ', contentType: 'application/json' }), 400, 'invalid-json')
-  assertProblem(await call('sendMessage', { rawBody: JSON.stringify(ok), contentType: 'text/plain' }), 415, 'unsupported-media-type')
-  assertProblem(await call('sendMessage', { rawBody: JSON.stringify(ok), contentType: 'application/json; charset=latin1' }), 415, 'unsupported-media-type')
+  assertProblem(await call('sendMessage', { rawBody: JSON.stringify(ok), contentType: 'text/plain' }), 415,
+    'unsupported-media-type')
+  assertProblem(
+    await call('sendMessage', { rawBody: JSON.stringify(ok), contentType: 'application/json; charset=latin1' }),
+    415, 'unsupported-media-type')
 
   // a device payload over 4 KiB: refused after parsing, with size and limit
   const big = await call('sendMessage', { body: { to: { user: 'a' }, body: 'x'.repeat(5000) } })
@@ -432,7 +483,9 @@ test('POST /v1/messages: headers, media type, JSON, size and credentials', async
   assert.equal(big.body.limit, 4096)
   assert.ok(big.body.size > 4096)
   // a body over the request limit: refused unparsed
-  const huge = await call('sendMessage', { rawBody: JSON.stringify({ to: { user: 'a' }, body: 'x'.repeat(300 * 1024) }) })
+  const huge = await call('sendMessage', {
+    rawBody: JSON.stringify({ to: { user: 'a' }, body: 'x'.repeat(300 * 1024) })
+  })
   assertProblem(huge, 413, 'payload-too-large')
 
   assertProblem(await call('sendMessage', { body: ok, auth: null }), 401, 'unauthorized')
@@ -440,7 +493,8 @@ test('POST /v1/messages: headers, media type, JSON, size and credentials', async
   assertProblem(await call('sendMessage', { body: ok, auth: adminAuth() }), 401, 'unauthorized')
 })
 
-test('POST /v1/messages/batch: 202 with one result per item, in order; idempotent replay; 422 on a reused key', async () => {
+test('POST /v1/messages/batch: 202 with one result per item, in order; ' +
+  'idempotent replay; 422 on a reused key', async () => {
   const before = phone.received.length
   const body = {
     messages: [
@@ -457,14 +511,17 @@ test('POST /v1/messages/batch: 202 with one result per item, in order; idempoten
   assert.deepEqual(first.body.messages.map((m: Json) => m.recipients), [1, 1, 1, 0])
   assert.equal(new Set(first.body.messages.map((m: Json) => m.id)).size, 4)
   const received = (await phone.waitFor(before + 3)).slice(before)
-  assert.deepEqual(received.map(r => r.payload.id), first.body.messages.slice(0, 3).map((m: Json) => m.id), 'the device gets the batch in array order')
+  assert.deepEqual(received.map(r => r.payload.id), first.body.messages.slice(0, 3).map((m: Json) => m.id),
+    'the device gets the batch in array order')
   const stored = await call('getMessage', { params: { id: first.body.messages[3].id } })
   assert.equal(stored.body.title, 'no device')
 
   const again = await call('sendMessages', { body, headers: { 'Idempotency-Key': key } })
   assert.equal(again.status, 202)
   assert.deepEqual(again.body, first.body, 'a repeat returns the first answer')
-  const other = await call('sendMessages', { body: { messages: body.messages.slice(1) }, headers: { 'Idempotency-Key': key } })
+  const other = await call('sendMessages', {
+    body: { messages: body.messages.slice(1) }, headers: { 'Idempotency-Key': key }
+  })
   assertProblem(other, 422, 'idempotency-key-reused')
   assert.equal(phone.received.length, before + 3, 'neither the repeat nor the conflict sent anything')
 })
@@ -476,34 +533,50 @@ test('POST /v1/messages/batch: one bad item refuses the whole batch, naming ever
     [{ messages: { to: { user: 'a' }, body: 'b' } }, ['messages']],
     [{ messages: Array.from({ length: 501 }, () => ({ to: { user: 'a' }, body: 'b' })) }, ['messages']],
     [{ messages: [{ to: { user: 'a' }, body: 'b' }], extra: 1 }, ['extra']],
-    [{ messages: [{ to: { user: 'a' }, body: 'b' }, 'text', { to: { user: 'a/b' }, titel: 'x', body: 'b' }] }, ['messages[1]', 'messages[2].to.user', 'messages[2].titel']],
+    [{ messages: [{ to: { user: 'a' }, body: 'b' }, 'text', { to: { user: 'a/b' }, titel: 'x', body: 'b' }] },
+      ['messages[1]', 'messages[2].to.user', 'messages[2].titel']],
     [{ messages: [{ to: { user: 'a' } }] }, ['messages[0].title']],
-    [{ messages: Array.from({ length: 11 }, (_, i) => ({ to: { users: Array.from({ length: 1000 }, (_, j) => `u${i}-${j}`) }, body: 'b' })) }, ['messages']]
+    [{
+      messages: Array.from({ length: 11 }, (_, i) =>
+        ({ to: { users: Array.from({ length: 1000 }, (_, j) => `u${i}-${j}`) }, body: 'b' }))
+    }, ['messages']]
   ]
   const tooManyIds = cases.length - 1
   cases.forEach(([body, fields], i) => {
     // the 10,000 user ids across a batch are a limit the schema does not express
-    if (i !== tooManyIds) assert.equal(requestAccepted('sendMessages', body), false, `the document accepts ${JSON.stringify(body).slice(0, 120)}`)
+    if (i !== tooManyIds) {
+      assert.equal(requestAccepted('sendMessages', body), false,
+        `the document accepts ${JSON.stringify(body).slice(0, 120)}`)
+    }
   })
-  for (const [body, fields] of cases) assertProblem(await call('sendMessages', { body }), 400, 'invalid-request', fields)
+  for (const [body, fields] of cases) {
+    assertProblem(await call('sendMessages', { body }), 400, 'invalid-request', fields)
+  }
 
   // the valid items of a refused batch are not stored: the phone gets only the message sent after them
   const before = phone.received.length
   const valid = { to: { user: 'spec-user' }, title: 'must not arrive' }
-  assertProblem(await call('sendMessages', { body: { messages: [valid, { ...valid, ttl: -1 }] } }), 400, 'invalid-request', ['messages[1].ttl'])
-  const tooBig = await call('sendMessages', { body: { messages: [valid, { to: { user: 'spec-user' }, body: 'x'.repeat(5000) }] } })
+  assertProblem(await call('sendMessages', { body: { messages: [valid, { ...valid, ttl: -1 }] } }), 400,
+    'invalid-request', ['messages[1].ttl'])
+  const tooBig = await call('sendMessages', {
+    body: { messages: [valid, { to: { user: 'spec-user' }, body: 'x'.repeat(5000) }] }
+  })
   assertProblem(tooBig, 413, 'payload-too-large')
   assert.equal(tooBig.body.field, 'messages[1]')
   assert.equal(tooBig.body.limit, 4096)
-  const huge = await call('sendMessages', { rawBody: JSON.stringify({ messages: Array.from({ length: 500 }, () => ({ ...valid, body: 'x'.repeat(4500) })) }) })
+  const huge = await call('sendMessages', {
+    rawBody: JSON.stringify({ messages: Array.from({ length: 500 }, () => ({ ...valid, body: 'x'.repeat(4500) })) })
+  })
   assertProblem(huge, 413, 'payload-too-large')
   assert.match(huge.body.detail, /larger than 2097152 bytes/)
   const marker = await call('sendMessage', { body: { to: { user: 'spec-user' }, body: 'after the refused batches' } })
   const [next] = (await phone.waitFor(before + 1)).slice(before)
   assert.equal(next.payload.id, marker.body.id)
   const log = await call('listDeliveries', { query: { user: 'spec-user', limit: '20' } })
-  assert.deepEqual(log.body.items.filter((d: Json) => d.title === 'must not arrive'), [], 'nothing of the refused batches is in the log')
-  assert.equal((await call('sendMessages', { body: { messages: [{ to: { user: 'a' }, body: 'b' }] }, auth: null })).status, 401)
+  assert.deepEqual(log.body.items.filter((d: Json) => d.title === 'must not arrive'), [],
+    'nothing of the refused batches is in the log')
+  assert.equal(
+    (await call('sendMessages', { body: { messages: [{ to: { user: 'a' }, body: 'b' }] }, auth: null })).status, 401)
 })
 
 test('GET /v1/messages: the delivery log pages with nextCursor; bad queries get 400', async () => {
@@ -511,17 +584,25 @@ test('GET /v1/messages: the delivery log pages with nextCursor; bad queries get 
   assert.equal(first.status, 200, first.text)
   assert.equal(first.body.items.length, 1)
   assert.equal(typeof first.body.nextCursor, 'string')
-  const second = await call('listDeliveries', { query: { user: 'spec-user', limit: '1', cursor: first.body.nextCursor } })
+  const second = await call('listDeliveries', {
+    query: { user: 'spec-user', limit: '1', cursor: first.body.nextCursor }
+  })
   assert.equal(second.status, 200)
   assert.notEqual(second.body.items[0]?.messageId, first.body.items[0].messageId)
-  const filtered = await call('listDeliveries', { query: { device: 'spec-phone', status: 'delivered', since: '2000-01-01', until: '2999-01-01T00:00:00Z' } })
+  const filtered = await call('listDeliveries', {
+    query: { device: 'spec-phone', status: 'delivered', since: '2000-01-01', until: '2999-01-01T00:00:00Z' }
+  })
   assert.equal(filtered.status, 200)
   assert.equal(filtered.body.nextCursor, null)
   assert.equal((await call('listDeliveries')).status, 200)
 
   // refused by both the document and the server
-  for (const [name, value] of [['limit', '0'], ['limit', '201'], ['limit', 'ten'], ['status', 'lost'], ['since', 'yesterday'], ['until', '31/01/2026']]) {
-    assert.equal(parameterAccepted('listDeliveries', 'query', name, value), false, `the document accepts ${name}=${value}`)
+  for (const [name, value] of [
+    ['limit', '0'], ['limit', '201'], ['limit', 'ten'], ['status', 'lost'], ['since', 'yesterday'],
+    ['until', '31/01/2026']
+  ]) {
+    assert.equal(parameterAccepted('listDeliveries', 'query', name, value), false,
+      `the document accepts ${name}=${value}`)
     assertProblem(await call('listDeliveries', { query: { [name]: value } }), 400, 'invalid-request', [name])
   }
   // refused by the server, described in the document's prose
@@ -589,7 +670,9 @@ test('POST /v1/tokens: 201 with a token; bad input 400', async () => {
     assertProblem(await call('createDeviceToken', { body }), 400, 'invalid-request', [field])
   }
   assert.ok(requestAccepted('createDeviceToken', { user: 'a', ttl: 2592000 }))
-  assertProblem(await call('createDeviceToken', { rawBody: 'user=a', contentType: 'application/x-www-form-urlencoded' }), 415, 'unsupported-media-type')
+  assertProblem(
+    await call('createDeviceToken', { rawBody: 'user=a', contentType: 'application/x-www-form-urlencoded' }),
+    415, 'unsupported-media-type')
   assertProblem(await call('createDeviceToken', { body: { user: 'a' }, auth: null }), 401, 'unauthorized')
 })
 
@@ -642,7 +725,8 @@ test('API keys: create, list, revoke with the admin credentials only', async () 
   assert.equal(created.status, 201, created.text)
   assert.equal(created.body.name, 'spec backend')
   assert.equal(created.body.prefix, created.body.key.slice(0, 10))
-  assert.equal((await call('listUserDevices', { params: { user: 'x' }, apiKey: created.body.key })).status, 200, 'the new key works')
+  assert.equal((await call('listUserDevices', { params: { user: 'x' }, apiKey: created.body.key })).status, 200,
+    'the new key works')
 
   const list = await call('listApiKeys')
   assert.equal(list.status, 200, list.text)
@@ -653,11 +737,14 @@ test('API keys: create, list, revoke with the admin credentials only', async () 
   assert.equal(typeof revoked.body.revokedAt, 'string')
   assertProblem(await call('listUserDevices', { params: { user: 'x' }, apiKey: created.body.key }), 401, 'unauthorized')
 
-  for (const [body, field] of [[{}, 'name'], [{ name: '   ' }, 'name'], [{ name: 'x'.repeat(101) }, 'name'], [{ name: 'a', scope: 'all' }, 'scope']] as Array<[Json, string]>) {
+  for (const [body, field] of [
+    [{}, 'name'], [{ name: '   ' }, 'name'], [{ name: 'x'.repeat(101) }, 'name'], [{ name: 'a', scope: 'all' }, 'scope']
+  ] as Array<[Json, string]>) {
     assert.equal(requestAccepted('createApiKey', body), false, `the document accepts ${JSON.stringify(body)}`)
     assertProblem(await call('createApiKey', { body }), 400, 'invalid-request', [field])
   }
-  assertProblem(await call('createApiKey', { rawBody: 'name', contentType: 'text/plain' }), 415, 'unsupported-media-type')
+  assertProblem(await call('createApiKey', { rawBody: 'name', contentType: 'text/plain' }), 415,
+    'unsupported-media-type')
   assertProblem(await call('createApiKey', { body: { name: 'x' }, auth: `Bearer ${API_KEY}` }), 401, 'unauthorized')
   assertProblem(await call('listApiKeys', { auth: null }), 401, 'unauthorized')
   assertProblem(await call('listApiKeys', { auth: adminAuth('wrong password') }), 401, 'unauthorized')
@@ -667,7 +754,9 @@ test('API keys: create, list, revoke with the admin credentials only', async () 
 
 test('API keys: the admin UI\'s session cookie is accepted too, writes only with its CSRF token', async () => {
   const scheme = doc.components.securitySchemes.adminSession
-  const login = await fetch(`${h.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD }) })
+  const login = await fetch(`${h.url}/admin/api/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: ADMIN_PASSWORD })
+  })
   assert.equal(login.status, 200, await login.clone().text())
   const { csrfToken } = await login.json() as { csrfToken: string }
   const cookie = login.headers.getSetCookie().map(c => c.split(';')[0]).find(c => c.startsWith(`${scheme.name}=`))
@@ -675,13 +764,24 @@ test('API keys: the admin UI\'s session cookie is accepted too, writes only with
 
   const list = await call('listApiKeys', { auth: null, headers: { cookie } })
   assert.equal(list.status, 200, list.text)
-  assertProblem(await call('createApiKey', { auth: null, headers: { cookie }, body: { name: 'no csrf' } }), 403, 'forbidden')
-  assertProblem(await call('createApiKey', { auth: null, headers: { cookie, 'x-herald-csrf': csrfToken, origin: 'https://evil.example' }, body: { name: 'other origin' } }), 403, 'forbidden')
-  const created = await call('createApiKey', { auth: null, headers: { cookie, 'x-herald-csrf': csrfToken }, body: { name: 'from the admin UI' } })
+  assertProblem(await call('createApiKey', { auth: null, headers: { cookie }, body: { name: 'no csrf' } }), 403,
+    'forbidden')
+  assertProblem(await call('createApiKey', {
+    auth: null,
+    headers: { cookie, 'x-herald-csrf': csrfToken, origin: 'https://evil.example' },
+    body: { name: 'other origin' }
+  }), 403, 'forbidden')
+  const created = await call('createApiKey', {
+    auth: null, headers: { cookie, 'x-herald-csrf': csrfToken }, body: { name: 'from the admin UI' }
+  })
   assert.equal(created.status, 201, created.text)
-  assertProblem(await call('revokeApiKey', { auth: null, headers: { cookie }, params: { id: created.body.id } }), 403, 'forbidden')
-  assert.equal((await call('revokeApiKey', { auth: null, headers: { cookie, 'x-herald-csrf': csrfToken }, params: { id: created.body.id } })).status, 200)
-  assertProblem(await call('listApiKeys', { auth: null, headers: { cookie: `${scheme.name}=not-a-session` } }), 401, 'unauthorized')
+  assertProblem(await call('revokeApiKey', { auth: null, headers: { cookie }, params: { id: created.body.id } }), 403,
+    'forbidden')
+  assert.equal((await call('revokeApiKey', {
+    auth: null, headers: { cookie, 'x-herald-csrf': csrfToken }, params: { id: created.body.id }
+  })).status, 200)
+  assertProblem(await call('listApiKeys', { auth: null, headers: { cookie: `${scheme.name}=not-a-session` } }), 401,
+    'unauthorized')
 })
 
 test('GET /healthz and GET /readyz answer without credentials', async () => {
@@ -696,7 +796,9 @@ test('GET /healthz and GET /readyz answer without credentials', async () => {
 // a second server: verifies tokens with a public key only, and loses its database on demand
 
 /** A TCP pass-through to Postgres that can be cut, as a database outage. */
-async function startProxy (target: URL): Promise<{ url: string, setDown: (down: boolean) => void, close: () => Promise<void> }> {
+async function startProxy (
+  target: URL
+): Promise<{ url: string, setDown: (down: boolean) => void, close: () => Promise<void> }> {
   let down = false
   const sockets = new Set<net.Socket>()
   const server = net.createServer(client => {
@@ -731,12 +833,19 @@ async function startProxy (target: URL): Promise<{ url: string, setDown: (down: 
 test('a server without a signing key, during a database outage, and under admin brute force', async () => {
   const db: TestDatabase = await createTestDatabase()
   const proxy = await startProxy(new URL(db.url))
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  const { publicKey } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
+  })
   const h2 = await startTestHerald({
-    db: { ...db, url: proxy.url }, env: { JWT_SECRET: '', JWT_PUBLIC_KEY: publicKey }, deps: { passwordPolicy: { firstBackoffSeconds: 60 } }
+    db: { ...db, url: proxy.url },
+    env: { JWT_SECRET: '', JWT_PUBLIC_KEY: publicKey },
+    deps: { passwordPolicy: { firstBackoffSeconds: 60 } }
   })
   try {
-    assertProblem(await call('createDeviceToken', { server: h2, body: { user: 'a' } }), 501, 'token-signing-unavailable')
+    assertProblem(await call('createDeviceToken', { server: h2, body: { user: 'a' } }), 501,
+      'token-signing-unavailable')
 
     proxy.setDown(true)
     await new Promise(resolve => setTimeout(resolve, 200))
@@ -764,7 +873,8 @@ test('a server without a signing key, during a database outage, and under admin 
       assertProblem(res, 503, 'database-unavailable')
     }
     // a send with the key cached before the outage reaches the database itself: 503 too, nothing stored
-    assertProblem(await call('sendMessage', { server: h2, body: { to: { user: 'a' }, body: 'lost?' } }), 503, 'database-unavailable')
+    assertProblem(await call('sendMessage', { server: h2, body: { to: { user: 'a' }, body: 'lost?' } }), 503,
+      'database-unavailable')
     assert.equal((await call('health', { server: h2 })).status, 200, 'alive while the database is away')
 
     proxy.setDown(false)
@@ -800,9 +910,11 @@ test('a server without a signing key, during a database outage, and under admin 
 test('every documented route exists: none answers the generic "no route" 404', async () => {
   const values: Record<string, string> = { id: randomUUID(), user: 'nobody', deviceId: 'nobody-device' }
   const isNoRoute = (a: Answer): boolean =>
-    a.status === 404 && (/^no route /.test(a.body?.detail ?? '') || /^Cannot /.test(a.text.replace(/<[^>]*>/g, '').trim()) || !a.headers.get('content-type')?.includes('json'))
+    a.status === 404 && (/^no route /.test(a.body?.detail ?? '') ||
+      /^Cannot /.test(a.text.replace(/<[^>]*>/g, '').trim()) || !a.headers.get('content-type')?.includes('json'))
   for (const o of operations) {
-    const params = Object.fromEntries(o.parameters.filter(p => p.in === 'path').map(p => [p.name, values[p.name] ?? 'x']))
+    const params = Object.fromEntries(o.parameters.filter(p => p.in === 'path')
+      .map(p => [p.name, values[p.name] ?? 'x']))
     const res = await call(o.id, { params, body: o.op.requestBody ? {} : undefined })
     assert.ok(!isNoRoute(res), `${o.method} ${o.path} is not served: ${res.status} ${res.text.slice(0, 200)}`)
   }
@@ -810,7 +922,9 @@ test('every documented route exists: none answers the generic "no route" 404', a
   const unknown = await fetch(`${h.url}/v1/no-such-thing`, { headers: { authorization: `Bearer ${API_KEY}` } })
   assert.equal(unknown.status, 404)
   assert.match((await unknown.json()).detail, /^no route /)
-  const wrongMethod = await fetch(`${h.url}/v1/messages/${randomUUID()}`, { method: 'PUT', headers: { authorization: `Bearer ${API_KEY}` } })
+  const wrongMethod = await fetch(`${h.url}/v1/messages/${randomUUID()}`, {
+    method: 'PUT', headers: { authorization: `Bearer ${API_KEY}` }
+  })
   assert.equal(wrongMethod.status, 404)
   assert.match((await wrongMethod.json()).detail, /^no route /)
   const outside = await fetch(`${h.url}/livez`)
