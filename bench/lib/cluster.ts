@@ -10,6 +10,7 @@ import { ACCEPT_LOCK } from '../../server/store/accept.js'
 import type { SendRequest } from '../loadgen/protocol.js'
 import { cpuMeter, cpuMs, sleep } from './proc.js'
 import type { Recorder } from './report.js'
+import type { Worker } from './loadgen.js'
 import { METRICS_TOKEN, type System } from './systems.js'
 
 /** The URLs device i connects to (urls[i mod N]) when Herald runs as several processes; else undefined. */
@@ -195,6 +196,12 @@ export function recordCluster (
     r.lock.heldShare * 100)
   rec.add(row('lockWaiting', 'backends waiting for the accept lock, mean', 'backends', 2), 'herald',
     r.lock.waitingMean)
+  // the lock serialises every accept of the cluster: messages ÷ the time it was held is the rate
+  // the accepts would reach with it held all the time, at the same time held per message
+  const heldSeconds = r.lock.heldShare * seconds
+  rec.add(row('lockHeldTx', 'accept lock held per transaction', 'ms', 1), 'herald', heldSeconds * 1000 / accepts)
+  rec.add(row('lockCeiling', 'messages ÷ time the accept lock was held (its ceiling)', 'msg/s', 0), 'herald',
+    acceptMessages / heldSeconds)
   const stateRows = r.nodes.reduce((a, n) => a + n.stateRows, 0)
   rec.add(row('stateRows', 'delivery-state rows written per message (claims, PUBACKs)', 'rows', 2), 'herald',
     stateRows / messages)
@@ -202,4 +209,70 @@ export function recordCluster (
     `(${r.lock.samples} samples of pg_stat_activity): ${topStates(r.lock.states) || 'none'}; ` +
     `accept transactions per process: ${r.nodes.map(n => n.accepts).join(' / ')}, ` +
     `messages per transaction ${r.nodes.map(n => (n.acceptMessages / Math.max(1, n.accepts)).toFixed(1)).join(' / ')}.`)
+}
+
+/**
+ * Waits for `worker`'s receipts like `worker.waitDone`; when they do not all arrive, the error
+ * says what Herald recorded for the devices (deliveries by status, where each device is
+ * connected, the seqs still undelivered) and what its processes logged, so a lost or stuck
+ * delivery leaves evidence before the bench drops the database.
+ */
+export async function waitDelivered (
+  worker: Pick<Worker, 'waitDone' | 'collect'>, sys: System, deviceIds: string[], timeoutMs: number
+): Promise<{ at: number, unique: number }> {
+  try {
+    return await worker.waitDone(timeoutMs)
+  } catch (err) {
+    if (sys.kind !== 'herald' || !sys.db) throw err
+    const got = await worker.collect().then(c => c.unique, () => NaN)
+    let evidence: string
+    try {
+      evidence = await deliveryEvidence(sys.db.pool, deviceIds, sys.nodes.map(n => n.pid))
+    } catch (e) {
+      evidence = `(reading the database failed: ${(e as Error).message})`
+    }
+    // Herald logs JSON at LOG_LEVEL=warn; the rest of its output is the welcome banner
+    const logs = sys.nodes.map((n, k) => `process ${k + 1} (pid ${n.pid}) logged: ` +
+      (n.proc.output().split('\n').filter(l => l.startsWith('{')).slice(-5).join(' / ') || 'no warnings'))
+      .join('; ')
+    throw new Error(`${(err as Error).message}: the devices had ${got} unique messages; ${evidence}; ${logs}`)
+  }
+}
+
+async function deliveryEvidence (pool: pg.Pool, deviceIds: string[], pids: number[]): Promise<string> {
+  const status = await pool.query<{ status: string, n: number }>(
+    'select status, count(*)::int as n from deliveries where device_id = any($1) group by status order by status',
+    [deviceIds])
+  const devices = await pool.query<{ device_id: string, connected_node: string | null }>(
+    'select device_id, connected_node from devices where device_id = any($1) order by device_id limit 10', [deviceIds])
+  const nodes = await pool.query<{ id: string, gone: boolean, pid: number }>(
+    'select id, gone_at is not null as gone, pid from nodes order by id')
+  // the bench's process index k is data.n of each message (the process it was sent through) and
+  // nodes.pid of process k: which process accepted each undelivered row, which one holds its
+  // device, and through which process the device's next row (by seq) came
+  const processOf = new Map(nodes.rows.map(n => [n.id, pids.indexOf(n.pid) + 1]))
+  type Gap = { via: string, holder: string | null, next_via: string | null, next_status: string | null, n: number }
+  const gaps = await pool.query<Gap>(
+    `select via, holder, next_via, next_status, count(*)::int as n from (
+       select d.status, m.data->>'n' as via, dev.connected_node as holder,
+              lead(m.data->>'n') over w as next_via, lead(d.status) over w as next_status
+         from deliveries d join messages m on m.id = d.message_id join devices dev on dev.device_id = d.device_id
+        where d.device_id = any($1)
+       window w as (partition by d.device_id order by d.seq)) x
+      where status in ('queued', 'sent')
+      group by 1, 2, 3, 4 order by n desc limit 8`, [deviceIds])
+  const stuck = await pool.query<{ device_id: string, n: number, first: string, last: string, statuses: string }>(
+    `select device_id, count(*)::int as n, min(seq)::text as first, max(seq)::text as last,
+            string_agg(distinct status, ',') as statuses
+       from deliveries where device_id = any($1) and status in ('queued', 'sent')
+      group by device_id order by device_id limit 10`, [deviceIds])
+  const short = (id: string | null): string => id === null ? 'none' : id.slice(0, 13)
+  return `deliveries by status: ${status.rows.map(r => `${r.status} ${r.n}`).join(', ') || 'none'}; ` +
+    `connected to: ${devices.rows.map(d => `${d.device_id}→${short(d.connected_node)}`).join(', ')}; ` +
+    `nodes: ${nodes.rows.map(n => `${short(n.id)}${n.gone ? ' (gone)' : ''}`).join(', ')}; ` +
+    `not delivered: ${stuck.rows.map(s => `${s.device_id} ${s.n} (seq ${s.first}–${s.last}, ${s.statuses})`)
+      .join(', ') || 'none'}; ` +
+    'undelivered rows by (accepted through process, device held by process, next row through process and its ' +
+    `status): ${gaps.rows.map(g => `(${Number(g.via) + 1}, ${g.holder === null ? 'none' : processOf.get(g.holder)}, ` +
+      `${g.next_via === null ? '–' : Number(g.next_via) + 1} ${g.next_status ?? ''}) ${g.n}`).join(', ') || 'none'}`
 }

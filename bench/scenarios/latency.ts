@@ -5,7 +5,7 @@
 // With --nodes N, Herald runs as N processes on one database: devices round robin over them,
 // each round of messages through the next process, and the figures are split by whether a
 // message was accepted by its device's own process or another (which signals it by NOTIFY).
-import { clusterProbe, deviceUrls, recordCluster, spreadOver } from '../lib/cluster.js'
+import { clusterProbe, deviceUrls, recordCluster, spreadOver, waitDelivered } from '../lib/cluster.js'
 import { eachRun, serverCpu, withSystem, type Ctx } from '../lib/context.js'
 import { merge, Worker, type Merged } from '../lib/loadgen.js'
 import { cpuMeter } from '../lib/proc.js'
@@ -109,7 +109,7 @@ export async function latency (ctx: Ctx): Promise<ScenarioResult> {
           })
           if (sent.failed > 0) throw new Error(`${sent.failed} of ${sent.sent} sends failed: ${sent.errors.join('; ')}`)
           if (sent.ok < count) await devices.expect(sent.ok)
-          await devices.waitDone(60_000)
+          await waitDelivered(devices, sys, Array.from({ length: D }, (_, i) => `lat${run}-d${i}`), 60_000)
           lastSend = sent
           return sent.ok
         }

@@ -7,7 +7,7 @@
 // With --nodes N, Herald runs as N processes on one database: devices round robin over them,
 // requests spread over all of them (bench/lib/cluster.ts), and each phase reports what each
 // process and the accept lock did.
-import { clusterProbe, deviceUrls, recordCluster, spreadOver } from '../lib/cluster.js'
+import { clusterProbe, deviceUrls, recordCluster, spreadOver, waitDelivered } from '../lib/cluster.js'
 import { eachRun, pollCount, serverCpu, withSystem, type Ctx } from '../lib/context.js'
 import { Worker } from '../lib/loadgen.js'
 import { cpuMeter, now, sleep } from '../lib/proc.js'
@@ -95,14 +95,15 @@ export async function throughput (ctx: Ctx): Promise<ScenarioResult> {
             `${M.toLocaleString('en-US')} of ${N.toLocaleString('en-US')} messages accepted; ` +
             'its figures are for those.')
         }
-        const done = await receiver.waitDone(60_000)
+        const ids = Array.from({ length: D }, (_, i) => `tp${run}-d${i}`)
+        const done = await waitDelivered(receiver, sys, ids, 60_000)
         // first send → last receipt, as the rate: the PUBACK polling below is not part of it
         const reading = await probe?.read()
         let recordedAt = NaN
         if (kind === 'herald') {
           recordedAt = await pollCount(sys.db!.pool,
             "select count(*)::int as n from deliveries where device_id = any($1) and status = 'delivered'",
-            [Array.from({ length: D }, (_, i) => `tp${run}-d${i}`)], M, 30_000)
+            [ids], M, 30_000)
         }
         const cpu = meter.read()
         if (reading) recordCluster(rec, '', 'single requests', reading, M, run)
@@ -183,7 +184,7 @@ async function batchPhase (
   if (sent.failed > 0) throw new Error(`${sent.failed} of ${sent.sent} batch sends failed: ${sent.errors.join('; ')}`)
   const M = sent.ok
   if (M < N) await receiver.expect(M)
-  const done = await receiver.waitDone(60_000)
+  const done = await waitDelivered(receiver, sys, Array.from({ length: D }, (_, i) => `tp${run}-d${i}`), 60_000)
   const cpu = meter.read()
   if (probe) recordCluster(rec, 'batch', 'batch requests', await probe.read(), M, run)
   const got = await receiver.collect()
