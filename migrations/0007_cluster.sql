@@ -11,6 +11,11 @@ alter table nodes
   add column connections integer not null default 0,
   add column gone_at timestamptz;
 
+-- Which connection of a device is the current one: a connection's end clears the device's
+-- connection only if it is still this one, so a device that connected again (to this process or
+-- another) before its old connection's end was recorded stays online.
+alter table devices add column connection_id text;
+
 -- Subscriptions to broadcast topics (topics/<name>) of connected devices, of every session kind
 -- and QoS, written by the process holding the connection before its SUBACK. A topic message
 -- sent through any process counts these (with the persistent sessions' mqtt_subscriptions), so

@@ -14,7 +14,9 @@ import { PasswordLimiter, type PasswordPolicy } from './auth/passwordLimiter.js'
 import { generateJwtSecret, generatePassword, hashPassword } from './auth/secrets.js'
 import { getOrCreateSetting } from './store/settings.js'
 import { hostname } from 'node:os'
-import { claimDevice, heartbeatNode, markDisconnected, markGoneNodes, type NodeInfo } from './store/devices.js'
+import {
+  claimDevice, heartbeatNode, markDisconnected, markGoneNodes, type DeviceConnection, type NodeInfo
+} from './store/devices.js'
 import { addLiveSubscription, removeLiveSubscriptions, topicSubscribers } from './store/topicSubscriptions.js'
 import { countPendingDeliveries, discardDeviceQueue } from './store/deliveries.js'
 import { PgPersistence } from './broker/pgPersistence.js'
@@ -118,9 +120,9 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   const firstStart: FirstStart = {}
   const tokens = await deviceTokens(config, pool)
   const adminPasswordHash = await adminPassword(config, pool, firstStart)
-  let connections = 0
-  const nodeInfo = (): NodeInfo => ({ version: HERALD_VERSION, hostname: hostname(), pid: process.pid, connections })
-  await registerNode(pool, nodeId, nodeInfo(), log)
+  const nodeInfo = (connections: number): NodeInfo =>
+    ({ version: HERALD_VERSION, hostname: hostname(), pid: process.pid, connections })
+  await registerNode(pool, nodeId, nodeInfo(0), log)
 
   const metrics = new Metrics(nodeId)
   const passwords = new PasswordLimiter({
@@ -140,13 +142,14 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   const apiKeys = new ApiKeyService(pool, log, () => signals.signalAll({ kind: 'api-key-revoked' }))
   firstStart.apiKey = await apiKeys.seed(config.apiKey)
   const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine.ack(client, messageId) })
-  const disconnects = new FlushBatch<string>(ids => markDisconnected(pool, ids, nodeId), log, 'marking devices offline')
+  const disconnects = new FlushBatch<DeviceConnection>(ended => markDisconnected(pool, ended), log,
+    'marking devices offline')
   const broker = new Broker({
     persistence,
     tokens,
     log,
-    claimDevice: async (deviceId, userId, persistent) => {
-      const result = await claimDeviceSession(pool, nodeId, deviceId, userId, persistent)
+    claimDevice: async (deviceId, userId, persistent, connectionId) => {
+      const result = await claimDeviceSession(pool, nodeId, { deviceId, connectionId }, userId, persistent)
       // [MQTT-3.1.4-2]: the device's older connection, on another process, is closed there
       if (result.ok && result.previousNode !== undefined) {
         signals.signalNode(result.previousNode, { kind: 'moved', devices: [deviceId] }).catch(err =>
@@ -155,23 +158,17 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
       return result
     },
     recordBroadcastSubscription: (deviceId, topic) => addLiveSubscription(pool, nodeId, deviceId, topic),
-    forgetBroadcastSubscriptions: (deviceId, which) => {
-      removeLiveSubscriptions(pool, nodeId, deviceId, which).catch(err =>
-        log.warn({ err: (err as Error).message, deviceId },
-          'forgetting live subscriptions failed; the leader removes them'))
-    },
+    forgetBroadcastSubscriptions: (deviceId, which) => removeLiveSubscriptions(pool, nodeId, deviceId, which),
     recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
     onAuthFailure: reason => metrics.authFailures.inc({ reason }),
     onReady: client => {
-      connections++
       metrics.connects.inc()
       engine.attach(client)
     },
-    onGone: client => {
-      connections = Math.max(0, connections - 1)
+    onGone: (client, connectionId) => {
       metrics.disconnects.inc()
       engine.detach(client)
-      disconnects.add(client.id)
+      if (connectionId !== undefined) disconnects.add({ deviceId: client.id, connectionId })
     },
     maxKeepaliveSeconds: deps.maxKeepaliveSeconds
   }, log)
@@ -233,8 +230,8 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     pool,
     log,
     nodeId,
-    info: nodeInfo,
-    connectedDevices: () => engine.deviceIds(),
+    info: () => nodeInfo(engine.connectedDevices),
+    connections: () => broker.connections(),
     isLeader: () => signals.isLeader,
     onExpired: expired => metrics.deliveries.inc({ status: 'expired' }, expired)
   })
@@ -395,11 +392,11 @@ type Claim = ReturnType<typeof claimDevice>
 async function claimDeviceSession (
   pool: Pool,
   nodeId: string,
-  deviceId: string,
+  { deviceId, connectionId }: DeviceConnection,
   userId: string,
   persistent: boolean
 ): Claim {
-  const result = await claimDevice(pool, deviceId, userId, persistent, nodeId)
+  const result = await claimDevice(pool, deviceId, userId, persistent, nodeId, connectionId)
   if (result.ok && result.discardQueueUpTo !== undefined) {
     // a clean session starts empty: drop what an earlier session of this device left queued
     await discardDeviceQueue(pool, deviceId, result.discardQueueUpTo,

@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { killAllServers, serverEnv, spawnServer, type ServerProcess } from './helpers/process.js'
 import { waitUntil } from './helpers/delivery.js'
 import {
-  assertSeqOrder, choresHolders, deliverySeqs, RoamingDevice, SENDS_AVOID_THE_HOLDER, watchChores
+  assertSeqOrder, choresHolders, deliverySeqs, RoamingDevice, watchChores
 } from './helpers/cluster.js'
 
 let db: TestDatabase
@@ -73,9 +73,7 @@ class Load {
 
   constructor (
     private readonly targets: () => ServerProcess[],
-    private readonly userOf: (lane: number, n: number) => string,
-    /** the process holding the user's device now (its WebSocket URL), which sends avoid while there is another */
-    private readonly holderOf: (user: string) => string | undefined = () => undefined
+    private readonly userOf: (lane: number, n: number) => string
   ) {}
 
   start (lanes: number): void {
@@ -106,8 +104,7 @@ class Load {
     let not: ServerProcess | undefined
     for (let attempt = 0; attempt < 100; attempt++) {
       const targets = this.targets()
-      const holder = SENDS_AVOID_THE_HOLDER ? this.holderOf(user) : undefined
-      const others = targets.filter(p => p !== not && p.wsUrl !== holder)
+      const others = targets.filter(p => p !== not)
       const from = others.length > 0 ? others : targets
       const server = from[turn++ % from.length]
       let res
@@ -182,9 +179,8 @@ test('rolling restart under load: each process in turn is replaced and SIGTERMed
   // the sender keeps a stopping process in its rotation until it has exited: it sees its 503s
   let stopping: ServerProcess | undefined
   const LANES = 4
-  const holderOf = (user: string): string | undefined => moving.find(d => d.user === user)?.url
   const targets = (): ServerProcess[] => stopping ? [...up, stopping] : up
-  const load = new Load(targets, (lane, n) => devices[(lane + n * LANES) % DEVICES], holderOf)
+  const load = new Load(targets, (lane, n) => devices[(lane + n * LANES) % DEVICES])
   const chores = watchChores(db.pool)
   load.start(LANES)
   await load.more(40)
@@ -267,8 +263,7 @@ test('SIGKILL of the process running the chores mid-stream: its devices move and
   assert.equal(placed[0].n, DEVICES + 1, 'every device is on the victim')
 
   // the sender also sends through the victim: a request it had in hand at the kill is retried elsewhere
-  const holderOf = (user: string): string | undefined => devices.find(d => d.user === user)?.url
-  const load = new Load(() => up, (lane, n) => users[(lane + n * 2) % DEVICES], holderOf)
+  const load = new Load(() => up, (lane, n) => users[(lane + n * 2) % DEVICES])
   const chores = watchChores(db.pool)
   load.start(2)
   await load.more(120)

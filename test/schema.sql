@@ -44,7 +44,8 @@ create table devices (
   connected_node text,
   connected_at timestamp with time zone,
   last_seen_at timestamp with time zone,
-  created_at timestamp with time zone default now() not null
+  created_at timestamp with time zone default now() not null,
+  connection_id text
 );
 create table idempotency_keys (
   api_key_id uuid not null,

@@ -25,12 +25,13 @@ const CONNECT_TIMEOUT_MS = 10_000
 export interface BrokerDeps extends HookDeps {
   persistence: unknown
   onReady: (client: Client, userId: string) => void
-  onGone: (client: Client) => void
+  /** a connection ended; `connectionId` is undefined for one that never authenticated */
+  onGone: (client: Client, connectionId: string | undefined) => void
   /**
    * forgets broadcast subscriptions this process recorded for a device (recordBroadcastSubscription):
    * `topics` unsubscribed, or all but those a successor connection here kept
    */
-  forgetBroadcastSubscriptions: (deviceId: string, which: { topics: string[] } | { allBut: string[] }) => void
+  forgetBroadcastSubscriptions: (deviceId: string, which: { topics: string[] } | { allBut: string[] }) => Promise<void>
 }
 
 /**
@@ -65,11 +66,39 @@ export class Broker {
       log.debug({ err: err.message }, 'connection refused before CONNECT completed'))
     a.on('clientReady', client => this.ready(client))
     a.on('clientDisconnect', client => this.gone(client))
-    // a broadcast subscription is recorded in Postgres before its SUBACK (hooks.ts authorizeSubscribe)
-    a.on('unsubscribe', (topics, client) => {
-      const broadcast = topics.filter(t => t.startsWith(BROADCAST_PREFIX))
-      if (broadcast.length > 0) this.deps.forgetBroadcastSubscriptions(client.id, { topics: broadcast })
-    })
+    this.forgetBeforeUnsuback()
+  }
+
+  /**
+   * A broadcast subscription is recorded in Postgres before its SUBACK (hooks.ts
+   * authorizeSubscribe) and forgotten before its UNSUBACK: after the UNSUBACK no message for the
+   * topic may reach the device [MQTT-3.10.4-2], whichever process it is sent through. aedes has
+   * no hook there, but it unsubscribes each topic of an UNSUBSCRIBE with broker.unsubscribe and
+   * answers once all are done; a closing connection does the same, and gone() forgets those.
+   */
+  private forgetBeforeUnsuback (): void {
+    type Unsubscribe = (topic: string, func: unknown, done?: (err?: Error) => void) => void
+    const aedes = this.aedes as unknown as { unsubscribe: Unsubscribe }
+    const unsubscribe = aedes.unsubscribe.bind(aedes)
+    aedes.unsubscribe = (topic, func, done) => {
+      const client = topic.startsWith(BROADCAST_PREFIX) ? this.subscriberOf(topic, func) : undefined
+      if (client === undefined) return unsubscribe(topic, func, done)
+      this.deps.forgetBroadcastSubscriptions(client.id, { topics: [topic] })
+        .then(() => unsubscribe(topic, func, done), (err: Error) => {
+          this.log.warn({ deviceId: client.id, topic, err: err.message }, 'forgetting a subscription failed')
+          done?.(err)
+        })
+    }
+  }
+
+  /** The open connection whose subscription to `topic` is `func` (aedes' listener for it). */
+  private subscriberOf (topic: string, func: unknown): Client | undefined {
+    for (const client of Object.values(clientsOf(this.aedes))) {
+      if ((client as unknown as { closed: boolean }).closed) continue
+      const sub = subscriptionsOf(client)[topic] as { func?: unknown } | undefined
+      if (sub?.func === func) return client
+    }
+    return undefined
   }
 
   async start (): Promise<void> {
@@ -158,8 +187,20 @@ export class Broker {
     // empties client.subscriptions before clientDisconnect): keep what the successor holds
     const successor = clientsOf(this.aedes)[client.id]
     const kept = successor && successor !== client ? Object.keys(subscriptionsOf(successor)) : []
-    this.deps.forgetBroadcastSubscriptions(client.id, { allBut: kept })
-    this.deps.onGone(client)
+    this.deps.forgetBroadcastSubscriptions(client.id, { allBut: kept }).catch((err: Error) =>
+      this.log.warn({ deviceId: client.id, err: err.message },
+        'forgetting subscriptions failed; the leader removes them'))
+    this.deps.onGone(client, identityOf(client)?.connectionId)
+  }
+
+  /** The device connections open here, for recording them again after this node was taken for gone. */
+  connections (): Array<{ deviceId: string, connectionId: string }> {
+    const open: Array<{ deviceId: string, connectionId: string }> = []
+    for (const client of Object.values(clientsOf(this.aedes))) {
+      const identity = identityOf(client)
+      if (identity) open.push({ deviceId: client.id, connectionId: identity.connectionId })
+    }
+    return open
   }
 }
 

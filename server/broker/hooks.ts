@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { AedesOptions, Client, ConnectPacket } from 'aedes'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
 import { TokenError } from '../auth/deviceTokens.js'
@@ -25,6 +26,8 @@ export const MAX_KEEPALIVE_S = 1_200
 /** What Herald remembers about an authenticated connection. */
 export interface DeviceIdentity {
   userId: string
+  /** this connection (devices.connection_id): its end clears the device's record only if still current */
+  connectionId: string
   /** token expiry, ms since the epoch */
   expiresAt: number
 }
@@ -39,7 +42,7 @@ export interface HookDeps {
   tokens: DeviceTokens
   log: Logger
   /** records the device as connected for this user; false when the id belongs to another user */
-  claimDevice: (deviceId: string, userId: string, persistent: boolean) => Promise<{ ok: boolean }>
+  claimDevice: (deviceId: string, userId: string, persistent: boolean, connectionId: string) => Promise<{ ok: boolean }>
   recordReceipt: (receipt: { messageId: string, deviceId: string, event: ReceiptEvent }) => Promise<void>
   /**
    * records a granted broadcast subscription (topics/<name>) so that topic messages sent through
@@ -110,13 +113,14 @@ export function createHooks (deps: HookDeps): BrokerHooks {
         log.info({ deviceId: client.id, reason }, 'device token refused')
         return done(refuse(BAD_USERNAME_OR_PASSWORD, (err as Error).message), false)
       }
-      deps.claimDevice(client.id, claims.sub, !client.clean).then(result => {
+      const connectionId = randomUUID()
+      deps.claimDevice(client.id, claims.sub, !client.clean, connectionId).then(result => {
         if (!result.ok) {
           fail('device-owned-by-another-user')
           log.warn({ deviceId: client.id, userId: claims.sub }, 'device id belongs to another user; refused')
           return done(refuse(NOT_AUTHORIZED, 'this client id belongs to another user'), false)
         }
-        identities.set(client, { userId: claims.sub, expiresAt: claims.exp * 1000 })
+        identities.set(client, { userId: claims.sub, connectionId, expiresAt: claims.exp * 1000 })
         done(null, true)
       }, err => {
         fail('database-unavailable')

@@ -38,6 +38,8 @@ interface Entry {
   acceptedAt: number
   /** ttl 0: only for this connection; never read back from the queue */
   liveOnly: boolean
+  /** for an offer: the device's previous undelivered seq, when other processes may have committed it (NewDelivery) */
+  after?: number
 }
 
 export interface DispatchItem {
@@ -50,6 +52,8 @@ export interface DispatchItem {
   expiresAt: Date
   acceptedAt: Date
   liveOnly: boolean
+  /** see NewDelivery.after */
+  after?: number
 }
 
 export interface DeliveryObserver {
@@ -154,7 +158,8 @@ export class DeliveryEngine {
         payload: item.payload,
         expiresAt: item.expiresAt.getTime(),
         acceptedAt: item.acceptedAt.getTime(),
-        liveOnly: item.liveOnly
+        liveOnly: item.liveOnly,
+        after: item.after
       })
     }
   }
@@ -310,6 +315,13 @@ class DeviceChannel {
     }
     if (!entry.liveOnly) {
       if (this.moreInDb || entry.seq <= this.lastSeq) return // comes with a later page, or is here already
+      if (entry.after !== undefined && entry.after > this.lastSeq) {
+        // an earlier row, committed by another process, is not read yet (its signal is on its
+        // way, or was lost): read the queue, which holds both in order, rather than skip ahead
+        this.moreInDb = true
+        this.pump()
+        return
+      }
       if (this.queue.length >= MAX_QUEUED_IN_MEMORY) {
         this.moreInDb = true // stays in Postgres until the device catches up
         return

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js'
 import type { Logger } from '../log.js'
 import { deleteOldIdempotencyKeys, expireDue } from '../store/deliveries.js'
-import { heartbeatNode, markGoneNodes, reclaimDevices, type NodeInfo } from '../store/devices.js'
+import { heartbeatNode, markGoneNodes, reclaimDevices, type DeviceConnection, type NodeInfo } from '../store/devices.js'
 import { IDEMPOTENCY_WINDOW_HOURS } from '../store/accept.js'
 import { LIVE_ONLY_GRACE_SECONDS } from '../store/deliveryStatus.js'
 import { deleteStaleLoginAttempts } from '../store/loginAttempts.js'
@@ -21,8 +21,8 @@ export interface MaintenanceDeps {
   nodeId: string
   /** what this node's heartbeat says of it (connections now) */
   info: () => NodeInfo
-  /** devices whose connection this node holds now */
-  connectedDevices: () => string[]
+  /** the device connections this node holds now */
+  connections: () => DeviceConnection[]
   /** whether this process holds the cluster's chores (services/cluster.ts) */
   isLeader: () => boolean
   onExpired?: (count: number) => void
@@ -49,7 +49,7 @@ export class Maintenance {
       if (wasGone) {
         // taken for dead (its listener connection was down a while): its devices were marked
         // offline, and they are still connected here
-        const devices = await reclaimDevices(pool, nodeId, this.deps.connectedDevices())
+        const devices = await reclaimDevices(pool, nodeId, this.deps.connections())
         log.warn({ devices }, 'this node had been marked gone; its devices are marked connected again')
       }
     })

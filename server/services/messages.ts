@@ -154,7 +154,8 @@ export class MessageService {
             payload: m.payload,
             expiresAt: m.expiresAt,
             acceptedAt: m.acceptedAt,
-            liveOnly: m.ttl === 0
+            liveOnly: m.ttl === 0,
+            after: d.after
           })
         }
       })

@@ -54,6 +54,13 @@ export interface NewDelivery {
   messageId: string
   deviceId: string
   userId: string
+  /**
+   * For a device connected to this process while other processes run: the seq of its previous
+   * undelivered row (0 for none). Its channel takes this one from memory only if it has that one
+   * already; otherwise an earlier row another process committed is not read yet, and the channel
+   * reads its queue instead, keeping accept order. Undefined when this process runs alone.
+   */
+  after?: number
 }
 
 export type AcceptOutcome =
@@ -67,6 +74,8 @@ interface Target_ {
   userId: string
   /** the node holding the device's connection when the accept read it */
   node: string | null
+  /** other processes run on this database (a heartbeat in the last minute) */
+  clustered: boolean
 }
 
 const key = (apiKeyId: string | null, idempotencyKey: string): string => `${apiKeyId}\u0000${idempotencyKey}`
@@ -90,7 +99,7 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[], nodeId
     // every message of the fresh requests, numbered in batch order
     const fresh = freshRequests.flatMap(({ r }) => r.messages).map((m, n) => ({ m, n }))
 
-    const targets = await resolveTargets(client, fresh)
+    const targets = await resolveTargets(client, fresh, nodeId)
     const byMessage = new Map<number, Target_[]>()
     for (const t of targets) {
       const list = byMessage.get(t.n)
@@ -101,6 +110,7 @@ export async function acceptBatch (pool: Pool, requests: AcceptRequest[], nodeId
     const deliveries = await insertDeliveries(client, fresh.map(({ m, n }) => ({ m, targets: byMessage.get(n) ?? [] })))
     const replaced = await collapse(client, fresh.map(f => f.m), deliveries)
     await signalOtherNodes(client, nodeId, fresh.map(f => f.m), targets, deliveries)
+    await markPrevious(client, nodeId, fresh.map(f => f.m), targets, deliveries)
 
     const deliveriesOf = new Map<string, NewDelivery[]>()
     for (const d of deliveries) {
@@ -202,7 +212,8 @@ async function checkIdempotency (
  * The devices each message goes to, in one query for the whole batch. ttl 0: only devices
  * online now; otherwise every persistent session, plus clean sessions online now.
  */
-async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage, n: number }>): Promise<Target_[]> {
+async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage, n: number }>,
+  self: string): Promise<Target_[]> {
   const users: string[] = []
   const userN: number[] = []
   const userLive: boolean[] = []
@@ -221,19 +232,56 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
   }
   const { rows } = await client.query<Target_>({
     name: 'herald_accept_resolve_targets',
-    text: `select t.n, d.device_id as "deviceId", d.user_id as "userId", d.connected_node as node
+    text: `select t.n, d.device_id as "deviceId", d.user_id as "userId", d.connected_node as node,
+            ${OTHER_NODES_RUN} as clustered
        from unnest($1::text[], $2::int[], $3::bool[]) as t(user_id, n, live_only)
        join devices d on d.user_id = t.user_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
      union all
-     select t.n, d.device_id, d.user_id, d.connected_node
+     select t.n, d.device_id, d.user_id, d.connected_node, ${OTHER_NODES_RUN}
        from unnest($4::text[], $5::int[], $6::bool[]) as t(device_id, n, live_only)
        join devices d on d.device_id = t.device_id
       where d.connected_node is not null or (d.persistent and not t.live_only)
      order by 1, 3, 2`,
-    values: [users, userN, userLive, subs, subN, subLive]
+    values: [users, userN, userLive, subs, subN, subLive, self]
   })
   return rows
+}
+
+// Whether another process has beaten its heartbeat in the last minute (every 5 s while it
+// runs; nodes register before they accept anything or take a device): evaluated once per statement.
+const OTHER_NODES_RUN =
+  "(select exists (select 1 from nodes where id <> $7 and heartbeat_at > now() - interval '60 seconds'))"
+
+/**
+ * Sets `after` on the deliveries for devices connected here (see NewDelivery), when other
+ * processes run: one index probe per such device (deliveries_pending), none when alone.
+ */
+async function markPrevious (client: PoolClient, self: string, messages: NewMessage[], targets: Target_[],
+  deliveries: NewDelivery[]): Promise<void> {
+  if (!targets.some(t => t.clustered)) return
+  const local = new Set(targets.filter(t => t.node === self).map(t => t.deviceId))
+  const firstSeq = new Map<string, number>()
+  for (const d of deliveries) if (local.has(d.deviceId) && !firstSeq.has(d.deviceId)) firstSeq.set(d.deviceId, d.seq)
+  if (firstSeq.size === 0) return
+  const { rows } = await client.query<{ deviceId: string, after: number }>({
+    name: 'herald_accept_previous_pending',
+    text: `select t.device_id as "deviceId", coalesce((
+             select max(p.seq) from deliveries p
+              where p.device_id = t.device_id and p.status in ('queued', 'sent') and p.expires_at > now()
+                and p.seq < t.first_seq), 0) as after
+           from unnest($1::text[], $2::bigint[]) as t(device_id, first_seq)`,
+    values: [[...firstSeq.keys()], [...firstSeq.values()]]
+  })
+  const previous = new Map(rows.map(r => [r.deviceId, r.after]))
+  // ttl-0 rows are never read from a queue: they are no one's predecessor
+  const liveOnly = new Set(messages.filter(m => m.ttl === 0).map(m => m.id))
+  for (const d of [...deliveries].sort((a, b) => a.seq - b.seq)) {
+    const after = previous.get(d.deviceId)
+    if (after === undefined) continue
+    d.after = after
+    if (!liveOnly.has(d.messageId)) previous.set(d.deviceId, d.seq)
+  }
 }
 
 /**

@@ -27,7 +27,9 @@ export async function claimDevice (
   deviceId: string,
   userId: string,
   persistent: boolean,
-  nodeId: string
+  nodeId: string,
+  /** this connection, so that its end clears only itself (markDisconnected) */
+  connectionId: string
 ): Promise<ClaimResult> {
   type Claim = {
     owner: string | null
@@ -41,11 +43,13 @@ export async function claimDevice (
     text: `with previous as (
        select user_id, persistent, connected_node from devices where device_id = $1 for update
      ), upsert as (
-       insert into devices as d (device_id, user_id, persistent, connected_node, connected_at, last_seen_at)
-       values ($1, $2, $3, $4, now(), now())
+       insert into devices as d (device_id, user_id, persistent, connected_node, connection_id, connected_at,
+                                 last_seen_at)
+       values ($1, $2, $3, $4, $5, now(), now())
        on conflict (device_id) do update
          set user_id = excluded.user_id, persistent = excluded.persistent, connected_node = excluded.connected_node,
-             connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at
+             connection_id = excluded.connection_id, connected_at = excluded.connected_at,
+             last_seen_at = excluded.last_seen_at
          where d.user_id = excluded.user_id or not (d.persistent or d.connected_node is not null)
        returning 1
      )
@@ -53,7 +57,7 @@ export async function claimDevice (
             (select connected_node from previous) as previous_node,
             exists (select 1 from upsert) as claimed,
             (select coalesce(max(seq), 0) from deliveries) as max_seq`,
-    values: [deviceId, userId, persistent, nodeId]
+    values: [deviceId, userId, persistent, nodeId, connectionId]
   })
   const row = rows[0]
   if (!row.claimed) return { ok: false, ownerUserId: row.owner ?? '' }
@@ -65,13 +69,20 @@ export async function claimDevice (
   }
 }
 
-export async function markDisconnected (pool: Pool, deviceIds: string[], nodeId: string): Promise<void> {
-  if (deviceIds.length === 0) return
+export interface DeviceConnection { deviceId: string, connectionId: string }
+
+/**
+ * Records the end of these connections: a device is shown offline only if the connection that
+ * ended is still its current one (it may have connected again, here or elsewhere, meanwhile).
+ */
+export async function markDisconnected (pool: Pool, connections: DeviceConnection[]): Promise<void> {
+  if (connections.length === 0) return
   await pool.query({
     name: 'herald_mark_disconnected',
-    text: `update devices set connected_node = null, last_seen_at = now()
-           where device_id = any($1::text[]) and connected_node = $2`,
-    values: [deviceIds, nodeId]
+    text: `update devices d set connected_node = null, connection_id = null, last_seen_at = now()
+           from unnest($1::text[], $2::text[]) as t(device_id, connection_id)
+           where d.device_id = t.device_id and d.connection_id = t.connection_id`,
+    values: [connections.map(c => c.deviceId), connections.map(c => c.connectionId)]
   })
 }
 
@@ -135,12 +146,17 @@ export async function heartbeatNode (pool: Pool, nodeId: string, info: NodeInfo)
   return rows[0]?.wasGone === true
 }
 
-/** Marks devices connected to this node again, unless they connected elsewhere meanwhile; returns how many. */
-export async function reclaimDevices (pool: Pool, nodeId: string, deviceIds: string[]): Promise<number> {
-  if (deviceIds.length === 0) return 0
+/**
+ * Marks these connections' devices connected to this node again, unless they connected again
+ * since; returns how many.
+ */
+export async function reclaimDevices (pool: Pool, nodeId: string, connections: DeviceConnection[]): Promise<number> {
+  if (connections.length === 0) return 0
   const { rowCount } = await pool.query(
-    'update devices set connected_node = $1 where device_id = any($2::text[]) and connected_node is null',
-    [nodeId, deviceIds])
+    `update devices d set connected_node = $1
+     from unnest($2::text[], $3::text[]) as t(device_id, connection_id)
+     where d.device_id = t.device_id and d.connection_id = t.connection_id and d.connected_node is null`,
+    [nodeId, connections.map(c => c.deviceId), connections.map(c => c.connectionId)])
   return rowCount ?? 0
 }
 

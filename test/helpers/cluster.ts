@@ -8,16 +8,6 @@ import type pg from 'pg'
 import { CHORES_LOCK } from '../../server/store/devices.js'
 import type { TestDevice } from './herald.js'
 
-/**
- * Until DeviceChannel.offer (server/delivery/engine.ts) stops moving past rows another process
- * committed, a send through the process that holds the target device's connection can leave an
- * earlier send through another process queued until the device's next connection (the todo test
- * "a send through the device's own process does not hide an earlier one…" in cluster.test.ts;
- * unforced, 1 to 5 of 240 alternating sends). The tests that must pass therefore send around the
- * holder; set this to false once that is fixed, and they send through every process.
- */
-export const SENDS_AVOID_THE_HOLDER = true
-
 /** Resolves once `d` has received every one of `messageIds` (by payload id). */
 export function arrivals (d: TestDevice, messageIds: string[], timeoutMs: number, what: string): Promise<void> {
   const missing = (): string[] => {
