@@ -1,3 +1,4 @@
+import { metricSample } from './helpers/metrics.js'
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, connectDevice, ADMIN_PASSWORD, type TestHerald } from './helpers/herald.js'
@@ -13,18 +14,7 @@ async function scrape (url: string, authorization?: string): Promise<{ status: n
   return { status: res.status, text: await res.text() }
 }
 
-/**
- * The value of one sample line, e.g. `herald_messages_accepted_total` or
- * `herald_deliveries_total{status="delivered"}`, named without the `node` label every line carries.
- */
-function sample (text: string, name: string): number | undefined {
-  const line = text.split('\n').map(withoutNodeLabel).find(l => l.startsWith(name + ' '))
-  return line === undefined ? undefined : Number(line.slice(name.length + 1))
-}
-
-function withoutNodeLabel (line: string): string {
-  return line.replace(/\{node="[^"]*"\}/, '').replace(/node="[^"]*",?/, '').replace(/,\}/, '}')
-}
+const sample = metricSample
 
 test('every sample names the process it comes from (node), so several processes can be scraped apart', async () => {
   const text = (await scrape(`${h.url}/metrics`, `Bearer ${METRICS_TOKEN}`)).text

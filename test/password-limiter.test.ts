@@ -1,6 +1,7 @@
 // Admin password guessing: one limiter and one policy for HTTP Basic (/v1/api-keys) and the login
 // form, in Postgres (across restarts and processes), counting checks in flight, with a backoff that
 // doubles; TRUST_PROXY picks the client address; wrong API keys are counted, never limited.
+import { metricSample } from './helpers/metrics.js'
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, ADMIN_PASSWORD, type TestHerald } from './helpers/herald.js'
@@ -51,8 +52,7 @@ async function attempt (
 
 async function metric (h: TestHerald, name: string): Promise<number> {
   const text = await (await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text()
-  const line = text.split('\n').find(l => l.startsWith(name + ' '))
-  return line === undefined ? 0 : Number(line.slice(name.length + 1))
+  return metricSample(text, name) ?? 0
 }
 
 const wrongChecks = (h: TestHerald): Promise<number> => metric(h, 'herald_password_checks_total{result="wrong"}')
