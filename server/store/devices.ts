@@ -113,8 +113,10 @@ export async function endDeviceSession (
   reason: 'device-removed' | 'admin-device-removed'
 ): Promise<{ found: boolean, revoked: number, node: string | null }> {
   return inTransaction(pool, async client => {
+    // the node holding its connection, if that node still runs (a dead one's devices wait to be released)
     const device = await client.query<{ node: string | null }>(
-      'update devices set persistent = false where device_id = $1 returning connected_node as node', [deviceId])
+      `update devices d set persistent = false where device_id = $1
+       returning (select n.id from nodes n where n.id = d.connected_node and n.gone_at is null) as node`, [deviceId])
     const revoked = await client.query(
       "update deliveries set status = 'revoked', reason = $2 where device_id = $1 and status in ('queued', 'sent')",
       [deviceId, reason])
