@@ -7,18 +7,20 @@ import assert from 'node:assert/strict'
 import { createPool, type Pool } from '../server/db/pool.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { startTestHerald } from './helpers/herald.js'
-import { device, send, waitForStatus } from './helpers/delivery.js'
+import { device, send, waitForStatus, waitUntil } from './helpers/delivery.js'
 
 const databases: TestDatabase[] = []
 after(async () => { await Promise.all(databases.map(db => db.drop())) })
 
 /**
- * The prepared statements of every idle connection the pool holds (the one checked out for good
- * is the cluster listener's, which runs only LISTEN and an advisory lock, all unparameterised).
- * Taking as many clients as are idle hands back each of them; the total staying the same proves
- * no new connection stood in for one.
+ * The prepared statements of every connection the pool holds but one: the cluster listener's,
+ * checked out for good, which runs only LISTEN and an advisory lock, all unparameterised. Once
+ * every other connection is idle (a maintenance query may hold one a moment), taking as many
+ * clients as are idle hands back each of them; the total staying the same proves no new
+ * connection stood in for one.
  */
 async function preparedOnEveryConnection (pool: Pool): Promise<string[][]> {
+  await waitUntil('every connection but the listener idle', async () => pool.idleCount === pool.totalCount - 1)
   const held = pool.totalCount
   const clients = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()))
   try {
