@@ -8,7 +8,7 @@ import type { Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { FlushBatch } from './db/batching.js'
 import { createPool, type Pool } from './db/pool.js'
-import { expectedMigrations, migrate } from './db/migrate.js'
+import { expectedMigrations as shippedMigrations, migrate } from './db/migrate.js'
 import { DeviceTokens } from './auth/deviceTokens.js'
 import { PasswordLimiter, type PasswordPolicy } from './auth/passwordLimiter.js'
 import { generateJwtSecret, generatePassword, hashPassword } from './auth/secrets.js'
@@ -144,34 +144,8 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   const persistence = new PgPersistence({ pool, outgoingAcks: (client, messageId) => engine.ack(client, messageId) })
   const disconnects = new FlushBatch<DeviceConnection>(ended => markDisconnected(pool, ended), log,
     'marking devices offline')
-  const broker = new Broker({
-    persistence,
-    tokens,
-    log,
-    claimDevice: async (deviceId, userId, persistent, connectionId) => {
-      const result = await claimDeviceSession(pool, nodeId, { deviceId, connectionId }, userId, persistent)
-      // [MQTT-3.1.4-2]: the device's older connection, on another process, is closed there
-      if (result.ok && result.previousNode !== undefined) {
-        signals.signalNode(result.previousNode, { kind: 'moved', devices: [deviceId] }).catch(err =>
-          log.warn({ err: (err as Error).message, deviceId }, 'telling the previous process of a takeover failed'))
-      }
-      return result
-    },
-    recordBroadcastSubscription: (deviceId, topic) => addLiveSubscription(pool, nodeId, deviceId, topic),
-    forgetBroadcastSubscriptions: (deviceId, which) => removeLiveSubscriptions(pool, nodeId, deviceId, which),
-    recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
-    onAuthFailure: reason => metrics.authFailures.inc({ reason }),
-    onReady: client => {
-      metrics.connects.inc()
-      engine.attach(client)
-    },
-    onGone: (client, connectionId) => {
-      metrics.disconnects.inc()
-      engine.detach(client)
-      if (connectionId !== undefined) disconnects.add({ deviceId: client.id, connectionId })
-    },
-    maxKeepaliveSeconds: deps.maxKeepaliveSeconds
-  }, log)
+  const core: Core = { pool, nodeId, log, metrics }
+  const broker = deviceBroker(core, { tokens, persistence, writer, engine, signals, disconnects }, deps)
   await broker.start()
 
   const messages = new MessageService({
@@ -199,6 +173,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   })
 
   let accepting = true
+  const expectedMigrations = await shippedMigrations()
   const adminUi = createAdmin({
     pool, log, nodeId, passwords, tokens, messages, devices, apiKeys, accepting: () => accepting
   })
@@ -210,12 +185,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     apiKeys,
     adminUi,
     accepting: () => accepting,
-    readiness: {
-      pool,
-      expectedMigrations: await expectedMigrations(),
-      brokerListening: () => broker.isListening,
-      accepting: () => accepting
-    },
+    readiness: { pool, expectedMigrations, brokerListening: () => broker.isListening, accepting: () => accepting },
     metrics,
     metricsToken: config.metricsToken,
     trustProxy: config.trustProxy,
@@ -265,6 +235,56 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
       ]
     }
   }
+}
+
+/** What every part of one process is built with. */
+interface Core { pool: Pool, nodeId: string, log: Logger, metrics: Metrics }
+
+interface BrokerParts {
+  tokens: DeviceTokens
+  persistence: PgPersistence
+  writer: DeliveryStateWriter
+  engine: DeliveryEngine
+  signals: Cluster
+  disconnects: FlushBatch<DeviceConnection>
+}
+
+/**
+ * The MQTT broker, wired to the rest: a CONNECT claims the device (and tells the process that
+ * held it before), subscriptions to broadcast topics are recorded for every process, a device's
+ * channel opens when it is ready and closes when it goes, receipts go to the state writer.
+ */
+function deviceBroker ({ pool, nodeId, log, metrics }: Core, parts: BrokerParts,
+  deps: Pick<HeraldDeps, 'maxKeepaliveSeconds'>): Broker {
+  const { engine, writer, signals, disconnects } = parts
+  return new Broker({
+    persistence: parts.persistence,
+    tokens: parts.tokens,
+    log,
+    claimDevice: async (deviceId, userId, persistent, connectionId) => {
+      const result = await claimDeviceSession(pool, nodeId, { deviceId, connectionId }, userId, persistent)
+      // [MQTT-3.1.4-2]: the device's older connection, on another process, is closed there
+      if (result.ok && result.previousNode !== undefined) {
+        signals.signalNode(result.previousNode, { kind: 'moved', devices: [deviceId] }).catch(err =>
+          log.warn({ err: (err as Error).message, deviceId }, 'telling the previous process of a takeover failed'))
+      }
+      return result
+    },
+    recordBroadcastSubscription: (deviceId, topic) => addLiveSubscription(pool, nodeId, deviceId, topic),
+    forgetBroadcastSubscriptions: (deviceId, which) => removeLiveSubscriptions(pool, nodeId, deviceId, which),
+    recordReceipt: receipt => writer.receipt({ ...receipt, at: new Date() }),
+    onAuthFailure: reason => metrics.authFailures.inc({ reason }),
+    onReady: client => {
+      metrics.connects.inc()
+      engine.attach(client)
+    },
+    onGone: (client, connectionId) => {
+      metrics.disconnects.inc()
+      engine.detach(client)
+      if (connectionId !== undefined) disconnects.add({ deviceId: client.id, connectionId })
+    },
+    maxKeepaliveSeconds: deps.maxKeepaliveSeconds
+  }, log)
 }
 
 /**
