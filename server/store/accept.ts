@@ -248,10 +248,11 @@ async function resolveTargets (client: PoolClient, fresh: Array<{ m: NewMessage,
   return rows
 }
 
-// Whether another process has beaten its heartbeat in the last minute (every 5 s while it
-// runs; nodes register before they accept anything or take a device): evaluated once per statement.
-const OTHER_NODES_RUN =
-  "(select exists (select 1 from nodes where id <> $7 and heartbeat_at > now() - interval '60 seconds'))"
+// Whether another process runs: not marked gone (a clean stop marks itself), and a heartbeat in
+// the last minute (every 5 s while it runs; nodes register before they accept anything or take a
+// device). Evaluated once per statement.
+const OTHER_NODES_RUN = '(select exists (select 1 from nodes where id <> $7 and gone_at is null ' +
+  "and heartbeat_at > now() - interval '60 seconds'))"
 
 /**
  * Sets `after` on the deliveries for devices connected here (see NewDelivery), when other
