@@ -1,6 +1,6 @@
 import type { Request } from 'express'
 import type { LogKey } from '../store/logOrder.js'
-import type { DeliveryStatus } from '../store/deliveryStatus.js'
+import type { AdminLogFilter } from '../store/adminLog.js'
 import { Checker, QueryReader, isUuid } from './validate.js'
 
 /**
@@ -22,16 +22,8 @@ export interface LogQueryRules {
   emptyIsAbsent: boolean
 }
 
-export interface LogQueryFilter {
-  messageId?: string
-  user?: string
-  device?: string
-  status?: DeliveryStatus
-  since?: Date
-  until?: Date
-  /** case-insensitive substring of the title */
-  text?: string
-}
+/** The admin log's filter is the widest; the REST log takes its user, device, status and time range. */
+export type LogQueryFilter = AdminLogFilter
 
 /** Where a page ends: a row's place in the log's order (store/logOrder.ts) and, per message, its id. */
 export interface LogCursor extends LogKey { id?: string }
