@@ -77,6 +77,19 @@ function topicFor (userId: string, topic: string | null): string {
   return topic === null ? inboxTopic(userId) : broadcastTopic(topic)
 }
 
+/** A queue row read from Postgres, as a channel holds it. */
+function entryOf (row: PendingDelivery, liveOnly: boolean): Entry {
+  return {
+    seq: row.seq,
+    messageId: row.messageId,
+    topic: topicFor(row.userId, row.topic),
+    payload: row.payload,
+    expiresAt: row.expiresAt,
+    acceptedAt: row.queuedAt,
+    liveOnly
+  }
+}
+
 /**
  * Sends every device its queue, in seq (accept) order, over its live MQTT connection.
  *
@@ -184,15 +197,7 @@ export class DeliveryEngine {
   async offerLive (seqs: number[]): Promise<void> {
     const rows = await liveDeliveries(this.pool, seqs)
     for (const row of rows) {
-      this.channels.get(row.deviceId)?.offer({
-        seq: row.seq,
-        messageId: row.messageId,
-        topic: topicFor(row.userId, row.topic),
-        payload: row.payload,
-        expiresAt: row.expiresAt,
-        acceptedAt: row.queuedAt,
-        liveOnly: true
-      })
+      this.channels.get(row.deviceId)?.offer(entryOf(row, true))
     }
   }
 
@@ -403,15 +408,7 @@ class DeviceChannel {
     this.loading = false
     if (this.closed) return
     for (const row of rows) {
-      this.queue.push({
-        seq: row.seq,
-        messageId: row.messageId,
-        topic: topicFor(row.userId, row.topic),
-        payload: row.payload,
-        expiresAt: row.expiresAt,
-        acceptedAt: row.queuedAt,
-        liveOnly: false
-      })
+      this.queue.push(entryOf(row, false))
       this.lastSeq = row.seq
     }
     this.moreInDb = rows.length === limit || this.overflowedWhileLoading
