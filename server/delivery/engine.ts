@@ -201,11 +201,6 @@ export class DeliveryEngine {
     }
   }
 
-  /** Devices with a connection here now. */
-  deviceIds (): string[] {
-    return [...this.channels.keys()]
-  }
-
   /** The devices with a connection here (for checking which of them moved to another process). */
   connectedHere (deviceIds: Iterable<string>): string[] {
     return [...deviceIds].filter(id => this.channels.has(id))

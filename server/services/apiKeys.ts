@@ -8,7 +8,7 @@ import {
 } from '../store/apiKeys.js'
 
 /** Characters of a key shown in listings: enough to tell keys apart, useless to an attacker. */
-export const KEY_PREFIX_LENGTH = 10
+const KEY_PREFIX_LENGTH = 10
 // last-used times are written at most this often, for all keys used meanwhile in one statement
 const LAST_USED_FLUSH_MS = 30_000
 

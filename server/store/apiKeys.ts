@@ -1,13 +1,8 @@
 import type { Pool } from '../db/pool.js'
+import type { ApiKey } from '../wire.js'
 
-export interface ApiKeyRow {
-  id: string
-  name: string
-  prefix: string
-  createdAt: Date
-  lastUsedAt: Date | null
-  revokedAt: Date | null
-}
+/** A stored API key: what GET /v1/api-keys lists (wire.ts ApiKey), never the key's hash. */
+export type ApiKeyRow = ApiKey
 
 const COLUMNS = 'id, name, prefix, created_at as "createdAt", last_used_at as "lastUsedAt", revoked_at as "revokedAt"'
 
