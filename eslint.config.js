@@ -16,7 +16,7 @@ const LAYERS = [
   { name: 'store', dirs: ['store'] },
   { name: 'auth', dirs: ['auth'] },
   { name: 'broker', dirs: ['broker'] },
-  { name: 'delivery', dirs: ['delivery'] },
+  { name: 'delivery', dirs: ['delivery', 'webhooks'] },
   { name: 'services', dirs: ['services'] },
   { name: 'http', dirs: ['http'] },
   { name: 'surfaces', dirs: ['api', 'admin'], apart: true }
@@ -54,7 +54,10 @@ function layerRules () {
 }
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.data/**', 'bench/.build/**'] }),
+  ...neostandard({
+    ts: true,
+    ignores: ['dist/**', 'node_modules/**', '.data/**', 'bench/.build/**', 'sdk/js/dist/**']
+  }),
   {
     rules: {
       '@stylistic/max-len': ['error', { code: 120, ignoreUrls: true, ignoreRegExpLiterals: true }],
@@ -63,5 +66,18 @@ export default [
       'no-void': ['error', { allowAsStatement: true }]
     }
   },
-  ...layerRules()
+  ...layerRules(),
+  {
+    // the device SDK runs in browsers and React Native too: nothing of Node's on its path
+    files: ['sdk/js/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^node:', message: 'the SDK runs in browsers and React Native: no Node built-ins' }]
+      }],
+      'no-restricted-globals': ['error',
+        ...['Buffer', 'process', 'require', '__dirname', 'setImmediate'].map(name => ({
+          name, message: 'the SDK runs in browsers and React Native: no Node globals'
+        }))]
+    }
+  }
 ]

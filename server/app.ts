@@ -28,6 +28,8 @@ import { ApiKeyService } from './services/apiKeys.js'
 import { DeviceService } from './services/devices.js'
 import { MessageService } from './services/messages.js'
 import { Cluster } from './services/cluster.js'
+import { WebhookService } from './services/webhooks.js'
+import { WebhookSender, type WebhookSenderOptions } from './webhooks/sender.js'
 import { HERALD_VERSION } from './version.js'
 import { createApi } from './api/router.js'
 import { metricsRouter } from './api/metrics.js'
@@ -51,6 +53,8 @@ export interface HeraldDeps {
   httpTimeouts?: HttpTimeouts
   /** tests shorten it to see a silent device dropped (hooks.ts MAX_KEEPALIVE_S) */
   maxKeepaliveSeconds?: number
+  /** tests shorten the webhook retries and timeouts to watch them act */
+  webhooks?: Partial<WebhookSenderOptions>
 }
 
 /** One named step of a shutdown: its name is logged when it fails, and the next steps still run. */
@@ -172,10 +176,15 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     pendingDeliveries: () => countPendingDeliveries(pool)
   })
 
+  const webhooks = new WebhookService(pool)
+  const webhookSender = new WebhookSender({
+    pool, log, metrics, isLeader: () => signals.isLeader, options: deps.webhooks
+  })
+
   let accepting = true
   const expectedMigrations = await shippedMigrations()
   const adminUi = createAdmin({
-    pool, log, nodeId, passwords, tokens, messages, devices, apiKeys, accepting: () => accepting
+    pool, log, nodeId, passwords, tokens, messages, devices, apiKeys, webhooks, accepting: () => accepting
   })
   const handleRequest = createApi({
     log,
@@ -183,6 +192,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     messages,
     devices,
     apiKeys,
+    webhooks,
     adminUi,
     accepting: () => accepting,
     readiness: { pool, expectedMigrations, brokerListening: () => broker.isListening, accepting: () => accepting },
@@ -206,6 +216,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
     onExpired: expired => metrics.deliveries.inc({ status: 'expired' }, expired)
   })
   maintenance.start()
+  webhookSender.start()
 
   return {
     nodeId,
@@ -226,6 +237,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
       ],
       afterHttp: [
         { name: 'stop maintenance', run: () => maintenance.stop() },
+        { name: 'stop sending webhooks', run: () => webhookSender.stop() },
         { name: 'write delivery state', run: () => writer.close() },
         { name: 'mark this node’s devices offline', run: () => disconnects.flush() },
         { name: 'record API key use', run: () => apiKeys.close() },

@@ -101,6 +101,20 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly webhookPosts = new Counter({
+    name: 'herald_webhook_posts_total',
+    help: 'Webhook POSTs sent by this server (the leader), by result: delivered, retry (failed, tried again later), ' +
+      'failed (the endpoint failed for the whole retry window and was disabled)',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly webhookEvents = new Counter({
+    name: 'herald_webhook_events_total',
+    help: 'Webhook events delivered (answered 2xx) by this server',
+    registers: [this.registry]
+  })
+
   readonly deliveryLatency = new Histogram({
     name: 'herald_delivery_latency_seconds',
     help: 'From a message being accepted to the device\'s PUBACK',

@@ -257,3 +257,100 @@ export interface NodeList {
   /** running ones first, then gone ones, newest first */
   nodes: NodeSummary[]
 }
+
+// ---- webhooks (REST /v1/webhooks and the admin UI's Webhooks page) ----
+
+/** What a webhook endpoint can ask for (README "Webhooks"). */
+export type WebhookEventType =
+  | 'message.delivered' | 'message.displayed' | 'message.opened' | 'message.dismissed'
+  | 'message.expired' | 'message.replaced' | 'message.revoked'
+  | 'device.online' | 'device.offline'
+
+/** A registered endpoint (openapi: WebhookEndpoint). */
+export interface WebhookEndpoint {
+  id: string
+  url: string
+  description: string | null
+  events: WebhookEventType[]
+  /**
+   * `disabled` after failing for the whole retry window: nothing is sent to it then, and its events
+   * are kept (up to 3 days) and sent once it is enabled again
+   */
+  status: 'enabled' | 'disabled'
+  createdAt: Date
+  disabledAt: Date | null
+  disabledReason: string | null
+  /** the first failed attempt of the batch it is retrying now; null while it is healthy */
+  failingSince: Date | null
+  lastDeliveredAt: Date | null
+  /** batches waiting to be sent (retried or new) */
+  pendingDeliveries: number
+  /** batches that failed for the whole retry window; each can be replayed */
+  failedDeliveries: number
+}
+
+/** POST /v1/webhooks: the new endpoint, its signing secret shown only in this answer (openapi: NewWebhookEndpoint). */
+export interface NewWebhookEndpoint extends WebhookEndpoint {
+  /** `whsec_` and the base64 of the HMAC key, as Standard Webhooks libraries take it */
+  secret: string
+}
+
+/** GET /v1/webhooks. */
+export interface WebhookEndpointList {
+  webhooks: WebhookEndpoint[]
+}
+
+/** One POST of a batch of events to an endpoint, and its attempts (openapi: WebhookDelivery). */
+export interface WebhookDelivery {
+  /** the `webhook-id` header: the same on every attempt */
+  id: string
+  status: 'pending' | 'delivered' | 'failed'
+  createdAt: Date
+  /** how many events it carries */
+  events: number
+  attempts: number
+  /** when it is tried next; null once delivered or failed */
+  nextAttemptAt: Date | null
+  failingSince: Date | null
+  lastAttemptAt: Date | null
+  /** the HTTP status of the last answer; null when there was none (refused, timed out) */
+  lastStatus: number | null
+  /** why the last attempt failed, when it did */
+  lastError: string | null
+  /** the start of the last answer's body */
+  lastResponse: string | null
+  deliveredAt: Date | null
+}
+
+/** GET /v1/webhooks/{id}/deliveries: newest first. */
+export interface WebhookDeliveryList {
+  deliveries: WebhookDelivery[]
+}
+
+/** What an event says: the message (for message.*), the device and its user, and why for a final state. */
+export interface WebhookEventData {
+  messageId: string | null
+  deviceId: string
+  userId: string
+  /** message.expired, message.replaced and message.revoked: why (DeliveryReason); null otherwise */
+  reason: DeliveryReason | null
+  /** message.replaced: the message that took its place */
+  replacedBy: string | null
+}
+
+/** One event, in the Standard Webhooks envelope (openapi: WebhookEvent). */
+export interface WebhookEvent {
+  /** unique and stable: a receiver that sees an id twice has seen the event before */
+  id: string
+  type: WebhookEventType
+  /** when it happened */
+  timestamp: Date
+  data: WebhookEventData
+}
+
+/** The body of each POST to an endpoint: its events in the order they happened (openapi: WebhookPayload). */
+export interface WebhookPayload {
+  /** when the batch was formed */
+  timestamp: Date
+  events: WebhookEvent[]
+}

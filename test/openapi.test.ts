@@ -784,6 +784,57 @@ test('API keys: the admin UI\'s session cookie is accepted too, writes only with
     'unauthorized')
 })
 
+// ---------------------------------------------------------------------------------------------
+// webhooks (their events and sending: test/webhooks.test.ts)
+
+test('webhooks: register, list, read, deliveries, replay, enable, delete with the admin credentials only', async () => {
+  const created = await call('createWebhook', {
+    body: { url: 'http://127.0.0.1:9/spec', events: ['message.delivered', 'device.online'], description: 'spec' }
+  })
+  assert.equal(created.status, 201, created.text)
+  const id: string = created.body.id
+  assert.equal((await call('listWebhooks')).body.webhooks.some((w: Json) => w.id === id && !('secret' in w)), true)
+  assert.equal((await call('getWebhook', { params: { id } })).status, 200)
+  assert.equal((await call('enableWebhook', { params: { id } })).body.status, 'enabled')
+  const deliveries = await call('listWebhookDeliveries', { params: { id }, query: { status: 'failed' } })
+  assert.equal(deliveries.status, 200, deliveries.text)
+  assert.deepEqual(deliveries.body.deliveries, [])
+
+  // a device comes online: its event goes to the endpoint (nobody listens on port 9), then a replay
+  const d = await connectDevice(h.wsUrl, { clientId: 'spec-hook-phone', password: await h.token('spec-hook') })
+  devices.push(d)
+  let pending: Json[] = []
+  for (let i = 0; i < 100 && pending.length === 0; i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    pending = (await call('listWebhookDeliveries', { params: { id }, query: { status: 'pending' } })).body.deliveries
+  }
+  assert.equal(pending.length, 1, 'the event was formed into a delivery')
+  const replayed = await call('replayWebhookDelivery', { params: { id, deliveryId: pending[0].id } })
+  assert.equal(replayed.status, 202, replayed.text)
+
+  for (const [body, fields] of [
+    [{ events: ['device.online'] }, ['url']],
+    [{ url: 'mailto:a@b.c', events: ['device.online'] }, ['url']],
+    [{ url: 'https://u:p@example.com/', events: ['device.online'] }, ['url']],
+    [{ url: 'https://example.com/', events: ['message.sent'] }, ['events[0]']],
+    [{ url: 'https://example.com/', events: 'device.online' }, ['events']],
+    [{ url: 'https://example.com/', events: ['device.online'], secret: 'mine' }, ['secret']]
+  ] as Array<[Json, string[]]>) {
+    assert.equal(requestAccepted('createWebhook', body), false, `the document accepts ${JSON.stringify(body)}`)
+    assertProblem(await call('createWebhook', { body }), 400, 'invalid-request', fields)
+  }
+  assertProblem(await call('listWebhooks', { auth: `Bearer ${API_KEY}` }), 401, 'unauthorized')
+  assertProblem(await call('listWebhookDeliveries', { params: { id }, query: { status: 'lost' } }), 400,
+    'invalid-request', ['status'])
+  assertProblem(await call('replayWebhookDelivery', { params: { id, deliveryId: 'whd_nope' } }), 404, 'not-found')
+  assertProblem(await call('enableWebhook', { params: { id: randomUUID() } }), 404, 'not-found')
+
+  assert.equal((await call('deleteWebhook', { params: { id } })).status, 204)
+  assertProblem(await call('getWebhook', { params: { id } }), 404, 'not-found')
+  assertProblem(await call('deleteWebhook', { params: { id } }), 404, 'not-found')
+  assertProblem(await call('listWebhookDeliveries', { params: { id: 'nope' } }), 404, 'not-found')
+})
+
 test('GET /healthz and GET /readyz answer without credentials', async () => {
   const health = await call('health')
   assert.equal(health.status, 200)

@@ -146,6 +146,45 @@ create table settings (
   value text not null,
   created_at timestamp with time zone default now() not null
 );
+create table webhook_deliveries (
+  id text not null,
+  endpoint_id uuid not null,
+  created_at timestamp with time zone default now() not null,
+  event_count integer not null,
+  body text not null,
+  status text not null,
+  attempts integer default 0 not null,
+  next_attempt_at timestamp with time zone default now() not null,
+  failing_since timestamp with time zone,
+  last_attempt_at timestamp with time zone,
+  last_status integer,
+  last_error text,
+  last_response text,
+  delivered_at timestamp with time zone
+);
+create table webhook_endpoints (
+  id uuid default gen_random_uuid() not null,
+  url text not null,
+  description text,
+  events text[] not null,
+  secret text not null,
+  created_at timestamp with time zone default now() not null,
+  disabled_at timestamp with time zone,
+  disabled_reason text,
+  cursor_tx xid8 default pg_snapshot_xmin(pg_current_snapshot()) not null,
+  cursor_seq bigint default 0 not null
+);
+create table webhook_events (
+  seq bigint generated always as identity not null,
+  tx xid8 default pg_current_xact_id() not null,
+  type text not null,
+  at timestamp with time zone not null,
+  message_id uuid,
+  device_id text not null,
+  user_id text not null,
+  reason text,
+  replaced_by uuid
+);
 alter table admin_sessions add constraint admin_sessions_pkey PRIMARY KEY (id_hash);
 alter table api_keys add constraint api_keys_key_hash_key UNIQUE (key_hash);
 alter table api_keys add constraint api_keys_pkey PRIMARY KEY (id);
@@ -175,6 +214,11 @@ alter table mqtt_wills add constraint mqtt_wills_pkey PRIMARY KEY (client_id);
 alter table nodes add constraint nodes_pkey PRIMARY KEY (id);
 alter table schema_migrations add constraint schema_migrations_pkey PRIMARY KEY (name);
 alter table settings add constraint settings_pkey PRIMARY KEY (key);
+alter table webhook_deliveries add constraint webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints(id) ON DELETE CASCADE;
+alter table webhook_deliveries add constraint webhook_deliveries_pkey PRIMARY KEY (id);
+alter table webhook_deliveries add constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])));
+alter table webhook_endpoints add constraint webhook_endpoints_pkey PRIMARY KEY (id);
+alter table webhook_events add constraint webhook_events_pkey PRIMARY KEY (seq);
 CREATE INDEX admin_sessions_expires ON public.admin_sessions USING btree (expires_at);
 CREATE INDEX deliveries_delivered_at ON public.deliveries USING btree (delivered_at) WHERE (delivered_at IS NOT NULL);
 CREATE INDEX deliveries_expired ON public.deliveries USING btree (expires_at) WHERE (status = 'expired'::text);
@@ -195,3 +239,65 @@ CREATE INDEX mqtt_outgoing_message ON public.mqtt_outgoing USING btree (client_i
 CREATE INDEX mqtt_outgoing_queue ON public.mqtt_outgoing USING btree (client_id, id);
 CREATE INDEX mqtt_subscriptions_topic ON public.mqtt_subscriptions USING btree (topic);
 CREATE INDEX mqtt_wills_broker ON public.mqtt_wills USING btree (broker_id);
+CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, created_at DESC);
+CREATE INDEX webhook_events_order ON public.webhook_events USING btree (tx, seq);
+CREATE OR REPLACE FUNCTION public.herald_webhook_delivery_events()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+declare
+  wanted text[] := herald_webhook_types_wanted();
+begin
+  if wanted is null then
+    return null;
+  end if;
+  insert into webhook_events (type, at, message_id, device_id, user_id, reason, replaced_by)
+  select e.type, e.at, n.message_id, n.device_id, n.user_id, e.reason, e.replaced_by
+  from new_rows n
+  join old_rows o on o.seq = n.seq
+  cross join lateral (values
+    (1, case when n.status <> o.status and n.status in ('delivered', 'expired', 'replaced', 'revoked')
+             then 'message.' || n.status end,
+        case n.status
+          when 'delivered' then n.delivered_at
+          when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
+          else now() end,
+        n.reason, n.replaced_by),
+    (2, case when o.displayed_at is null and n.displayed_at is not null then 'message.displayed' end,
+        n.displayed_at, null, null),
+    (3, case when o.opened_at is null and n.opened_at is not null then 'message.opened' end,
+        n.opened_at, null, null),
+    (4, case when o.dismissed_at is null and n.dismissed_at is not null then 'message.dismissed' end,
+        n.dismissed_at, null, null)
+  ) as e(ord, type, at, reason, replaced_by)
+  where e.type = any(wanted)
+  order by n.seq, e.ord;
+  return null;
+end
+$function$;
+CREATE OR REPLACE FUNCTION public.herald_webhook_device_event()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+declare
+  type text := case when new.connected_node is null then 'device.offline' else 'device.online' end;
+begin
+  if type = any(herald_webhook_types_wanted()) then
+    insert into webhook_events (type, at, device_id, user_id)
+    values (type, case when new.connected_node is null then now() else coalesce(new.connected_at, now()) end,
+            new.device_id, new.user_id);
+  end if;
+  return null;
+end
+$function$;
+CREATE OR REPLACE FUNCTION public.herald_webhook_types_wanted()
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select array_agg(distinct t) from webhook_endpoints, unnest(events) as t
+$function$;
+CREATE TRIGGER deliveries_webhook_events AFTER UPDATE ON public.deliveries REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION herald_webhook_delivery_events();
+CREATE TRIGGER devices_webhook_online AFTER INSERT ON public.devices FOR EACH ROW WHEN ((new.connected_node IS NOT NULL)) EXECUTE FUNCTION herald_webhook_device_event();
+CREATE TRIGGER devices_webhook_online_offline AFTER UPDATE OF connected_node ON public.devices FOR EACH ROW WHEN (((old.connected_node IS NULL) <> (new.connected_node IS NULL))) EXECUTE FUNCTION herald_webhook_device_event();

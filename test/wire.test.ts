@@ -10,8 +10,10 @@ import YAML from 'yaml'
 import { DELIVERY_STATUSES } from '../server/store/deliveryStatus.js'
 import type {
   ApiKey, Delivery, DeliveryLogPage, DeliveryLogRow, DeliveryReason, DeliveryStatus, Device, MessageDetail,
-  NewApiKey, Priority, SendResult
+  NewApiKey, NewWebhookEndpoint, Priority, SendResult, WebhookDelivery, WebhookDeliveryList, WebhookEndpoint,
+  WebhookEndpointList, WebhookEvent, WebhookEventData, WebhookEventType, WebhookPayload
 } from '../server/wire.js'
+import { WEBHOOK_EVENT_TYPES } from '../server/webhooks/events.js'
 
 const doc = YAML.parse(await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'))
 const schemas: Record<string, { enum?: unknown[], properties?: object, required?: string[] }> = doc.components.schemas
@@ -35,6 +37,17 @@ const REASONS = {
   'session-discarded': true
 } satisfies Every<DeliveryReason>
 const PRIORITIES = { normal: true, high: true } satisfies Every<Priority>
+const WEBHOOK_EVENTS = {
+  'message.delivered': true,
+  'message.displayed': true,
+  'message.opened': true,
+  'message.dismissed': true,
+  'message.expired': true,
+  'message.replaced': true,
+  'message.revoked': true,
+  'device.online': true,
+  'device.offline': true
+} satisfies Every<WebhookEventType>
 
 const DELIVERY_FIELDS = {
   deviceId: true,
@@ -52,6 +65,21 @@ const DELIVERY_FIELDS = {
 const API_KEY_FIELDS = {
   id: true, name: true, prefix: true, createdAt: true, lastUsedAt: true, revokedAt: true
 } satisfies Every<keyof ApiKey>
+
+const WEBHOOK_ENDPOINT_FIELDS = {
+  id: true,
+  url: true,
+  description: true,
+  events: true,
+  status: true,
+  createdAt: true,
+  disabledAt: true,
+  disabledReason: true,
+  failingSince: true,
+  lastDeliveredAt: true,
+  pendingDeliveries: true,
+  failedDeliveries: true
+} satisfies Every<keyof WebhookEndpoint>
 
 /** openapi.yaml's schema name → the fields of the wire type it describes. */
 const OBJECTS: Record<string, Record<string, true>> = {
@@ -81,7 +109,30 @@ const OBJECTS: Record<string, Record<string, true>> = {
     deviceId: true, persistent: true, online: true, connectedAt: true, lastSeenAt: true, pending: true
   } satisfies Every<keyof Device>,
   ApiKey: API_KEY_FIELDS,
-  NewApiKey: { ...API_KEY_FIELDS, key: true } satisfies Every<keyof NewApiKey>
+  NewApiKey: { ...API_KEY_FIELDS, key: true } satisfies Every<keyof NewApiKey>,
+  WebhookEndpoint: WEBHOOK_ENDPOINT_FIELDS,
+  NewWebhookEndpoint: { ...WEBHOOK_ENDPOINT_FIELDS, secret: true } satisfies Every<keyof NewWebhookEndpoint>,
+  WebhookEndpointList: { webhooks: true } satisfies Every<keyof WebhookEndpointList>,
+  WebhookDelivery: {
+    id: true,
+    status: true,
+    createdAt: true,
+    events: true,
+    attempts: true,
+    nextAttemptAt: true,
+    failingSince: true,
+    lastAttemptAt: true,
+    lastStatus: true,
+    lastError: true,
+    lastResponse: true,
+    deliveredAt: true
+  } satisfies Every<keyof WebhookDelivery>,
+  WebhookDeliveryList: { deliveries: true } satisfies Every<keyof WebhookDeliveryList>,
+  WebhookEventData: {
+    messageId: true, deviceId: true, userId: true, reason: true, replacedBy: true
+  } satisfies Every<keyof WebhookEventData>,
+  WebhookEvent: { id: true, type: true, timestamp: true, data: true } satisfies Every<keyof WebhookEvent>,
+  WebhookPayload: { timestamp: true, events: true } satisfies Every<keyof WebhookPayload>
 }
 
 test('the delivery statuses are the same in the wire type, the server and openapi.yaml', () => {
@@ -94,6 +145,11 @@ test('the delivery reasons and priorities are the same in the wire types and ope
   // the document's reason is nullable: null stands for "no reason" beside the reasons themselves
   assert.deepEqual(schemas.DeliveryReason.enum!.filter(r => r !== null).sort(), listed(REASONS))
   assert.deepEqual([...schemas.Priority.enum!].sort(), listed(PRIORITIES))
+})
+
+test('the webhook event types are the same in the wire type, the server and openapi.yaml', () => {
+  assert.deepEqual([...WEBHOOK_EVENT_TYPES].sort(), listed(WEBHOOK_EVENTS))
+  assert.deepEqual([...schemas.WebhookEventType.enum!].sort(), listed(WEBHOOK_EVENTS))
 })
 
 test('each REST answer type has exactly the fields openapi.yaml lists, all of them always present', () => {

@@ -9,6 +9,8 @@ import { asMiddleware, readBody, requireAccepting, requireJson } from '../http/p
 import { parseApiKeyRequest, parseSendBody, parseTokenRequest } from '../http/requests.js'
 import { requireUuid } from '../http/validate.js'
 import type { ApiKeyService } from '../services/apiKeys.js'
+import type { WebhookService } from '../services/webhooks.js'
+import { webhookRoutes } from '../http/webhookRoutes.js'
 import type { DeviceService } from '../services/devices.js'
 import type { MessageService } from '../services/messages.js'
 import { getMessageDetail, listMessageLog, searchUsers } from '../store/adminLog.js'
@@ -47,6 +49,7 @@ export interface AdminDeps {
   messages: MessageService
   devices: DeviceService
   apiKeys: ApiKeyService
+  webhooks: WebhookService
   /** false while shutting down */
   accepting: () => boolean
   /** the built front end; defaults to dist/web */
@@ -154,6 +157,7 @@ export function createAdmin (deps: AdminDeps): Admin {
     const { user, ttl } = parseTokenRequest(req.body)
     res.status(201).json(deps.tokens.sign(user, ttl))
   })
+  api.use('/webhooks', webhookRoutes(deps.webhooks, { read: [session], write: [session, csrf, write] }))
   // behind the session: which routes exist is not told to whoever is not logged in
   api.use(session, (req, _res, next) => {
     next(new ProblemError('not-found', `no route ${req.method} ${req.path} under /admin/api`))

@@ -12,6 +12,8 @@ import type { TrustProxy } from '../config.js'
 import type { ApiKeyService } from '../services/apiKeys.js'
 import type { DeviceService } from '../services/devices.js'
 import type { MessageService } from '../services/messages.js'
+import type { WebhookService } from '../services/webhooks.js'
+import { webhookRoutes } from '../http/webhookRoutes.js'
 import { apiKeysRouter } from './apiKeys.js'
 import { devicesRouter } from './devices.js'
 import { healthRouter, type ReadinessDeps } from './health.js'
@@ -27,6 +29,7 @@ export interface ApiDeps {
   messages: MessageService
   devices: DeviceService
   apiKeys: ApiKeyService
+  webhooks: WebhookService
   readiness: ReadinessDeps
   /** false while shutting down: new work is refused with 503 */
   accepting: () => boolean
@@ -65,6 +68,8 @@ export function createApi (deps: ApiDeps): RequestListener {
   app.use('/v1/messages', asMiddleware(apiKey, requireJson, accepting, body), messagesRouter(deps.messages))
   app.use('/v1/tokens', asMiddleware(apiKey, requireJson, accepting, body), tokensRouter(deps.tokens))
   app.use('/v1/api-keys', admin, asMiddleware(requireJson, accepting, body), apiKeysRouter(deps.apiKeys))
+  app.use('/v1/webhooks', admin,
+    webhookRoutes(deps.webhooks, { read: [], write: [asMiddleware(requireJson, accepting, body)] }))
   app.use(['/v1/users', '/v1/devices'], asMiddleware(apiKey, accepting))
   app.use('/v1', devicesRouter(deps.devices, 'api'))
   // after /v1: a backend's send should not walk the admin UI's routes and static files first

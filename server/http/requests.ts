@@ -7,6 +7,8 @@ import {
   type SendInput
 } from '../delivery/message.js'
 import { DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL } from '../auth/deviceTokens.js'
+import { WEBHOOK_EVENT_TYPES } from '../webhooks/events.js'
+import type { WebhookEventType } from '../wire.js'
 import {
   Checker, checkJsonValue, isPlainObject, objectBody, preview, rejectUnknown, typeName
 } from './validate.js'
@@ -219,4 +221,48 @@ export function parseApiKeyRequest (body: unknown): { name: string } {
   } else if (textProblem(b.name) !== undefined) check.fail('name', textProblem(b.name)!)
   check.done()
   return { name: (b.name as string).trim() }
+}
+
+const MAX_WEBHOOK_URL_LENGTH = 2_048
+const MAX_WEBHOOK_DESCRIPTION_LENGTH = 200
+
+/** Validates a POST /v1/webhooks body: an http(s) URL, the event types wanted, an optional description. */
+export function parseWebhookRequest (body: unknown):
+{ url: string, events: WebhookEventType[], description: string | null } {
+  const check = new Checker()
+  const b = objectBody(check, body, ['url', 'events', 'description'])
+  let url: URL | undefined
+  if (typeof b.url !== 'string' || b.url.length > MAX_WEBHOOK_URL_LENGTH) {
+    check.fail('url', `is required: an http or https URL of at most ${MAX_WEBHOOK_URL_LENGTH} characters, ` +
+      `got ${preview(b.url)}`)
+  } else {
+    url = URL.canParse(b.url) ? new URL(b.url) : undefined
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      check.fail('url', `must be an absolute http or https URL, got ${preview(b.url)}`)
+    } else if (url.username !== '' || url.password !== '') {
+      // the URL is shown in the admin UI and logs; a receiver checks the signature, not a password
+      check.fail('url', 'must not carry a user or password; receivers verify the webhook-signature header instead')
+    }
+  }
+  const events = b.events
+  if (!Array.isArray(events) || events.length === 0) {
+    check.fail('events', `is required: a non-empty array of event types (${WEBHOOK_EVENT_TYPES.join(', ')}), ` +
+      `got ${preview(events)}`)
+  } else {
+    events.forEach((type, i) => {
+      if (!WEBHOOK_EVENT_TYPES.includes(type)) {
+        check.fail(`events[${i}]`, `unknown event type ${preview(type)}; one of ${WEBHOOK_EVENT_TYPES.join(', ')}`)
+      }
+    })
+  }
+  let description: string | null = null
+  if (b.description !== undefined && b.description !== null) {
+    if (typeof b.description !== 'string' || b.description.length > MAX_WEBHOOK_DESCRIPTION_LENGTH) {
+      check.fail('description', `must be a string of at most ${MAX_WEBHOOK_DESCRIPTION_LENGTH} characters`)
+    } else if (textProblem(b.description) !== undefined) {
+      check.fail('description', textProblem(b.description)!)
+    } else description = b.description
+  }
+  check.done()
+  return { url: url!.toString(), events: [...new Set(events as WebhookEventType[])], description }
 }

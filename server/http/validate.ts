@@ -174,6 +174,15 @@ export class QueryReader {
     return undefined
   }
 
+  /** One of `values`, or undefined when absent. */
+  oneOf<T extends string> (name: string, values: readonly T[]): T | undefined {
+    const value = this.text(name)
+    if (value === undefined) return undefined
+    if ((values as readonly string[]).includes(value)) return value as T
+    this.check.fail(name, `must be one of ${values.join(', ')}`)
+    return undefined
+  }
+
   whole (name: string, fallback: number, min: number, max: number): number {
     const value = this.text(name)
     if (value === undefined) return fallback

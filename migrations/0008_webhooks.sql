@@ -1,0 +1,138 @@
+-- Delivery webhooks (README "Webhooks"): endpoints that admins register, an outbox of events
+-- written by triggers in the transaction of the state change each reports, and the batches
+-- (one POST each) sent from that outbox.
+
+create table webhook_endpoints (
+  id uuid primary key default gen_random_uuid(),
+  url text not null,
+  description text,
+  -- the event types it wants (server/wire.ts WebhookEventType)
+  events text[] not null,
+  -- whsec_<base64>: kept in clear, since every POST is signed with it; shown once at creation
+  secret text not null,
+  created_at timestamptz not null default now(),
+  -- set when it failed for the whole retry window; nothing is sent to it then
+  disabled_at timestamptz,
+  disabled_reason text,
+  -- how far it has read webhook_events, in (tx, seq) order: see webhook_events
+  cursor_tx xid8 not null default pg_snapshot_xmin(pg_current_snapshot()),
+  cursor_seq bigint not null default 0
+);
+
+-- The outbox. A row is written by the triggers below inside the transaction that changed the
+-- delivery or device it reports, so it exists exactly when that change committed. Rows are read
+-- in (tx, seq) order, and only those of transactions older than every transaction still running
+-- (tx < pg_snapshot_xmin): seq alone is not commit order (a transaction can take seq 10, commit
+-- after another took 11 and was read), but once a transaction id is below the snapshot's xmin
+-- no row with a smaller (tx, seq) can appear any more. A reader that keeps a (tx, seq) cursor
+-- therefore misses nothing and reads nothing twice.
+create table webhook_events (
+  seq bigint generated always as identity primary key,
+  tx xid8 not null default pg_current_xact_id(),
+  type text not null,
+  at timestamptz not null,
+  message_id uuid,
+  device_id text not null,
+  user_id text not null,
+  reason text,
+  replaced_by uuid
+);
+create index webhook_events_order on webhook_events (tx, seq);
+
+-- One POST to one endpoint: its id is the webhook-id header, the same on every retry, and its
+-- body (the events, in order) is fixed when it is formed. An endpoint has at most one pending
+-- batch formed from the outbox at a time, so its events arrive in order.
+create table webhook_deliveries (
+  id text primary key,
+  endpoint_id uuid not null references webhook_endpoints (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  event_count integer not null,
+  body text not null,
+  status text not null check (status in ('pending', 'delivered', 'failed')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  -- the first failed attempt of the current run of failures: the retry window counts from here
+  failing_since timestamptz,
+  last_attempt_at timestamptz,
+  last_status integer,
+  last_error text,
+  last_response text,
+  delivered_at timestamptz
+);
+create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending';
+create index webhook_deliveries_endpoint on webhook_deliveries (endpoint_id, created_at desc);
+
+-- The event types some endpoint wants; null when none (then nothing is recorded, and a server
+-- without webhooks pays one small query per statement that changes deliveries). A disabled
+-- endpoint counts: its events are kept (webhooks/sender.ts EVENT_RETENTION_DAYS) and sent once it
+-- is enabled again.
+create function herald_webhook_types_wanted() returns text[] language sql stable as $$
+  select array_agg(distinct t) from webhook_endpoints, unnest(events) as t
+$$;
+
+-- Per-device message events, from every statement that changes deliveries: a status that became
+-- delivered, expired, replaced or revoked, and a receipt time set for the first time. One
+-- statement inserts them all (a statement trigger with transition tables, not one call per row:
+-- delivery state is written thousands of rows at a time).
+create function herald_webhook_delivery_events() returns trigger language plpgsql as $$
+declare
+  wanted text[] := herald_webhook_types_wanted();
+begin
+  if wanted is null then
+    return null;
+  end if;
+  insert into webhook_events (type, at, message_id, device_id, user_id, reason, replaced_by)
+  select e.type, e.at, n.message_id, n.device_id, n.user_id, e.reason, e.replaced_by
+  from new_rows n
+  join old_rows o on o.seq = n.seq
+  cross join lateral (values
+    (1, case when n.status <> o.status and n.status in ('delivered', 'expired', 'replaced', 'revoked')
+             then 'message.' || n.status end,
+        case n.status
+          when 'delivered' then n.delivered_at
+          when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
+          else now() end,
+        n.reason, n.replaced_by),
+    (2, case when o.displayed_at is null and n.displayed_at is not null then 'message.displayed' end,
+        n.displayed_at, null, null),
+    (3, case when o.opened_at is null and n.opened_at is not null then 'message.opened' end,
+        n.opened_at, null, null),
+    (4, case when o.dismissed_at is null and n.dismissed_at is not null then 'message.dismissed' end,
+        n.dismissed_at, null, null)
+  ) as e(ord, type, at, reason, replaced_by)
+  where e.type = any(wanted)
+  order by n.seq, e.ord;
+  return null;
+end
+$$;
+
+create trigger deliveries_webhook_events
+  after update on deliveries
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function herald_webhook_delivery_events();
+
+-- device.online and device.offline: a device's connection appearing or going (a takeover from
+-- one process to another is neither). Few rows at a time, so a row trigger that Postgres calls
+-- only when the WHEN condition holds.
+create function herald_webhook_device_event() returns trigger language plpgsql as $$
+declare
+  type text := case when new.connected_node is null then 'device.offline' else 'device.online' end;
+begin
+  if type = any(herald_webhook_types_wanted()) then
+    insert into webhook_events (type, at, device_id, user_id)
+    values (type, case when new.connected_node is null then now() else coalesce(new.connected_at, now()) end,
+            new.device_id, new.user_id);
+  end if;
+  return null;
+end
+$$;
+
+create trigger devices_webhook_online
+  after insert on devices
+  for each row when (new.connected_node is not null)
+  execute function herald_webhook_device_event();
+
+create trigger devices_webhook_online_offline
+  after update of connected_node on devices
+  for each row when ((old.connected_node is null) <> (new.connected_node is null))
+  execute function herald_webhook_device_event();

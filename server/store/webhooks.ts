@@ -1,0 +1,257 @@
+import { inTransaction, type Pool } from '../db/pool.js'
+import type {
+  WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookEventType, WebhookPayload
+} from '../wire.js'
+
+// Webhook endpoints, the outbox of events the triggers of migrations/0008_webhooks.sql write,
+// and the batches (webhook_deliveries) formed from it and sent by webhooks/sender.ts.
+
+const ENDPOINT_COLUMNS = `e.id, e.url, e.description, e.events,
+  case when e.disabled_at is null then 'enabled' else 'disabled' end as status,
+  e.created_at as "createdAt", e.disabled_at as "disabledAt", e.disabled_reason as "disabledReason",
+  (select min(d.failing_since) from webhook_deliveries d
+    where d.endpoint_id = e.id and d.status = 'pending') as "failingSince",
+  (select max(d.delivered_at) from webhook_deliveries d where d.endpoint_id = e.id) as "lastDeliveredAt",
+  (select count(*)::int from webhook_deliveries d
+    where d.endpoint_id = e.id and d.status = 'pending') as "pendingDeliveries",
+  (select count(*)::int from webhook_deliveries d
+    where d.endpoint_id = e.id and d.status = 'failed') as "failedDeliveries"`
+
+export async function insertWebhookEndpoint (pool: Pool,
+  endpoint: { url: string, description: string | null, events: WebhookEventType[], secret: string }
+): Promise<WebhookEndpoint> {
+  const { rows } = await pool.query<WebhookEndpoint>(
+    `with e as (insert into webhook_endpoints (url, description, events, secret) values ($1, $2, $3, $4) returning *)
+     select ${ENDPOINT_COLUMNS} from e`,
+    [endpoint.url, endpoint.description, endpoint.events, endpoint.secret])
+  return rows[0]
+}
+
+export async function listWebhookEndpoints (pool: Pool): Promise<WebhookEndpoint[]> {
+  const { rows } = await pool.query<WebhookEndpoint>(
+    `select ${ENDPOINT_COLUMNS} from webhook_endpoints e order by e.created_at desc, e.id`)
+  return rows
+}
+
+export async function getWebhookEndpoint (pool: Pool, id: string): Promise<WebhookEndpoint | undefined> {
+  const { rows } = await pool.query<WebhookEndpoint>(
+    `select ${ENDPOINT_COLUMNS} from webhook_endpoints e where e.id = $1`, [id])
+  return rows[0]
+}
+
+/** Its batches go with it. False when there is no such endpoint. */
+export async function deleteWebhookEndpoint (pool: Pool, id: string): Promise<boolean> {
+  const { rowCount } = await pool.query('delete from webhook_endpoints where id = $1', [id])
+  return (rowCount ?? 0) > 0
+}
+
+/**
+ * Enables an endpoint again (a disabled one resumes where it stopped reading: events recorded
+ * since are sent, as far as they are still kept). Undefined when there is no such endpoint.
+ */
+export async function enableWebhookEndpoint (pool: Pool, id: string): Promise<WebhookEndpoint | undefined> {
+  const { rows } = await pool.query<WebhookEndpoint>(
+    `with e as (update webhook_endpoints set disabled_at = null, disabled_reason = null where id = $1 returning *)
+     select ${ENDPOINT_COLUMNS} from e`, [id])
+  return rows[0]
+}
+
+const DELIVERY_COLUMNS = `id, status, created_at as "createdAt", event_count as events, attempts,
+  case when status = 'pending' then next_attempt_at end as "nextAttemptAt", failing_since as "failingSince",
+  last_attempt_at as "lastAttemptAt", last_status as "lastStatus", last_error as "lastError",
+  last_response as "lastResponse", delivered_at as "deliveredAt"`
+
+/** An endpoint's batches, newest first; undefined when there is no such endpoint. */
+export async function listWebhookDeliveries (pool: Pool, endpointId: string,
+  filter: { status?: WebhookDelivery['status'], limit: number }): Promise<WebhookDelivery[] | undefined> {
+  const { rows } = await pool.query<WebhookDelivery & { found: boolean }>(
+    `select true as found, d.* from webhook_endpoints e
+     left join lateral (
+       select ${DELIVERY_COLUMNS} from webhook_deliveries
+       where endpoint_id = e.id and ($2::text is null or status = $2)
+       order by created_at desc, id limit $3
+     ) d on true
+     where e.id = $1`, [endpointId, filter.status ?? null, filter.limit])
+  if (rows.length === 0) return undefined
+  return rows.filter(r => r.id !== null).map(({ found: _found, ...d }) => d)
+}
+
+/**
+ * Sends a batch again from its first attempt (a failed one, or a pending one now rather than at
+ * its next retry). False when the endpoint has no such batch, or it was delivered.
+ */
+export async function replayWebhookDelivery (pool: Pool, endpointId: string, deliveryId: string): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `update webhook_deliveries set status = 'pending', next_attempt_at = now(), failing_since = null, attempts = 0
+     where endpoint_id = $1 and id = $2 and status <> 'delivered'`, [endpointId, deliveryId])
+  return (rowCount ?? 0) > 0
+}
+
+// ---- the sender's side ----
+
+/** An endpoint as the sender needs it. */
+export interface EndpointTarget { id: string, url: string, secret: string }
+
+/** A batch ready to send. */
+export interface DueBatch { id: string, body: string, events: number, failingSince: Date | null, attempts: number }
+
+/** Events visible to a reader: those of transactions older than every one still running (see migration 0008). */
+const SETTLED = 'e.tx < pg_snapshot_xmin(pg_current_snapshot())'
+
+/**
+ * Endpoints with something to send now: a pending batch that is due (a retry, a replay), or, for
+ * an enabled endpoint with no pending batch, settled events it wants past its cursor.
+ */
+export async function endpointsWithWork (pool: Pool): Promise<EndpointTarget[]> {
+  const { rows } = await pool.query<EndpointTarget>({
+    name: 'herald_webhook_endpoints_with_work',
+    text: `select ep.id, ep.url, ep.secret from webhook_endpoints ep
+     where exists (select 1 from webhook_deliveries d
+                   where d.endpoint_id = ep.id and d.status = 'pending' and d.next_attempt_at <= now())
+        or (ep.disabled_at is null
+            and not exists (select 1 from webhook_deliveries d where d.endpoint_id = ep.id and d.status = 'pending')
+            and exists (select 1 from webhook_events e
+                        where (e.tx, e.seq) > (ep.cursor_tx, ep.cursor_seq) and ${SETTLED}
+                          and e.type = any(ep.events)))`
+  })
+  return rows
+}
+
+/** The endpoint's oldest pending batch that is due, if any. */
+export async function dueWebhookDelivery (pool: Pool, endpointId: string): Promise<DueBatch | undefined> {
+  const { rows } = await pool.query<DueBatch>({
+    name: 'herald_webhook_due_delivery',
+    text: `select id, body, event_count as events, failing_since as "failingSince", attempts from webhook_deliveries
+           where endpoint_id = $1 and status = 'pending' and next_attempt_at <= now()
+           order by created_at, id limit 1`,
+    values: [endpointId]
+  })
+  return rows[0]
+}
+
+interface EventRow {
+  seq: number
+  tx: string
+  type: WebhookEventType
+  at: Date
+  messageId: string | null
+  deviceId: string
+  userId: string
+  reason: WebhookEvent['data']['reason']
+  replacedBy: string | null
+}
+
+/**
+ * Forms the endpoint's next batch from the outbox: up to `maxEvents` settled events it wants,
+ * in order, after its cursor; the cursor moves past them (and past events of other types read on
+ * the way) in the same transaction. Nothing is formed while the endpoint has a pending batch
+ * (its events go in order) or is disabled. Undefined when there was nothing to form.
+ */
+export async function formWebhookDelivery (pool: Pool, endpointId: string, id: string,
+  maxEvents: number): Promise<DueBatch | undefined> {
+  return inTransaction(pool, async client => {
+    type Cursor = { events: WebhookEventType[], cursorTx: string, cursorSeq: number }
+    const { rows: [endpoint] } = await client.query<Cursor>(
+      `select events, cursor_tx::text as "cursorTx", cursor_seq as "cursorSeq" from webhook_endpoints ep
+       where id = $1 and disabled_at is null
+         and not exists (select 1 from webhook_deliveries d where d.endpoint_id = ep.id and d.status = 'pending')
+       for update`, [endpointId])
+    if (endpoint === undefined) return undefined
+    // read past events of other types too (up to a bound), so the cursor moves over them
+    const { rows } = await client.query<EventRow>({
+      name: 'herald_webhook_read_events',
+      text: `select e.seq, e.tx::text as tx, e.type, e.at, e.message_id as "messageId", e.device_id as "deviceId",
+                    e.user_id as "userId", e.reason, e.replaced_by as "replacedBy"
+             from webhook_events e
+             where (e.tx, e.seq) > ($1::xid8, $2::bigint) and ${SETTLED}
+             order by e.tx, e.seq limit $3`,
+      values: [endpoint.cursorTx, endpoint.cursorSeq, maxEvents * 4]
+    })
+    const wanted = new Set(endpoint.events)
+    const events: WebhookEvent[] = []
+    let last: EventRow | undefined
+    for (const row of rows) {
+      last = row
+      if (!wanted.has(row.type)) continue
+      events.push({
+        id: `evt_${row.seq}`,
+        type: row.type,
+        timestamp: row.at,
+        data: {
+          messageId: row.messageId,
+          deviceId: row.deviceId,
+          userId: row.userId,
+          reason: row.reason,
+          replacedBy: row.replacedBy
+        }
+      })
+      if (events.length === maxEvents) break
+    }
+    if (last === undefined) return undefined
+    await client.query('update webhook_endpoints set cursor_tx = $2::xid8, cursor_seq = $3 where id = $1',
+      [endpointId, last.tx, last.seq])
+    if (events.length === 0) return undefined
+    const payload: WebhookPayload = { timestamp: new Date(), events }
+    const body = JSON.stringify(payload)
+    await client.query(
+      `insert into webhook_deliveries (id, endpoint_id, event_count, body, status)
+       values ($1, $2, $3, $4, 'pending')`, [id, endpointId, events.length, body])
+    return { id, body, events: events.length, failingSince: null, attempts: 0 }
+  })
+}
+
+/** What one attempt to POST a batch got: an answer (any status), or none (`status` undefined). */
+export interface AttemptOutcome {
+  ok: boolean
+  status?: number
+  error?: string
+  response?: string
+}
+
+/**
+ * Records an attempt. A success delivers the batch. A failure schedules the next attempt at
+ * `retryAt`; with no `retryAt` (the retry window is over) the batch fails and its endpoint is
+ * disabled with `disableReason`.
+ */
+export async function recordWebhookAttempt (pool: Pool, endpointId: string, deliveryId: string,
+  outcome: AttemptOutcome, retryAt: Date | undefined, disableReason: string): Promise<void> {
+  const status = outcome.ok ? 'delivered' : retryAt ? 'pending' : 'failed'
+  await inTransaction(pool, async client => {
+    await client.query({
+      name: 'herald_webhook_record_attempt',
+      text: `update webhook_deliveries set status = $3, attempts = attempts + 1, last_attempt_at = now(),
+               last_status = $4, last_error = $5, last_response = $6,
+               next_attempt_at = coalesce($7, next_attempt_at),
+               failing_since = case when $3 = 'delivered' then null else coalesce(failing_since, now()) end,
+               delivered_at = case when $3 = 'delivered' then now() end
+             where endpoint_id = $1 and id = $2`,
+      values: [endpointId, deliveryId, status, outcome.status ?? null, outcome.error ?? null,
+        outcome.response ?? null, retryAt ?? null]
+    })
+    if (status === 'failed') {
+      await client.query(
+        `update webhook_endpoints set disabled_at = now(), disabled_reason = $2
+         where id = $1 and disabled_at is null`, [endpointId, disableReason])
+    }
+  })
+}
+
+/**
+ * Drops what no endpoint needs: events every endpoint has read (all settled events when there
+ * is no endpoint) or older than `keepDays`, and delivered batches older than `keepDays`.
+ */
+export async function pruneWebhooks (pool: Pool, keepDays: number, limit: number): Promise<number> {
+  const { rowCount } = await pool.query(
+    `delete from webhook_events where seq in (
+       select e.seq from webhook_events e
+       where ${SETTLED} and (
+         not exists (select 1 from webhook_endpoints)
+         or (e.tx, e.seq) <= (select cursor_tx, cursor_seq from webhook_endpoints
+                              order by cursor_tx, cursor_seq limit 1)
+         or e.at < now() - make_interval(days => $1))
+       order by e.tx, e.seq limit $2)`, [keepDays, limit])
+  await pool.query(
+    'delete from webhook_deliveries where status = \'delivered\' and delivered_at < now() - make_interval(days => $1)',
+    [keepDays])
+  return rowCount ?? 0
+}

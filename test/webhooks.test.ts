@@ -1,0 +1,244 @@
+// Delivery webhooks (issue 11, part 3) against a real receiver: every event type arrives, signed
+// so that the Standard Webhooks reference verifier accepts it; a receiver that is down for a while
+// gets everything afterwards; one failing for the whole retry window is disabled and its batch
+// can be replayed; slow and hostile receivers stall nothing; the routes refuse bad input.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { Webhook } from 'standardwebhooks'
+import { expireDue } from '../server/store/deliveries.js'
+import {
+  ADMIN_PASSWORD, connectDevice, startTestHerald, type TestDevice, type TestHerald
+} from './helpers/herald.js'
+import { answerOk, startWebhookReceiver, type ReceivedEvent, type WebhookReceiver } from './helpers/webhookReceiver.js'
+
+const ADMIN = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` }
+const ALL_EVENTS = [
+  'message.delivered', 'message.displayed', 'message.opened', 'message.dismissed',
+  'message.expired', 'message.replaced', 'message.revoked', 'device.online', 'device.offline'
+]
+// short enough to watch retries and the end of the retry window in a test
+const RETRY_WINDOW_MS = 2_500
+
+let h: TestHerald
+const receivers: WebhookReceiver[] = []
+const devices: TestDevice[] = []
+
+before(async () => {
+  h = await startTestHerald({
+    deps: {
+      webhooks: {
+        pollMs: 50, firstRetryDelayMs: 100, maxRetryDelayMs: 400, retryWindowMs: RETRY_WINDOW_MS, timeoutMs: 1_000
+      }
+    }
+  })
+})
+
+after(async () => {
+  for (const d of devices) await d.close()
+  await h?.stop()
+  for (const r of receivers) await r.close()
+})
+
+async function receiver (): Promise<WebhookReceiver> {
+  const r = await startWebhookReceiver()
+  receivers.push(r)
+  return r
+}
+
+const admin = (path: string, init: { method?: string, body?: unknown } = {}): ReturnType<TestHerald['api']> =>
+  h.api(path, { ...init, headers: ADMIN })
+
+/** Registers `r` for `events` and gives it the secret, as its operator would. */
+async function register (r: WebhookReceiver, events = ALL_EVENTS): Promise<string> {
+  const created = await admin('/v1/webhooks', { body: { url: r.url, events, description: 'test receiver' } })
+  assert.equal(created.status, 201, JSON.stringify(created.body))
+  r.secret = created.body.secret
+  return created.body.id
+}
+
+async function device (user: string, clientId: string): Promise<TestDevice> {
+  const d = await connectDevice(h.wsUrl, { clientId, password: await h.token(user), clean: false })
+  devices.push(d)
+  return d
+}
+
+const send = async (body: object): Promise<string> => {
+  const r = await h.api('/v1/messages', { body })
+  assert.equal(r.status, 202, JSON.stringify(r.body))
+  return r.body.id
+}
+
+const find = (events: ReceivedEvent[], type: string, messageId?: string): ReceivedEvent | undefined =>
+  events.find(e => e.type === type && (messageId === undefined || e.data.messageId === messageId))
+
+test('the routes: admin credentials only; bad input named; the secret shown once', async () => {
+  assert.equal((await h.api('/v1/webhooks')).status, 401, 'an API key is not an admin credential')
+  const bad = await admin('/v1/webhooks', { body: { url: 'ftp://x', events: ['message.sent', 'device.online'] } })
+  assert.equal(bad.status, 400)
+  assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field), ['url', 'events[0]'])
+  const none = await admin('/v1/webhooks', { body: { url: 'https://example.com/h', events: [] } })
+  assert.deepEqual(none.body.errors.map((e: { field: string }) => e.field), ['events'])
+
+  const r = await receiver()
+  const id = await register(r, ['device.online'])
+  assert.match(r.secret!, /^whsec_[A-Za-z0-9+/]{43}=$/)
+  const listed = await admin('/v1/webhooks')
+  const mine = listed.body.webhooks.find((w: { id: string }) => w.id === id)
+  assert.equal(mine.status, 'enabled')
+  assert.equal(mine.secret, undefined, 'the secret is never listed')
+  assert.equal((await admin(`/v1/webhooks/${id}`)).body.url, r.url)
+  assert.equal((await admin(`/v1/webhooks/${id}/deliveries?status=lost`)).status, 400)
+  assert.equal((await admin(`/v1/webhooks/${id}`, { method: 'DELETE' })).status, 204)
+  assert.equal((await admin(`/v1/webhooks/${id}`)).status, 404)
+})
+
+test('every event type reaches the receiver, signed, in the order it happened', async () => {
+  const r = await receiver()
+  await register(r)
+  const user = 'wh-ana'
+
+  const phone = await device(user, 'wh-ana-phone')
+  await phone.client.subscribeAsync(`users/${user}/inbox`, { qos: 1 })
+  const first = await send({ to: { user }, title: 'hello' })
+  await phone.waitFor(1)
+  for (const event of ['displayed', 'opened', 'dismissed']) {
+    await phone.client.publishAsync(`users/${user}/receipts`, JSON.stringify({ id: first, event }), { qos: 1 })
+  }
+  await phone.close()
+  devices.splice(devices.indexOf(phone), 1)
+  await r.until('device.offline', events => find(events, 'device.offline') !== undefined)
+
+  // offline now: a collapsed message, a revoked one and one that expires
+  const older = await send({ to: { user }, title: 'score 1-0', collapseKey: 'score' })
+  const newer = await send({ to: { user }, title: 'score 2-0', collapseKey: 'score' })
+  const revoked = await send({ to: { user }, title: 'oops' })
+  assert.equal((await h.api(`/v1/messages/${revoked}`, { method: 'DELETE' })).status, 200)
+  const short = await send({ to: { user }, title: 'brief', ttl: 1 })
+  // the expiry sweep, as the leader runs it (maintenance.ts), without its grace period
+  const deadline = Date.now() + 5_000
+  while (await expireDue(h.db.pool, 0, 100) === 0 && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+
+  const events = await r.until('all nine types', got => ALL_EVENTS.every(type => find(got, type)))
+  assert.deepEqual(events.slice(0, 6).map(e => e.type), [
+    'device.online', 'message.delivered', 'message.displayed', 'message.opened', 'message.dismissed', 'device.offline'
+  ])
+  for (const type of ['message.delivered', 'message.displayed', 'message.opened', 'message.dismissed']) {
+    const e = find(events, type)!
+    assert.deepEqual(e.data,
+      { messageId: first, deviceId: 'wh-ana-phone', userId: user, reason: null, replacedBy: null })
+  }
+  assert.deepEqual(find(events, 'message.replaced')!.data,
+    { messageId: older, deviceId: 'wh-ana-phone', userId: user, reason: 'collapsed', replacedBy: newer })
+  assert.equal(find(events, 'message.revoked', revoked)!.data.reason, 'message-revoked')
+  assert.equal(find(events, 'message.expired', short)!.data.reason, 'ttl-ended')
+  assert.equal(find(events, 'device.online')!.data.messageId, null)
+
+  assert.ok(events.every(e => /^evt_\d+$/.test(e.id)), 'event ids')
+  assert.equal(new Set(events.map(e => e.id)).size, events.length, 'no event twice')
+  assert.ok(r.posts.every(p => p.verified), 'the reference verifier accepts every POST')
+  const sentAt = Date.parse(find(events, 'message.delivered')!.timestamp)
+  assert.ok(Math.abs(sentAt - Date.now()) < 60_000, 'timestamps are times of the events')
+})
+
+test('a tampered body, a wrong secret and an old timestamp fail verification', async () => {
+  const r = await receiver()
+  await register(r, ['device.online'])
+  await device('wh-bo', 'wh-bo-phone')
+  await r.until('device.online', events => events.length > 0)
+  const { headers, body } = r.posts[0]
+  const verifier = new Webhook(r.secret!)
+  assert.doesNotThrow(() => verifier.verify(body, headers))
+  assert.throws(() => verifier.verify(body.replace('wh-bo', 'wh-b0'), headers), /signature/i)
+  assert.throws(() => new Webhook('whsec_' + Buffer.alloc(32, 7).toString('base64')).verify(body, headers), /signature/i)
+  const old = { ...headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) }
+  assert.throws(() => verifier.verify(body, old), /timestamp/i)
+})
+
+test('a receiver down for a while gets every event once it is back', async () => {
+  const r = await receiver()
+  let refused = 0
+  r.answer = (_req, res) => { refused++; res.writeHead(503).end('down for maintenance') }
+  const id = await register(r, ['message.delivered'])
+  const phone = await device('wh-cy', 'wh-cy-phone')
+  await phone.client.subscribeAsync('users/wh-cy/inbox', { qos: 1 })
+  const ids: string[] = []
+  for (let i = 0; i < 20; i++) ids.push(await send({ to: { user: 'wh-cy' }, title: `n${i}` }))
+  await phone.waitFor(20)
+  // refused at least twice (a retry happened), well within the retry window
+  await r.until('refused twice', () => refused >= 2)
+  const pending = await admin(`/v1/webhooks/${id}/deliveries?status=pending`)
+  assert.equal(pending.body.deliveries[0].lastStatus, 503)
+  assert.equal(pending.body.deliveries[0].lastResponse, 'down for maintenance')
+  assert.ok((await admin(`/v1/webhooks/${id}`)).body.failingSince, 'shown as failing')
+  r.answer = answerOk
+
+  const events = await r.until('all 20 delivered', got => got.length >= 20)
+  assert.deepEqual(events.map(e => e.data.messageId).sort(), [...ids].sort())
+  const ids503 = new Set(r.posts.filter(p => p.body.includes(ids[0])).map(p => p.headers['webhook-id']))
+  assert.equal(ids503.size, 1, 'every attempt of a batch carries the same webhook-id')
+  const endpoint = (await admin(`/v1/webhooks/${id}`)).body
+  assert.equal(endpoint.status, 'enabled')
+  assert.equal(endpoint.failingSince, null)
+})
+
+test('failing for the whole retry window disables the endpoint; a replay sends the same batch again', async () => {
+  const r = await receiver()
+  r.answer = (_req, res) => { res.writeHead(500, { 'content-type': 'text/plain' }).end('x'.repeat(5_000)) }
+  const id = await register(r, ['device.online'])
+  await device('wh-di', 'wh-di-phone')
+  const deadline = Date.now() + RETRY_WINDOW_MS + 5_000
+  let endpoint
+  do {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    endpoint = (await admin(`/v1/webhooks/${id}`)).body
+  } while (endpoint.status === 'enabled' && Date.now() < deadline)
+  assert.equal(endpoint.status, 'disabled')
+  assert.match(endpoint.disabledReason, /HTTP 500/)
+  assert.equal(endpoint.failedDeliveries, 1)
+  const [failed] = (await admin(`/v1/webhooks/${id}/deliveries?status=failed`)).body.deliveries
+  assert.equal(failed.lastStatus, 500)
+  assert.equal(failed.lastResponse.length, 1_000, 'a start of the answer is kept, not all of it')
+  assert.ok(failed.attempts >= 3)
+
+  // while disabled, events are kept for it; the operator fixes the receiver, replays and enables
+  await device('wh-di', 'wh-di-tablet')
+  r.answer = answerOk
+  assert.equal((await admin(`/v1/webhooks/${id}/deliveries/${failed.id}/replay`, { method: 'POST' })).status, 202)
+  await r.until('the replayed batch', events => events.length === 1)
+  assert.equal(r.events[0].webhookId, failed.id)
+  assert.equal(r.events[0].data.deviceId, 'wh-di-phone')
+  assert.equal((await admin(`/v1/webhooks/${id}/enable`, { method: 'POST' })).body.status, 'enabled')
+  const events = await r.until('the event kept while disabled', got => got.length === 2)
+  assert.equal(events[1].data.deviceId, 'wh-di-tablet')
+  assert.equal((await admin(`/v1/webhooks/${id}/deliveries/whd_nope/replay`, { method: 'POST' })).status, 404)
+})
+
+test('a receiver that never answers, or answers without end, stalls neither sends nor other endpoints', async () => {
+  const hanging = await receiver()
+  hanging.answer = () => {}
+  const flooding = await receiver()
+  flooding.answer = (_req, res) => {
+    res.writeHead(200)
+    const chunk = Buffer.alloc(64 * 1024, 'a')
+    const pump = (): void => { while (res.write(chunk)) { /* until the socket pushes back */ } }
+    res.on('drain', pump)
+    pump()
+  }
+  const healthy = await receiver()
+  await register(hanging, ['message.delivered'])
+  await register(flooding, ['message.delivered'])
+  await register(healthy, ['message.delivered'])
+
+  const phone = await device('wh-ed', 'wh-ed-phone')
+  await phone.client.subscribeAsync('users/wh-ed/inbox', { qos: 1 })
+  const started = Date.now()
+  const id = await send({ to: { user: 'wh-ed' }, title: 'still fast' })
+  await phone.waitFor(1)
+  await healthy.until('the healthy endpoint', events => find(events, 'message.delivered', id) !== undefined)
+  // the hanging one is cut at the attempt timeout (1 s here) and tried again; the flood is cut at the size cap
+  assert.ok(Date.now() - started < 1_000, `took ${Date.now() - started} ms`)
+  await hanging.until('the hanging receiver was tried again', () => hanging.posts.length >= 2, 5_000)
+  assert.ok(flooding.posts.length >= 1)
+})
