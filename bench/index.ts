@@ -21,6 +21,7 @@ import { fanout } from './scenarios/fanout.js'
 import { backlog } from './scenarios/backlog.js'
 import { connections } from './scenarios/connections.js'
 import { restart } from './scenarios/restart.js'
+import { webhooks } from './scenarios/webhooks.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -30,7 +31,8 @@ export const SCENARIOS = {
   fanout,
   backlog,
   connections,
-  restart
+  restart,
+  webhooks
 } as const
 export type ScenarioName = keyof typeof SCENARIOS
 /** Scenarios that spread devices and senders over several Herald processes (`--nodes`); the others run on one. */

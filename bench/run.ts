@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--runs=N] [--only=throughput,latency,fanout,backlog,connections,restart]
+// `npm run bench [-- --quick] [--runs=N] [--only=throughput,latency,fanout,backlog,connections,restart,webhooks]
 //                [--systems=herald,aedes,mosquitto] [--profile] [--tsx | --compiled] [--set=<size>:<value>]…
 //                [--nodes=N | --nodes N | --nodes=1,2,3]`
 // Prints the markdown report on stdout (progress on stderr) and writes bench/results/<timestamp>.json.

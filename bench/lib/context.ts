@@ -29,6 +29,9 @@ export interface Sizes {
   connectionLevels: number[]
   idleSeconds: number
   restartDeliveries: number
+  /** webhooks: messages sent without and again with a webhook endpoint, to this many online devices */
+  webhookMessages: number
+  webhookDevices: number
 }
 
 export const FULL: Sizes = {
@@ -50,7 +53,9 @@ export const FULL: Sizes = {
   backlog: [10_000, 100_000],
   connectionLevels: [5_000, 10_000, 19_000],
   idleSeconds: 10,
-  restartDeliveries: 1_000_000
+  restartDeliveries: 1_000_000,
+  webhookMessages: 30_000,
+  webhookDevices: 10
 }
 
 export const QUICK: Sizes = {
@@ -72,7 +77,9 @@ export const QUICK: Sizes = {
   backlog: [1_000],
   connectionLevels: [1_000],
   idleSeconds: 3,
-  restartDeliveries: 100_000
+  restartDeliveries: 100_000,
+  webhookMessages: 2_000,
+  webhookDevices: 10
 }
 
 export interface Ctx {
