@@ -65,6 +65,11 @@ export function createPool ({
   })
   // an idle client losing its connection (database restart) must not crash the process
   pool.on('error', () => {})
+  // Nor may a client checked out and between two queries: pg emits 'error' on the client then,
+  // and the pool listens only while the client is idle. Seen in a database outage: pg-pool handed
+  // out an idle client whose socket had just closed, and the unheard 'error' ended the process.
+  // The query that follows fails with its own error, which its caller handles.
+  pool.on('connect', client => { client.on('error', () => {}) })
   return pool
 }
 
