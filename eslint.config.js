@@ -56,7 +56,7 @@ function layerRules () {
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['dist/**', 'node_modules/**', '.data/**', 'bench/.build/**', 'sdk/js/dist/**']
+    ignores: ['dist/**', 'node_modules/**', '.data/**', 'bench/.build/**', 'sdk/*/dist/**']
   }),
   {
     rules: {
