@@ -16,6 +16,12 @@ export type ApiKey = wire.Json<wire.ApiKey>
 export type NewApiKey = wire.Json<wire.NewApiKey>
 export type NodeSummary = wire.Json<wire.NodeSummary>
 export type NodeList = wire.Json<wire.NodeList>
+export type WebhookEventType = wire.WebhookEventType
+export type WebhookEndpoint = wire.Json<wire.WebhookEndpoint>
+export type NewWebhookEndpoint = wire.Json<wire.NewWebhookEndpoint>
+export type WebhookEndpointList = wire.Json<wire.WebhookEndpointList>
+export type WebhookDelivery = wire.Json<wire.WebhookDelivery>
+export type WebhookDeliveryList = wire.Json<wire.WebhookDeliveryList>
 export type SendResult = wire.SendResult
 
 /**
@@ -43,9 +49,29 @@ export const REASONS: Record<wire.DeliveryReason, string> = {
   'session-discarded': 'the device reconnected with a clean session, discarding its persistent one'
 }
 
-/** A problem+json answer from the server, with its stable code. */
+/**
+ * What each webhook event type means, in the order the docs list them; a record, so that a type
+ * the server adds fails typecheck here until it is explained.
+ */
+export const WEBHOOK_EVENTS: Record<wire.WebhookEventType, string> = {
+  'message.delivered': 'a device acknowledged a message',
+  'message.displayed': 'a device showed it (receipt)',
+  'message.opened': 'the user opened it (receipt)',
+  'message.dismissed': 'the user dismissed it (receipt)',
+  'message.expired': 'it ended undelivered: its TTL or its session ran out',
+  'message.replaced': 'a newer message with its collapseKey took its place',
+  'message.revoked': 'it, or its device session, was removed before delivery',
+  'device.online': "a device's connection began",
+  'device.offline': "a device's connection ended"
+}
+export const WEBHOOK_EVENT_TYPES = Object.keys(WEBHOOK_EVENTS) as wire.WebhookEventType[]
+
+/** One field of a refused request (problem+json `errors[]`), e.g. `url` or `events[0]`. */
+export interface FieldProblem { field: string, message: string }
+
+/** A problem+json answer from the server, with its stable code and, for a 400, the fields at fault. */
 export class ApiError extends Error {
-  constructor (readonly status: number, readonly code: string, detail: string) {
+  constructor (readonly status: number, readonly code: string, detail: string, readonly fields: FieldProblem[] = []) {
     super(detail)
   }
 }
@@ -79,7 +105,8 @@ export async function api<T> (method: 'GET' | 'POST' | 'DELETE', path: string, b
   try { json = text ? JSON.parse(text) : undefined } catch { json = undefined }
   if (!res.ok) {
     if (res.status === 401 && path !== '/login') for (const l of unauthorizedListeners) l()
-    throw new ApiError(res.status, json?.code ?? 'http', json?.detail ?? `${res.status} ${res.statusText}`)
+    const fields = Array.isArray(json?.errors) ? json.errors as FieldProblem[] : []
+    throw new ApiError(res.status, json?.code ?? 'http', json?.detail ?? `${res.status} ${res.statusText}`, fields)
   }
   return json as T
 }

@@ -103,3 +103,27 @@ export function CopyButton ({ text }: { text: string }) {
     </button>
   )
 }
+
+/**
+ * Reads `read()` now and every `ms` after (for lists whose state changes while you look); `reload`
+ * reads again at once, after an action. A new `key` starts over, showing nothing until it is read.
+ */
+export function usePolled<T> (read: () => Promise<T>, key: string, ms: number):
+{ value: T | undefined, error: unknown, reload: () => void } {
+  const [state, setState] = useState<{ key: string, value?: T, error?: unknown }>()
+  const [version, setVersion] = useState(0)
+  useEffect(() => {
+    let stale = false
+    const load = (): void => {
+      read().then(
+        value => { if (!stale) setState({ key, value }) },
+        // a failed read keeps what was shown
+        (error: unknown) => { if (!stale) setState(s => ({ ...(s?.key === key ? s : { key }), error })) })
+    }
+    load()
+    const t = setInterval(load, ms)
+    return () => { stale = true; clearInterval(t) }
+  }, [key, ms, version])
+  const mine = state?.key === key ? state : undefined
+  return { value: mine?.value, error: mine?.error, reload: () => setVersion(v => v + 1) }
+}
