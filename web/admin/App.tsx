@@ -10,6 +10,8 @@ import { SendPage } from './pages/Send'
 import { UsersPage } from './pages/Users'
 import { KeysPage } from './pages/Keys'
 import { NodesPage } from './pages/Nodes'
+import { WebhooksPage } from './pages/Webhooks'
+import { WebhookPage } from './pages/Webhook'
 import { Empty } from './ui'
 
 const NAV: Array<[string, string]> = [
@@ -18,6 +20,7 @@ const NAV: Array<[string, string]> = [
   [`${BASE}/send`, 'Send test push'],
   [`${BASE}/users`, 'Users & devices'],
   [`${BASE}/keys`, 'API keys'],
+  [`${BASE}/webhooks`, 'Webhooks'],
   [`${BASE}/nodes`, 'Nodes']
 ]
 
@@ -35,6 +38,7 @@ export function App () {
   }, [])
 
   const messageId = /^\/admin\/messages\/([0-9a-f-]{36})$/i.exec(path)?.[1]
+  const webhookId = /^\/admin\/webhooks\/([0-9a-f-]{36})$/i.exec(path)?.[1]
   const live = useLive(auth === 'in', messageId, () => setAuth('out'))
 
   if (auth === 'checking') return null
@@ -58,6 +62,8 @@ export function App () {
   else if (path === `${BASE}/users` || shownUser !== undefined) page = <UsersPage user={shownUser} />
   else if (path === `${BASE}/keys`) page = <KeysPage />
   else if (path === `${BASE}/nodes`) page = <NodesPage />
+  else if (path === `${BASE}/webhooks`) page = <WebhooksPage />
+  else if (webhookId) page = <WebhookPage id={webhookId} />
   else page = <Empty title='No such page'><Link to={BASE}>Back to the overview</Link></Empty>
 
   // a message's page belongs to the delivery log
