@@ -27,6 +27,11 @@ const SIGNAL_EXIT_CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 }
 // at 6, servers began to answer 503 database-unavailable (connections refused or timed out).
 const DEFAULT_CONCURRENCY = 4
 
+// A file still running after this long is stopped and counted failed: a test that hangs (a wait
+// for an event that never comes, without its own timeout) should fail the run in minutes, not
+// hold CI until its limit. The slowest file takes ~45 s on a loaded 2-core machine.
+const FILE_TIMEOUT_MS = 180_000
+
 // The files that take longest start first, so that none of them is left running alone at the
 // end: the longest alone on an idle machine, longest first (the durations printed after each run
 // show whether this list is still right; a stale one only costs time). The others follow in name
@@ -86,10 +91,15 @@ async function runFile (file: string, env: NodeJS.ProcessEnv): Promise<FileResul
   const output: Buffer[] = []
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk))
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk))
+  const timer = setTimeout(() => {
+    output.push(Buffer.from(`\n✖ ${file} still running after ${FILE_TIMEOUT_MS / 1000} s: stopped\n`))
+    child.kill('SIGKILL')
+  }, FILE_TIMEOUT_MS)
   const code = await new Promise<number>(resolve => {
     child.once('error', err => { output.push(Buffer.from(`${err.stack ?? err}\n`)); resolve(1) })
     child.once('close', (code, signal) => { resolve(code ?? SIGNAL_EXIT_CODES[signal ?? ''] ?? 1) })
   })
+  clearTimeout(timer)
   running.delete(child)
   const ms = performance.now() - started
   process.stdout.write(`\n${code === 0 ? '✔' : '✖'} ${file} (${(ms / 1000).toFixed(1)} s)\n`)
