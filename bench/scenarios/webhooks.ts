@@ -18,7 +18,10 @@ import { loadgenCheck } from './throughput.js'
 /** The issue's figures: events keep up with this many deliveries a second, sends slow by at most this much. */
 const TARGET_EVENTS_PER_S = 5_000
 const TARGET_SLOWDOWN_PCT = 10
-/** an unmeasured send before the two phases, so neither pays for a cold server */
+/**
+ * an unmeasured send with an endpoint before the two phases, so neither pays for a cold server: the first
+ * fetch() of a process loads undici (~230 ms of CPU, ~8 µs a message of a 30,000-message phase, in a profile)
+ */
 const WARMUP_MESSAGES = 3_000
 
 type Phase = 'off' | 'on'
@@ -76,12 +79,14 @@ export async function webhooks (ctx: Ctx): Promise<ScenarioResult> {
           throw new Error(`${D - conn.connected} of ${D} devices did not connect: ${conn.errors.join('; ')}`)
         }
         const phaseCtx = { ctx, rec, sys, sender, devices, receiver, run, D, ids }
-        let sentSoFar = await sendPhase(phaseCtx, 0, Math.min(N, WARMUP_MESSAGES), undefined)
+        // the warm-up (with an endpoint, so its code, fetch's first load included, is warm too), then
         // run 1 (and every odd one) without the endpoint first, run 2 with it first…
         const order: Phase[] = run % 2 === 0 ? ['off', 'on'] : ['on', 'off']
-        for (const phase of order) {
+        let sentSoFar = 0
+        for (const [phase, count, measured] of [['on', Math.min(N, WARMUP_MESSAGES), false] as const,
+          ...order.map(phase => [phase, N, true] as const)]) {
           const endpoint = phase === 'on' ? await registerEndpoint(sys, receiver) : undefined
-          sentSoFar += await sendPhase(phaseCtx, sentSoFar, N, phase)
+          sentSoFar += await sendPhase(phaseCtx, sentSoFar, count, phase, measured)
           if (endpoint) await deleteEndpoint(sys, endpoint)
         }
         // this run's pair (a failed phase threw before this)
@@ -101,13 +106,14 @@ export async function webhooks (ctx: Ctx): Promise<ScenarioResult> {
   const count = (n: number): string => n.toLocaleString('en-US')
   rec.notes.push(`Per run one Herald, ${D} online persistent devices (one per user, round robin), ` +
     `${ctx.sizes.batchConcurrency} requests of ${B} messages in flight; an unmeasured warm-up of ` +
-    `${count(Math.min(N, WARMUP_MESSAGES))} messages, then ${count(N)} with no webhook endpoint and ` +
-    `${count(N)} with one endpoint registered for all ${WEBHOOK_EVENT_TYPES.length} event ` +
-    'types (POST /v1/webhooks just before, deleted right after), in alternating order across runs (run 1 without ' +
-    'first). Only message.delivered events occur here (the devices send no receipts). Slowdown = 1 − delivered msg/s ' +
-    'with ÷ without, of the same run; delivered msg/s = messages ÷ (first send → last device receipt). CPU per ' +
-    'message runs from the first send until every delivery is recorded in Postgres (and, with the endpoint, the last ' +
-    'event received): the webhook work after the last receipt is in it.')
+    `${count(Math.min(N, WARMUP_MESSAGES))} messages with an endpoint (its events checked too), then ` +
+    `${count(N)} with no webhook endpoint and ${count(N)} with one endpoint registered for all ` +
+    `${WEBHOOK_EVENT_TYPES.length} event types (POST /v1/webhooks just before, deleted right after), in ` +
+    'alternating order across runs (run 1 without first). Only message.delivered events occur here (the ' +
+    'devices send no receipts). Slowdown = 1 − delivered msg/s with ÷ without, of the same run; delivered ' +
+    'msg/s = messages ÷ (first send → last device receipt). CPU per message runs from the first send until ' +
+    'every delivery is recorded in Postgres (and, with the endpoint, the last event received): the webhook ' +
+    'work after the last receipt is in it.')
   rec.notes.push('The webhook receiver is an HTTP server in the bench process on 127.0.0.1 (answers 204, ' +
     'verifies each signature with the standardwebhooks package, counts events by id; a repeated id is counted as ' +
     'a duplicate): it, the sender, the devices, Herald and Postgres share the same 2 cores. Herald\'s sender ' +
@@ -140,9 +146,11 @@ interface PhaseCtx {
 /**
  * Sends `count` messages (bench ids from `bBase`) in batch requests and waits until the devices got
  * them all and Postgres recorded them delivered, and with an endpoint (`phase` 'on') until each has
- * its message.delivered event. `phase` undefined: a warm-up, nothing recorded. Returns the count accepted.
+ * its message.delivered event. Unless `measured` (the warm-up), nothing is recorded. Returns the count accepted.
  */
-async function sendPhase (p: PhaseCtx, bBase: number, count: number, phase: Phase | undefined): Promise<number> {
+async function sendPhase (
+  p: PhaseCtx, bBase: number, count: number, phase: Phase, measured: boolean
+): Promise<number> {
   const { ctx, rec, sys, sender, devices, receiver, run, D, ids } = p
   await devices.track({ expected: count, samples: false })
   receiver.reset()
@@ -168,7 +176,7 @@ async function sendPhase (p: PhaseCtx, bBase: number, count: number, phase: Phas
   const M = sent.ok
   if (M < count) {
     await devices.expect(M)
-    if (phase) {
+    if (measured) {
       rec.notes.push(`run ${run + 1}, ${phase === 'on' ? 'with' : 'without'} the endpoint: sending stopped after ` +
         `${ctx.sizes.sendMaxSeconds} s with ${M.toLocaleString('en-US')} of ${count.toLocaleString('en-US')} ` +
         'messages accepted; its figures are for those.')
@@ -181,7 +189,6 @@ async function sendPhase (p: PhaseCtx, bBase: number, count: number, phase: Phas
   const cpu = meter.read()
   const got = await devices.collect()
   if (got.unique !== M) throw new Error(`devices received ${got.unique} of ${M} messages`)
-  if (phase === undefined) return M
   const w = receiver.read()
   if (phase === 'on') {
     // the measurement fails, with nothing recorded, unless every delivered message got its event
@@ -192,6 +199,7 @@ async function sendPhase (p: PhaseCtx, bBase: number, count: number, phase: Phas
         `${w.unverified} POSTs with a bad signature, ${sent.ids.length} message ids from the sender)`)
     }
   }
+  if (!measured) return M
   const start = Math.min(t0, sent.firstAt)
   rec.add(phase === 'on' ? 'rateOn' : 'rateOff', 'herald', M / ((done.at - start) / 1000))
   rec.add(phase === 'on' ? 'cpuServerOn' : 'cpuServerOff', 'herald', cpu.sets.server.cpuMs * 1000 / M)
