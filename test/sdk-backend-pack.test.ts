@@ -8,12 +8,13 @@ import { execFile } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { API_KEY, startTestHerald, type TestHerald } from './helpers/herald.js'
+import { PROJECT_ROOT } from './helpers/root.js'
 
 const run = promisify(execFile)
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+// the sources, not the test run's compiled tree
+const root = PROJECT_ROOT
 const sdk = path.join(root, 'sdk/backend')
 
 let h: TestHerald

@@ -3,11 +3,12 @@ import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { ADMIN_PASSWORD } from './herald.js'
+import { PROJECT_ROOT } from './root.js'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+// vite builds the project's own web/, and screenshots go there
+const root = PROJECT_ROOT
 const WEB_SRC = [path.join(root, 'web'), path.join(root, 'vite.config.ts')]
 const MANIFEST = path.join(root, 'dist/web/.vite/manifest.json')
 const LOCK = path.join(root, 'dist/.web-build.lock')

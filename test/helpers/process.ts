@@ -1,13 +1,19 @@
-// The REAL server as a child process (`node --import tsx server/main.ts`), for tests that
+// The REAL server as a child process (`node --import tsx server/main.ts`, or `node server/main.js`
+// when the tests run compiled: test/helpers/compiledTree.ts), for tests that
 // restart it, SIGTERM it or kill -9 it. Every process is spawned `detached` (its own process
 // group) and remembered here; call `killAllServers()` in `after` so a failed test leaves
 // nothing running (an `exit` hook is a last resort for a runner that dies).
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ADMIN_PASSWORD, API_KEY, JWT_SECRET, apiClient, type ApiCall } from './herald.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+/** How to start the server: compiled when this file runs from the test run's compiled tree. */
+const SERVER_ARGS = existsSync(path.join(ROOT, '.compiled-tree'))
+  ? ['--enable-source-maps', 'server/main.js']
+  : ['--import', 'tsx', 'server/main.ts']
 
 /** Every variable Herald reads: never inherited from the caller's environment. */
 const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PRIVATE_KEY',
@@ -79,7 +85,7 @@ export function serverEnv (
 }
 
 /**
- * Starts `node --import tsx server/main.ts`. Resolves once it logged "herald ready" (or printed
+ * Starts the server (SERVER_ARGS). Resolves once it logged "herald ready" (or printed
  * its banner), with `url` set; rejects with its output if it exits first or takes too long.
  */
 export async function spawnServer (
@@ -89,7 +95,7 @@ export async function spawnServer (
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !HERALD_VARS.includes(k)) childEnv[k] = v
   for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(process.execPath, SERVER_ARGS, {
     cwd: ROOT,
     env: childEnv,
     detached: true,
