@@ -245,11 +245,15 @@ CREATE INDEX webhook_events_order ON public.webhook_events USING btree (tx, seq)
 CREATE OR REPLACE FUNCTION public.herald_webhook_delivery_events()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET enable_nestloop TO 'off'
 AS $function$
 declare
   wanted text[] := herald_webhook_types_wanted();
 begin
-  if wanted is null then
+  if wanted is null or not exists (
+    select 1 from new_rows n
+    where n.status in ('delivered', 'expired', 'replaced', 'revoked')
+       or n.displayed_at is not null or n.opened_at is not null or n.dismissed_at is not null) then
     return null;
   end if;
   insert into webhook_events (type, at, message_id, device_id, user_id, reason, replaced_by)
