@@ -149,7 +149,10 @@ export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Pro
 
 /**
  * Records receipts from devices. A receipt also proves delivery, so a delivery whose PUBACK
- * was lost is marked delivered too. Returns how many receipts matched a delivery of that device.
+ * was lost is marked delivered too. A batch's receipts are folded into one row per delivery
+ * first: an UPDATE … FROM updates a row once whatever the number of source rows joining it, so a
+ * device's `displayed` and `opened` for one message in the same batch kept only one of them.
+ * Returns how many deliveries of those devices were updated.
  */
 export async function recordReceipts (
   pool: Pool,
@@ -159,14 +162,19 @@ export async function recordReceipts (
   const { rowCount } = await pool.query({
     name: 'herald_record_receipts',
     text: `update deliveries d set
-       displayed_at = case when t.event = 'displayed' then coalesce(d.displayed_at, t.at) else d.displayed_at end,
-       opened_at = case when t.event = 'opened' then coalesce(d.opened_at, t.at) else d.opened_at end,
-       dismissed_at = case when t.event = 'dismissed' then coalesce(d.dismissed_at, t.at) else d.dismissed_at end,
-       delivered_at = coalesce(d.delivered_at, t.at),
-       sent_at = coalesce(d.sent_at, t.at),
+       displayed_at = coalesce(d.displayed_at, t.displayed_at),
+       opened_at = coalesce(d.opened_at, t.opened_at),
+       dismissed_at = coalesce(d.dismissed_at, t.dismissed_at),
+       delivered_at = coalesce(d.delivered_at, t.first_at),
+       sent_at = coalesce(d.sent_at, t.first_at),
        status = case when ${WRITTEN_NOT_DELIVERED} then 'delivered' else d.status end,
        reason = case when ${WRITTEN_NOT_DELIVERED} then null else d.reason end
-     from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as t(message_id, device_id, event, at)
+     from (select message_id, device_id, min(at) as first_at,
+                  min(at) filter (where event = 'displayed') as displayed_at,
+                  min(at) filter (where event = 'opened') as opened_at,
+                  min(at) filter (where event = 'dismissed') as dismissed_at
+           from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as r(message_id, device_id, event, at)
+           group by message_id, device_id) t
      where d.message_id::text = t.message_id and d.device_id = t.device_id`,
     values: [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event),
       receipts.map(r => r.at)]
