@@ -1,0 +1,10 @@
+// @herald-push/client: receive Herald pushes in a browser, Node or React Native app.
+export { createHeraldClient, HeraldClient } from './client.js'
+export type { ConnectionState, HeraldClientOptions, HeraldEvents } from './client.js'
+export { HeraldError } from './errors.js'
+export type { HeraldErrorCode } from './errors.js'
+export type { HeraldMessage, Push } from './message.js'
+export type { Receipt, ReceiptEvent } from './outbox.js'
+export { defaultStorage, memoryStorage } from './storage.js'
+export type { HeraldStorage } from './storage.js'
+export type { BackoffOptions } from './backoff.js'
