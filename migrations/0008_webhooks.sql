@@ -26,8 +26,10 @@ create table webhook_endpoints (
 -- after another took 11 and was read), but once a transaction id is below the snapshot's xmin
 -- no row with a smaller (tx, seq) can appear any more. A reader that keeps a (tx, seq) cursor
 -- therefore misses nothing and reads nothing twice.
+-- No primary key: each row costs one index entry, (tx, seq), the order it is read and pruned in
+-- (seq is unique by construction, and an event's id).
 create table webhook_events (
-  seq bigint generated always as identity primary key,
+  seq bigint generated always as identity,
   tx xid8 not null default pg_current_xact_id(),
   type text not null,
   at timestamptz not null,
@@ -59,6 +61,9 @@ create table webhook_deliveries (
   last_response text,
   delivered_at timestamptz
 );
+-- a body is a few hundred KB of JSON written once and read on retries: stored uncompressed
+-- (compressing it cost Postgres more CPU than anything else per batch)
+alter table webhook_deliveries alter column body set storage external;
 create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending';
 create index webhook_deliveries_endpoint on webhook_deliveries (endpoint_id, created_at desc);
 
@@ -75,13 +80,15 @@ $$;
 -- statement inserts them all (a statement trigger with transition tables, not one call per row:
 -- delivery state is written thousands of rows at a time).
 --
--- Transition tables have no statistics, so Postgres takes each for one row and joins them with a
--- nested loop: n² comparisons, 141 ms for a 499-row statement, which halved the send rate with an
--- endpoint registered (bench scenario 7). Nested loops are off here, so the join is a hash join.
--- Most statements are claims (queued -> sent), which report nothing: a look at the new rows alone
--- skips the join for them.
+-- Transition tables have no statistics: Postgres takes each for one row and joined them with a
+-- nested loop, n² comparisons a statement (141 ms for 499 rows; a state flush may hold 5,000),
+-- which halved the send rate with an endpoint registered (bench scenario 7). Nested loops are off
+-- here, so the join is a hash join; and so is JIT, which that setting's cost penalty would start:
+-- Postgres then compiled the trigger's queries, 50 ms a statement (measured with auto_explain).
+-- Most statements are claims (queued -> sent), which report nothing: a look at the new rows
+-- alone skips the join for them.
 create function herald_webhook_delivery_events() returns trigger language plpgsql
-set enable_nestloop = off as $$
+set enable_nestloop = off set jit = off as $$
 declare
   wanted text[] := herald_webhook_types_wanted();
 begin

@@ -218,7 +218,6 @@ alter table webhook_deliveries add constraint webhook_deliveries_endpoint_id_fke
 alter table webhook_deliveries add constraint webhook_deliveries_pkey PRIMARY KEY (id);
 alter table webhook_deliveries add constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])));
 alter table webhook_endpoints add constraint webhook_endpoints_pkey PRIMARY KEY (id);
-alter table webhook_events add constraint webhook_events_pkey PRIMARY KEY (seq);
 CREATE INDEX admin_sessions_expires ON public.admin_sessions USING btree (expires_at);
 CREATE INDEX deliveries_delivered_at ON public.deliveries USING btree (delivered_at) WHERE (delivered_at IS NOT NULL);
 CREATE INDEX deliveries_expired ON public.deliveries USING btree (expires_at) WHERE (status = 'expired'::text);
@@ -246,6 +245,7 @@ CREATE OR REPLACE FUNCTION public.herald_webhook_delivery_events()
  RETURNS trigger
  LANGUAGE plpgsql
  SET enable_nestloop TO 'off'
+ SET jit TO 'off'
 AS $function$
 declare
   wanted text[] := herald_webhook_types_wanted();

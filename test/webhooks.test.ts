@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Webhook } from 'standardwebhooks'
 import { expireDue } from '../server/store/deliveries.js'
+import { pruneWebhooks } from '../server/store/webhooks.js'
 import {
   ADMIN_PASSWORD, connectDevice, startTestHerald, type TestDevice, type TestHerald
 } from './helpers/herald.js'
@@ -241,4 +242,20 @@ test('a receiver that never answers, or answers without end, stalls neither send
   assert.ok(Date.now() - started < 1_000, `took ${Date.now() - started} ms`)
   await hanging.until('the hanging receiver was tried again', () => hanging.posts.length >= 2, 5_000)
   assert.ok(flooding.posts.length >= 1)
+})
+
+test('events every endpoint has read are pruned; the others are kept', async () => {
+  const readByAll = async (): Promise<number> => (await h.db.pool.query<{ n: number }>(
+    `select count(*)::int as n from webhook_events e
+     where (e.tx, e.seq) <= (select cursor_tx, cursor_seq from webhook_endpoints
+                             order by cursor_tx, cursor_seq limit 1)`
+  )).rows[0].n
+  const total = async (): Promise<number> =>
+    (await h.db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events')).rows[0].n
+  // the tests above left events behind every endpoint's cursor, and some still ahead of the slowest
+  assert.ok(await readByAll() > 0)
+  const before = await total()
+  const pruned = await pruneWebhooks(h.db.pool, 3, 10_000)
+  assert.equal(await readByAll(), 0)
+  assert.equal(await total(), before - pruned)
 })

@@ -242,14 +242,14 @@ export async function recordWebhookAttempt (pool: Pool, endpointId: string, deli
  */
 export async function pruneWebhooks (pool: Pool, keepDays: number, limit: number): Promise<number> {
   const { rowCount } = await pool.query(
-    `delete from webhook_events where seq in (
-       select e.seq from webhook_events e
+    `delete from webhook_events where ctid = any(array(
+       select e.ctid from webhook_events e
        where ${SETTLED} and (
          not exists (select 1 from webhook_endpoints)
          or (e.tx, e.seq) <= (select cursor_tx, cursor_seq from webhook_endpoints
                               order by cursor_tx, cursor_seq limit 1)
          or e.at < now() - make_interval(days => $1))
-       order by e.tx, e.seq limit $2)`, [keepDays, limit])
+       order by e.tx, e.seq limit $2))`, [keepDays, limit])
   await pool.query(
     'delete from webhook_deliveries where status = \'delivered\' and delivered_at < now() - make_interval(days => $1)',
     [keepDays])
