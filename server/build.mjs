@@ -28,7 +28,8 @@ const PARTS = {
   },
   web: {
     label: 'the web UI (vite build)',
-    sources: ['web', 'vite.config.ts', 'package-lock.json'],
+    // the demo page imports the device SDK's sources (sdk/js/src)
+    sources: ['web', 'sdk/js/src', 'vite.config.ts', 'package-lock.json'],
     // vite writes the manifest last; server/admin/pages.ts also takes it as the sign of a finished build
     output: 'dist/web/.vite/manifest.json',
     command: ['node_modules/vite/bin/vite.js', 'build', '--logLevel', 'warn']

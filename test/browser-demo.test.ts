@@ -50,8 +50,10 @@ test('the demo device receives a push sent over REST, its receipts reach the adm
     (document.querySelector('#d-token') as HTMLTextAreaElement).value.split('.').length === 3)
   await demo.getByRole('button', { name: 'Connect' }).click()
   await demo.getByTestId('status').filter({ hasText: 'connected' }).waitFor()
-  const clientId = await demo.evaluate(() => localStorage.getItem('herald-demo-client:nina'))
-  assert.match(clientId ?? '', /^web-/)
+  // the SDK keeps one device id per user in localStorage, and the page shows it
+  const clientId = await demo.evaluate(() => localStorage.getItem('herald:device:nina'))
+  assert.match(clientId ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  assert.equal(await demo.getByTestId('device-id').innerText(), clientId)
 
   const sent = await h.api('/v1/messages', {
     body: {

@@ -9,7 +9,8 @@ import { PROJECT_ROOT } from './root.js'
 
 // vite builds the project's own web/, and screenshots go there
 const root = PROJECT_ROOT
-const WEB_SRC = [path.join(root, 'web'), path.join(root, 'vite.config.ts')]
+// the demo page is built with the device SDK's sources
+const WEB_SRC = [path.join(root, 'web'), path.join(root, 'sdk/js/src'), path.join(root, 'vite.config.ts')]
 const MANIFEST = path.join(root, 'dist/web/.vite/manifest.json')
 const LOCK = path.join(root, 'dist/.web-build.lock')
 // a build takes a few seconds; a lock older than this was left by a killed run

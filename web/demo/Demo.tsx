@@ -1,34 +1,31 @@
-// The demo device page: a form around device.ts, a list of pushes, and system notifications.
+// The demo device page: a form around the device SDK (@herald-push/client, sdk/js), a list of
+// pushes, and system notifications. The SDK dedupes by id, renews nothing here (the token is the
+// one pasted or fetched: when it expires the client stops with token-refused), and keeps receipts
+// until the server has them.
 import { useEffect, useRef, useState, type FormEvent } from 'react'
-import { connect, stableClientId, type Device, type DeviceStatus, type Push, type ReceiptEvent } from './device'
+import {
+  createHeraldClient, type ConnectionState, type HeraldClient, type HeraldMessage, type ReceiptEvent
+} from '../../sdk/js/src/index.js'
 import { exactTime, relativeTime } from '../shared/time'
 
-interface Shown { push: Push, receivedAt: string, receipts: ReceiptEvent[] }
+interface Shown { push: HeraldMessage, receivedAt: string, receipts: ReceiptEvent[] }
 
-const SEEN_KEY = 'herald-demo-seen'
-const SEEN_KEPT = 500
-
-/** Ids already shown in this browser: delivery is at-least-once, so a push may come twice. */
-function seenIds (): Set<string> {
-  try { return new Set(JSON.parse(localStorage.getItem(SEEN_KEY) ?? '[]') as string[]) } catch { return new Set() }
-}
-function rememberSeen (ids: Set<string>): void {
-  localStorage.setItem(SEEN_KEY, JSON.stringify([...ids].slice(-SEEN_KEPT)))
-}
+/** The MQTT endpoint of the server that served this page: ws:// on http, wss:// on https. */
+const heraldUrl = (): string => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`
 
 export function Demo () {
   const [userId, setUserId] = useState(() => localStorage.getItem('herald-demo-user') ?? '')
   const [token, setToken] = useState('')
-  const [status, setStatus] = useState<DeviceStatus | 'idle'>('idle')
+  const [status, setStatus] = useState<ConnectionState | 'idle'>('idle')
   const [detail, setDetail] = useState<string>()
+  const [deviceId, setDeviceId] = useState<string>()
   const [pushes, setPushes] = useState<Shown[]>([])
   const [permission, setPermission] = useState(
     typeof Notification === 'undefined' ? 'unsupported' : Notification.permission
   )
-  const device = useRef<Device | undefined>(undefined)
-  const seen = useRef(seenIds())
+  const client = useRef<HeraldClient | undefined>(undefined)
 
-  useEffect(() => () => device.current?.close(), [])
+  useEffect(() => () => { void client.current?.close() }, [])
   // keep "2 min ago" true
   const [, setTick] = useState(0)
   useEffect(() => {
@@ -36,45 +33,53 @@ export function Demo () {
     return () => clearInterval(t)
   }, [])
 
-  const receipt = (id: string, event: ReceiptEvent): void => {
-    device.current?.receipt(id, event)
+  // a badge once the server recorded the receipt (the SDK keeps it until then, offline too)
+  const recorded = (id: string, event: ReceiptEvent): void => {
     setPushes(list => list.map(s =>
       s.push.id === id && !s.receipts.includes(event) ? { ...s, receipts: [...s.receipts, event] } : s))
   }
 
-  const onPush = (push: Push): void => {
-    if (seen.current.has(push.id)) return // a redelivery: already shown
-    seen.current.add(push.id)
-    rememberSeen(seen.current)
+  const onMessage = (push: HeraldMessage): void => {
     setPushes(list => [{ push, receivedAt: new Date().toISOString(), receipts: [] }, ...list])
     // shown in the list (and as a system notification when allowed): report it displayed
     if (typeof Notification !== 'undefined' && Notification.permission === 'granted') {
       try {
         const n = new Notification(push.title ?? 'Herald', { body: push.body, tag: push.collapseKey ?? push.id })
-        n.onclick = () => { window.focus(); receipt(push.id, 'opened') }
+        n.onclick = () => { window.focus(); void push.opened() }
       } catch {
         // some browsers (Android Chrome) only allow notifications from a service worker
       }
     }
-    receipt(push.id, 'displayed')
+    void push.displayed()
   }
 
   const start = (e: FormEvent): void => {
     e.preventDefault()
-    device.current?.close()
+    void client.current?.close()
     localStorage.setItem('herald-demo-user', userId)
     setDetail(undefined)
-    device.current = connect({
-      userId,
-      token: token.trim(),
-      clientId: stableClientId(userId),
-      onPush,
-      onStatus: (s, d) => { setStatus(s); setDetail(d) }
+    const pasted = token.trim()
+    // the SDK keeps the device id (per user) and the ids already shown in localStorage
+    const c = createHeraldClient({ url: heraldUrl(), token: async () => pasted })
+    // a client replaced or stopped here still says `closed` once it is: not this page's state any more
+    const current = (): boolean => client.current === c
+    c.on('state', state => {
+      if (!current()) return
+      setStatus(state)
+      if (state === 'connected') {
+        setDeviceId(c.deviceId)
+        setDetail(undefined)
+      }
     })
+    c.on('error', err => { if (current()) setDetail(`${err.code}: ${err.message}`) })
+    c.on('message', onMessage)
+    c.on('receipt', ({ id, event }) => recorded(id, event))
+    client.current = c
+    setStatus(c.state)
   }
   const stop = (): void => {
-    device.current?.close()
-    device.current = undefined
+    void client.current?.close()
+    client.current = undefined
     setStatus('idle')
   }
 
@@ -127,8 +132,8 @@ export function Demo () {
           <div>
             <h1>Demo device</h1>
             <div className='muted'>
-              This page is a device: it connects over MQTT on WebSocket, like your web app would.
-              Its code is <code>web/demo/device.ts</code>.
+              This page is a device: it connects over MQTT on WebSocket, like your web app would,
+              with the device SDK <code>@herald-push/client</code> (<code>sdk/js</code>).
             </div>
           </div>
         </div>
@@ -160,9 +165,9 @@ export function Demo () {
               </button>
             </div>
             {detail && <div className='error' role='alert'>{detail}</div>}
-            {running && (
+            {running && deviceId && (
               <p className='muted small'>
-                Client id <code>{stableClientId(userId)}</code>, persistent session,
+                Device id <code data-testid='device-id'>{deviceId}</code>, persistent session,
                 subscribed to <code>users/{userId}/inbox</code>.
               </p>
             )}
@@ -200,7 +205,7 @@ export function Demo () {
                 {pushes.map(({ push, receivedAt, receipts }) => (
                   <div
                     key={push.id} className='push' data-testid='push' data-id={push.id}
-                    onClick={() => receipt(push.id, 'opened')} title='click: send an "opened" receipt'
+                    onClick={() => { void push.opened() }} title='click: send an "opened" receipt'
                   >
                     <div className='title'>{push.title ?? '(no title)'}</div>
                     {push.body && <div>{push.body}</div>}
