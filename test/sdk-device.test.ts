@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHeraldClient, memoryStorage, type HeraldClient, type HeraldClientOptions } from '../sdk/js/src/index.js'
+import { backoffDelay } from '../sdk/js/src/backoff.js'
 import { JWT_SECRET, startTestHerald, type TestHerald } from './helpers/herald.js'
 import { createTestDatabase } from './helpers/db.js'
 import { waitOffline } from './helpers/delivery.js'
@@ -111,9 +112,13 @@ test('a message handed over before the app closed is not handed over again after
   assert.deepEqual(beforeMessages.list.map(m => m.id), [m1.id])
 })
 
-test('a message that arrives after its expiresAt is acknowledged, reported as expired, not handed over', async () => {
-  // this device's clock is two hours ahead of the server's
-  const c = client({ token: async () => signToken('dee', 3 * 3600), now: () => Date.now() + 2 * 3600_000 })
+test('a message arriving after its expiresAt (by a clock ahead) is acknowledged and reported as expired', async () => {
+  // this device's clock is two hours ahead of the server's: even its fresh token looks expired
+  let issued = 0
+  // each token differs (as real ones do, by their iat or jti): a client renewing in a loop would take each
+  const token = async (): Promise<string> => signToken('dee', 3600 + issued++)
+  const c = client({ token, now: () => Date.now() + 2 * 3600_000 })
+  const states = record(c, 'state')
   const messages = record(c, 'message')
   const expired = record(c, 'expired')
   await c.whenConnected()
@@ -123,6 +128,8 @@ test('a message that arrives after its expiresAt is acknowledged, reported as ex
   assert.deepEqual(messages.list.map(m => m.id), [fresh.id])
   assert.deepEqual(expired.list.map(m => [m.id, m.title]), [[stale.id, 'stale']])
   await waitForDelivery(h.api, stale.id, c.deviceId!, d => d.status === 'delivered', 'acknowledged all the same')
+  // such a token is not "renewed" over and over: the connection stays until the server ends it
+  assert.deepEqual(states.list, ['connected'])
 })
 
 test('the token is renewed before it expires while messages stream: none lost, none twice', async () => {
@@ -194,6 +201,13 @@ test('a token the server accepted and now refuses (its signing key changed) is r
     await second.stop()
     await db.drop()
   }
+})
+
+test('reconnection waits double from initialDelayMs up to maxDelayMs, each with a random half', () => {
+  const options = { initialDelayMs: 1000, maxDelayMs: 8000 }
+  const waits = (random: number): number[] => [0, 1, 2, 3, 4, 10].map(n => backoffDelay(n, options, () => random))
+  assert.deepEqual(waits(0), [500, 1000, 2000, 4000, 4000, 4000])
+  assert.deepEqual(waits(0.999999).map(Math.round), [1000, 2000, 4000, 8000, 8000, 8000])
 })
 
 test('a device id of another user stops the client with device-id-taken', async () => {

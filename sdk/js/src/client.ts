@@ -337,6 +337,8 @@ export class HeraldClient extends Emitter<HeraldEvents> {
           if (this.now() < when) return fetchAt(when)
           this.fetchToken().then(fresh => {
             if (cancelled) return
+            // the provider still hands out this one (it caches it): reconnecting would gain nothing
+            if (fresh.value === token.value) return
             this.token = fresh
             resolve('renew')
           }, (err: HeraldError) => {

@@ -27,13 +27,14 @@ export function holdToken (value: string, now: number): HeldToken {
 
 /**
  * When to fetch the next token: `renewBeforeMs` before it expires, or half-way through its life
- * for a token that lives less than twice that. Undefined for a token without a readable `exp`
- * (the server then ends the connection when it sees fit and the client fetches a new one).
+ * for a token that lives less than twice that. Undefined when the time cannot be known: a token
+ * without a readable `exp`, or one already expired by this device's clock when it was fetched
+ * (a clock ahead of the server's would otherwise renew in a loop). The server then ends the
+ * connection when the token expires by its clock, and the client fetches a new one.
  */
 export function renewalTime (token: HeldToken, renewBeforeMs: number): number | undefined {
-  if (token.expiresAt === undefined) return undefined
-  const lifetime = Math.max(0, token.expiresAt - token.fetchedAt)
-  return token.expiresAt - Math.min(renewBeforeMs, lifetime / 2)
+  if (token.expiresAt === undefined || token.expiresAt <= token.fetchedAt) return undefined
+  return token.expiresAt - Math.min(renewBeforeMs, (token.expiresAt - token.fetchedAt) / 2)
 }
 
 /**
