@@ -203,6 +203,39 @@ test('a token the server accepted and now refuses (its signing key changed) is r
   }
 })
 
+test('broadcast topics can be added and dropped while connected; a name the server refuses is an error', async () => {
+  const c = client({ token: async () => signToken('joe') })
+  await c.whenConnected()
+  const messages = record(c, 'message')
+  await c.subscribe('sports')
+  const goal = await sendPush(h.api, { to: { topic: 'sports' }, title: 'goal' })
+  assert.equal(goal.recipients, 1)
+  await messages.waitFor(1)
+  assert.deepEqual([messages.list[0]!.id, messages.list[0]!.topic], [goal.id, 'sports'])
+  await c.unsubscribe('sports')
+  assert.equal((await sendPush(h.api, { to: { topic: 'sports' }, title: 'half time' })).recipients, 0)
+  await assert.rejects(c.subscribe('a/b'), { code: 'subscription-refused', message: /server refused/ })
+  await assert.rejects(c.subscribe('a+b'), { code: 'subscription-refused' })
+
+  // a refused name among the options' topics is reported; the others stand
+  const other = client({ token: async () => signToken('joy'), topics: ['sports', 'no/slash'] })
+  const [refused] = await nextEvent(other, 'error')
+  assert.deepEqual([refused.code, refused.fatal], ['subscription-refused', false])
+  assert.match(refused.message, /topics\/no\/slash/)
+  assert.equal((await sendPush(h.api, { to: { topic: 'sports' }, title: 'full time' })).recipients, 1)
+})
+
+test('messages wait, unacknowledged, until the app listens', async () => {
+  const c = client({ token: async () => signToken('kai') })
+  await c.whenConnected()
+  const sent = await sendPush(h.api, { to: { user: 'kai' }, title: 'early' })
+  await waitForDelivery(h.api, sent.id, c.deviceId!, d => d.status === 'sent', 'written to the device')
+  const got = nextEvent(c, 'message')
+  const [message] = await got
+  assert.equal(message.id, sent.id)
+  await waitForDelivery(h.api, sent.id, c.deviceId!, d => d.status === 'delivered', 'acknowledged once handed over')
+})
+
 test('reconnection waits double from initialDelayMs up to maxDelayMs, each with a random half', () => {
   const options = { initialDelayMs: 1000, maxDelayMs: 8000 }
   const waits = (random: number): number[] => [0, 1, 2, 3, 4, 10].map(n => backoffDelay(n, options, () => random))

@@ -170,11 +170,14 @@ export class HeraldClient extends Emitter<HeraldEvents> {
     this.unsubscribed.delete(name)
     const live = this.live
     if (!live) return
-    const [qos] = await live.connection.subscribe([`topics/${name}`])
-    if (qos === 128) {
+    const refused = (why: string, cause?: unknown): HeraldError => {
       this.topics.delete(name)
-      throw new HeraldError('subscription-refused', `the server refused the subscription to topics/${name}`)
+      return new HeraldError('subscription-refused', `topics/${name}: ${why}`, false, { cause })
     }
+    // mqtt.js refuses a name with a wildcard itself; the server refuses what else it does not accept
+    const [qos] = await live.connection.subscribe([`topics/${name}`])
+      .catch((err: Error) => { throw refused(err.message, err) })
+    if (qos === 128) throw refused('the server refused the subscription')
   }
 
   /** Stops receiving broadcast topic `name`; sent on connecting when offline now. */

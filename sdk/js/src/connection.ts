@@ -57,8 +57,15 @@ export function openConnection (options: ConnectionOptions): Promise<Connection>
     ended: endedPromise,
     publish: async (topic, payload) => { await client.publishAsync(topic, payload, { qos: 1 }) },
     subscribe: async topics => {
-      const granted = await client.subscribeAsync(topics, { qos: 1 })
-      return topics.map(topic => granted.find(g => g.topic === topic)?.qos ?? 128)
+      try {
+        const granted = await client.subscribeAsync(topics, { qos: 1 })
+        return topics.map(topic => granted.find(g => g.topic === topic)?.qos ?? 128)
+      } catch (err) {
+        // mqtt.js rejects the whole SUBSCRIBE when one topic is refused; its SUBACK says which
+        const granted = (err as { packet?: { granted?: unknown } }).packet?.granted
+        if (Array.isArray(granted) && granted.length === topics.length) return granted.map(Number)
+        throw err
+      }
     },
     unsubscribe: async topics => { await client.unsubscribeAsync(topics) },
     end: () => (ending ??= end(client, endedPromise))
