@@ -41,8 +41,8 @@ const FILE_TIMEOUT_MS = 180_000
 // show whether this list is still right; a stale one only costs time). The others follow in name
 // order.
 const SLOW_FIRST = [
-  'cluster-processes', 'restart', 'browser-admin', 'cluster', 'password-limiter', 'stalled-device',
-  'database-outage', 'build', 'delivery', 'device-channel', 'browser-demo', 'browser-nodes'
+  'browser-admin', 'cluster-processes', 'password-limiter', 'stalled-device', 'restart', 'cluster', 'sdk-package',
+  'database-outage', 'sdk-backend-pack', 'webhooks', 'ledger-reads', 'browser-nodes', 'browser-demo', 'browser-webhooks'
 ]
 
 const args = process.argv.slice(2)
