@@ -4,7 +4,11 @@
 // can be replayed; slow and hostile receivers stall nothing; the routes refuse bad input.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { Webhook } from 'standardwebhooks'
+import YAML from 'yaml'
+import Ajv2020 from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import { expireDue } from '../server/store/deliveries.js'
 import { pruneWebhooks } from '../server/store/webhooks.js'
 import {
@@ -67,6 +71,21 @@ const send = async (body: object): Promise<string> => {
   const r = await h.api('/v1/messages', { body })
   assert.equal(r.status, 202, JSON.stringify(r.body))
   return r.body.id
+}
+
+/** openapi.yaml's WebhookPayload schema, as a receiver generating its types from the document relies on. */
+async function payloadValidator (): Promise<(body: unknown) => string | undefined> {
+  const doc = YAML.parse(await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'))
+  const id = 'https://herald.test/openapi/components.json'
+  const schemas = JSON.parse(JSON.stringify(doc.components.schemas), (key, value) =>
+    key === '$ref' && typeof value === 'string' ? value.replace('#/components/schemas/', `${id}#/$defs/`) : value)
+  // ajv is CommonJS: under NodeNext the default import is module.exports, whose `default` is the class
+  const Ajv = Ajv2020.default
+  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true })
+  addFormats.default(ajv)
+  ajv.addSchema({ $id: id, $defs: schemas })
+  const validate = ajv.compile({ $ref: `${id}#/$defs/WebhookPayload` })
+  return body => validate(body) ? undefined : ajv.errorsText(validate.errors)
 }
 
 const find = (events: ReceivedEvent[], type: string, messageId?: string): ReceivedEvent | undefined =>
@@ -139,6 +158,10 @@ test('every event type reaches the receiver, signed, in the order it happened', 
   assert.ok(events.every(e => /^evt_\d+$/.test(e.id)), 'event ids')
   assert.equal(new Set(events.map(e => e.id)).size, events.length, 'no event twice')
   assert.ok(r.posts.every(p => p.verified), 'the reference verifier accepts every POST')
+  const invalid = await payloadValidator()
+  for (const post of r.posts) assert.equal(invalid(JSON.parse(post.body)), undefined, post.body.slice(0, 500))
+  assert.match(JSON.parse(r.posts[0].body).timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  assert.match(events[0].timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'times as Herald writes them')
   const sentAt = Date.parse(find(events, 'message.delivered')!.timestamp)
   assert.ok(Math.abs(sentAt - Date.now()) < 60_000, 'timestamps are times of the events')
 })

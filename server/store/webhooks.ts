@@ -1,7 +1,5 @@
 import { inTransaction, type Pool } from '../db/pool.js'
-import type {
-  WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookEventType, WebhookPayload
-} from '../wire.js'
+import type { WebhookDelivery, WebhookEndpoint, WebhookEventType } from '../wire.js'
 
 // Webhook endpoints, the outbox of events the triggers of migrations/0008_webhooks.sql write,
 // and the batches (webhook_deliveries) formed from it and sent by webhooks/sender.ts.
@@ -129,26 +127,59 @@ export async function dueWebhookDelivery (pool: Pool, endpointId: string): Promi
   return rows[0]
 }
 
-interface EventRow {
-  seq: number
-  tx: string
-  type: WebhookEventType
-  at: Date
-  messageId: string | null
-  deviceId: string
-  userId: string
-  reason: WebhookEvent['data']['reason']
-  replacedBy: string | null
-}
+/** A time as JavaScript's toISOString writes it (and Herald's other answers): UTC, milliseconds, `Z`. */
+const isoTime = (column: string): string => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 /**
- * Forms the endpoint's next batch from the outbox: up to `maxEvents` settled events it wants,
- * in order, after its cursor; the cursor moves past them (and past events of other types read on
- * the way) in the same transaction. Nothing is formed while the endpoint has a pending batch
+ * One statement forms a batch from the outbox: the first `$4` settled events the endpoint wants
+ * after its cursor, each written as its JSON (wire.ts WebhookEvent) by Postgres, joined into the
+ * body (WebhookPayload) and stored as a pending delivery; the cursor moves past the last event
+ * taken when the batch is full, else past every settled event (of any type) there is. All of it
+ * reads one snapshot, so the events taken and the cursor's move agree. Building the JSON here
+ * spares the server a parse of every row and an object per event (bench scenario 7).
+ */
+const FORM_BATCH = `
+  with settled as (
+    select pg_snapshot_xmin(pg_current_snapshot()) as xmin
+  ), picked as (
+    select e.tx, e.seq, json_build_object(
+      'id', 'evt_' || e.seq, 'type', e.type, 'timestamp', ${isoTime('e.at')},
+      'data', json_build_object('messageId', e.message_id, 'deviceId', e.device_id, 'userId', e.user_id,
+                                'reason', e.reason, 'replacedBy', e.replaced_by))::text as event
+    from webhook_events e, settled
+    where (e.tx, e.seq) > ($2::xid8, $3::bigint) and e.tx < settled.xmin and e.type = any($5::text[])
+    order by e.tx, e.seq limit $4
+  ), last_picked as (
+    select tx, seq from picked order by tx desc, seq desc limit 1
+  ), last_settled as (
+    select e.tx, e.seq from webhook_events e, settled
+    where (e.tx, e.seq) > ($2::xid8, $3::bigint) and e.tx < settled.xmin
+    order by e.tx desc, e.seq desc limit 1
+  ), cursor_to as (
+    select * from last_picked where (select count(*) from picked) = $4
+    union all
+    select * from last_settled where (select count(*) from picked) < $4
+  ), moved as (
+    update webhook_endpoints ep set cursor_tx = c.tx, cursor_seq = c.seq from cursor_to c where ep.id = $1
+  ), formed as (
+    insert into webhook_deliveries (id, endpoint_id, event_count, body, status)
+    select $6, $1, count(*),
+           '{"timestamp":"' || ${isoTime('clock_timestamp()')} || '","events":[' ||
+           string_agg(event, ',' order by tx, seq) || ']}',
+           'pending'
+    from picked having count(*) > 0
+    returning id, body, event_count
+  )
+  select id, body, event_count as events from formed`
+
+/**
+ * Forms the endpoint's next batch from the outbox (FORM_BATCH): up to `maxEvents` settled events
+ * it wants, in order, after its cursor. Nothing is formed while the endpoint has a pending batch
  * (its events go in order) or is disabled. Undefined when there was nothing to form.
  */
 export async function formWebhookDelivery (pool: Pool, endpointId: string, id: string,
   maxEvents: number): Promise<DueBatch | undefined> {
+  // no JIT: the statement is small, and its estimated cost could start a compile of ~50 ms
   return inTransaction(pool, async client => {
     type Cursor = { events: WebhookEventType[], cursorTx: string, cursorSeq: number }
     const { rows: [endpoint] } = await client.query<Cursor>(
@@ -157,47 +188,13 @@ export async function formWebhookDelivery (pool: Pool, endpointId: string, id: s
          and not exists (select 1 from webhook_deliveries d where d.endpoint_id = ep.id and d.status = 'pending')
        for update`, [endpointId])
     if (endpoint === undefined) return undefined
-    // read past events of other types too (up to a bound), so the cursor moves over them
-    const { rows } = await client.query<EventRow>({
-      name: 'herald_webhook_read_events',
-      text: `select e.seq, e.tx::text as tx, e.type, e.at, e.message_id as "messageId", e.device_id as "deviceId",
-                    e.user_id as "userId", e.reason, e.replaced_by as "replacedBy"
-             from webhook_events e
-             where (e.tx, e.seq) > ($1::xid8, $2::bigint) and ${SETTLED}
-             order by e.tx, e.seq limit $3`,
-      values: [endpoint.cursorTx, endpoint.cursorSeq, maxEvents * 4]
+    const { rows: [formed] } = await client.query<{ id: string, body: string, events: number }>({
+      name: 'herald_webhook_form_batch',
+      text: FORM_BATCH,
+      values: [endpointId, endpoint.cursorTx, endpoint.cursorSeq, maxEvents, endpoint.events, id]
     })
-    const wanted = new Set(endpoint.events)
-    const events: WebhookEvent[] = []
-    let last: EventRow | undefined
-    for (const row of rows) {
-      last = row
-      if (!wanted.has(row.type)) continue
-      events.push({
-        id: `evt_${row.seq}`,
-        type: row.type,
-        timestamp: row.at,
-        data: {
-          messageId: row.messageId,
-          deviceId: row.deviceId,
-          userId: row.userId,
-          reason: row.reason,
-          replacedBy: row.replacedBy
-        }
-      })
-      if (events.length === maxEvents) break
-    }
-    if (last === undefined) return undefined
-    await client.query('update webhook_endpoints set cursor_tx = $2::xid8, cursor_seq = $3 where id = $1',
-      [endpointId, last.tx, last.seq])
-    if (events.length === 0) return undefined
-    const payload: WebhookPayload = { timestamp: new Date(), events }
-    const body = JSON.stringify(payload)
-    await client.query(
-      `insert into webhook_deliveries (id, endpoint_id, event_count, body, status)
-       values ($1, $2, $3, $4, 'pending')`, [id, endpointId, events.length, body])
-    return { id, body, events: events.length, failingSince: null, attempts: 0 }
-  })
+    return formed && { ...formed, failingSince: null, attempts: 0 }
+  }, 'set local jit = off')
 }
 
 /** What one attempt to POST a batch got: an answer (any status), or none (`status` undefined). */
