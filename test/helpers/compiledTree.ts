@@ -20,6 +20,9 @@ const NOT_COMPILED = new Set(['vite.config.ts'])
 /** Builds the tree at `out` (emptied first) from the project at `root`; returns how many files it compiled. */
 export async function buildCompiledTree (root: string, out: string): Promise<number> {
   await rm(out, { recursive: true, force: true })
+  // the web build (test/helpers/browser.ts) may create dist/ during the run, in a fresh clone
+  // too; the tree's link to it must exist from the start, for the servers to serve dist/web
+  await mkdir(path.join(root, 'dist'), { recursive: true })
   const sources: string[] = []
   const walk = async (rel: string): Promise<void> => {
     await mkdir(path.join(out, rel), { recursive: true })
