@@ -115,7 +115,9 @@ const HTTP_TIMEOUT_CHECK_MS = 1_000
 export async function createHerald (config: Readonly<Config>, deps: HeraldDeps): Promise<HeraldService> {
   if (!config.databaseUrl && !deps.pool) throw new Error('createHerald needs config.databaseUrl or a pool')
   const pool = deps.pool ??
-    createPool({ connectionString: config.databaseUrl!, preparedStatements: config.preparedStatements })
+    createPool({
+      connectionString: config.databaseUrl!, max: config.databasePoolSize, preparedStatements: config.preparedStatements
+    })
   const nodeId = `node-${randomUUID()}`
   const log = deps.log.child({ nodeId })
 

@@ -8,6 +8,8 @@ export interface Config {
   databaseUrl: string | undefined
   /** the hot statements are prepared once per connection; false behind a pooler in transaction mode */
   preparedStatements: boolean
+  /** connections this process keeps to Postgres at most (its LISTEN connection is one of them) */
+  databasePoolSize: number
   dataDir: string
   jwtSecret: string | undefined
   jwtPublicKey: string | undefined
@@ -48,6 +50,10 @@ export const DEFAULT_STALLED_DEVICE_TIMEOUT_MS = 30_000
 // PgBouncer in transaction mode (without max_prepared_statements) hands each transaction any server
 // connection, maybe one that never saw the PREPARE: there DATABASE_PREPARED_STATEMENTS=false.
 export const DEFAULT_PREPARED_STATEMENTS = true
+// Enough for the accept's group commit, delivery reads and state writes, the LISTEN connection and
+// the webhook sender to proceed side by side; each process holds this many at most, so N processes
+// need N times it within the server's max_connections (100 by default).
+export const DEFAULT_DATABASE_POOL_SIZE = 10
 // An HS256 secret shorter than this is guessable offline from one token.
 const MIN_JWT_SECRET_LENGTH = 32
 const MIN_API_KEY_LENGTH = 32
@@ -136,6 +142,8 @@ export function parseConfig (env: Env): Readonly<Config> {
     host: text('HOST') ?? '0.0.0.0',
     databaseUrl,
     preparedStatements: bool('DATABASE_PREPARED_STATEMENTS', DEFAULT_PREPARED_STATEMENTS),
+    // 3: the LISTEN connection, an accept and one more statement at a time
+    databasePoolSize: int('DATABASE_POOL_SIZE', DEFAULT_DATABASE_POOL_SIZE, 3, 1000)!,
     dataDir: path.resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
     jwtSecret,
     jwtPublicKey,

@@ -35,6 +35,8 @@ export async function startTestHerald (
     JWT_SECRET,
     API_KEY,
     ADMIN_PASSWORD,
+    // four files at once, some with several servers each, share one Postgres' 100 connections
+    DATABASE_POOL_SIZE: '5',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env
   })

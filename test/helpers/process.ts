@@ -16,8 +16,9 @@ const SERVER_ARGS = existsSync(path.join(ROOT, '.compiled-tree'))
   : ['--import', 'tsx', 'server/main.ts']
 
 /** Every variable Herald reads: never inherited from the caller's environment. */
-const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_PRIVATE_KEY',
-  'API_KEY', 'ADMIN_PASSWORD', 'MQTT_PORT', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS', 'MAX_INFLIGHT_PER_DEVICE',
+const HERALD_VARS = ['PORT', 'HOST', 'DATABASE_URL', 'DATABASE_POOL_SIZE', 'DATA_DIR', 'JWT_SECRET', 'JWT_PUBLIC_KEY',
+  'JWT_PRIVATE_KEY', 'API_KEY', 'ADMIN_PASSWORD', 'MQTT_PORT', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS',
+  'MAX_INFLIGHT_PER_DEVICE',
   'STALLED_DEVICE_TIMEOUT_MS', 'TEST_DATABASE_URL', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']
 
 export interface Exit { code: number | null, signal: NodeJS.Signals | null }
@@ -79,6 +80,8 @@ export function serverEnv (
     JWT_SECRET,
     API_KEY,
     ADMIN_PASSWORD,
+    // four files at once, some with several servers each, share one Postgres' 100 connections
+    DATABASE_POOL_SIZE: '5',
     LOG_LEVEL: 'info',
     ...overrides
   }
