@@ -256,27 +256,32 @@ begin
        or n.displayed_at is not null or n.opened_at is not null or n.dismissed_at is not null) then
     return null;
   end if;
+  -- One branch per kind of event, each filtering the new rows before it joins the old ones: a
+  -- statement of deliveries reads only its own branch's rows. (One pass over the rows with four
+  -- candidate events each cost 10 µs a row in Postgres 18.) Within a statement the status events
+  -- come first, so a delivery's `delivered` precedes its receipts.
   insert into webhook_events (type, at, message_id, device_id, user_id, reason, replaced_by)
-  select e.type, e.at, n.message_id, n.device_id, n.user_id, e.reason, e.replaced_by
-  from new_rows n
-  join old_rows o on o.seq = n.seq
-  cross join lateral (values
-    (1, case when n.status <> o.status and n.status in ('delivered', 'expired', 'replaced', 'revoked')
-             then 'message.' || n.status end,
-        case n.status
-          when 'delivered' then n.delivered_at
-          when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
-          else now() end,
-        n.reason, n.replaced_by),
-    (2, case when o.displayed_at is null and n.displayed_at is not null then 'message.displayed' end,
-        n.displayed_at, null, null),
-    (3, case when o.opened_at is null and n.opened_at is not null then 'message.opened' end,
-        n.opened_at, null, null),
-    (4, case when o.dismissed_at is null and n.dismissed_at is not null then 'message.dismissed' end,
-        n.dismissed_at, null, null)
-  ) as e(ord, type, at, reason, replaced_by)
-  where e.type = any(wanted)
-  order by n.seq, e.ord;
+  select 'message.' || n.status,
+         case n.status
+           when 'delivered' then n.delivered_at
+           when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
+           else now() end,
+         n.message_id, n.device_id, n.user_id, n.reason, n.replaced_by
+  from new_rows n join old_rows o on o.seq = n.seq
+  where n.status in ('delivered', 'expired', 'replaced', 'revoked') and n.status <> o.status
+    and 'message.' || n.status = any(wanted)
+  union all
+  select 'message.displayed', n.displayed_at, n.message_id, n.device_id, n.user_id, null, null
+  from new_rows n join old_rows o on o.seq = n.seq
+  where n.displayed_at is not null and o.displayed_at is null and 'message.displayed' = any(wanted)
+  union all
+  select 'message.opened', n.opened_at, n.message_id, n.device_id, n.user_id, null, null
+  from new_rows n join old_rows o on o.seq = n.seq
+  where n.opened_at is not null and o.opened_at is null and 'message.opened' = any(wanted)
+  union all
+  select 'message.dismissed', n.dismissed_at, n.message_id, n.device_id, n.user_id, null, null
+  from new_rows n join old_rows o on o.seq = n.seq
+  where n.dismissed_at is not null and o.dismissed_at is null and 'message.dismissed' = any(wanted);
   return null;
 end
 $function$;
