@@ -5,7 +5,7 @@
 // `timestamp`: the PUBACK's time) to the POST's arrival here.
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Webhook } from 'standardwebhooks'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { now } from './proc.js'
 
 interface Payload {
@@ -84,9 +84,7 @@ export class WebhookReceiver {
   private receive (body: string, headers: Record<string, string | string[] | undefined>, at: number): number {
     const c = this.counts
     c.posts++
-    try {
-      new Webhook(this.secret ?? '').verify(body, headers as Record<string, string>)
-    } catch {
+    if (!verified(this.secret ?? '', body, headers)) {
       c.unverified++
       return 400
     }
@@ -124,4 +122,23 @@ export class WebhookReceiver {
     this.server.closeAllConnections()
     await new Promise<void>(resolve => this.server.close(() => resolve()))
   }
+}
+
+/**
+ * The Standard Webhooks check (HMAC-SHA256 of `id.timestamp.body` under the secret's bytes) with
+ * node:crypto. The tests verify with the `standardwebhooks` package, as a receiver would; here it
+ * would weigh on the measurement: its SHA-256 is JavaScript, 2.1 ms per 136 KB POST against 0.25
+ * ms native, on the 2 cores Herald is measured on (~3 % of a core at 9,000 events/s).
+ */
+function verified (secret: string, body: string, headers: Record<string, string | string[] | undefined>): boolean {
+  const id = headers['webhook-id']
+  const timestamp = headers['webhook-timestamp']
+  const signatures = headers['webhook-signature']
+  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return false
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64')
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest()
+  return signatures.split(' ').some(s => {
+    const given = Buffer.from(s.replace(/^v1,/, ''), 'base64')
+    return s.startsWith('v1,') && given.length === expected.length && timingSafeEqual(given, expected)
+  })
 }

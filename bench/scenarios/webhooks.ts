@@ -115,7 +115,7 @@ export async function webhooks (ctx: Ctx): Promise<ScenarioResult> {
     'every delivery is recorded in Postgres (and, with the endpoint, the last event received): the webhook ' +
     'work after the last receipt is in it.')
   rec.notes.push('The webhook receiver is an HTTP server in the bench process on 127.0.0.1 (answers 204, ' +
-    'verifies each signature with the standardwebhooks package, counts events by id; a repeated id is counted as ' +
+    'verifies each signature (HMAC-SHA256 with node:crypto), counts events by id; a repeated id is counted as ' +
     'a duplicate): it, the sender, the devices, Herald and Postgres share the same 2 cores. Herald\'s sender ' +
     'polls the outbox every 200 ms (server/webhooks/sender.ts), which sets the floor of the lag and of the tail ' +
     'after the last receipt.')
