@@ -9,10 +9,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
@@ -20,8 +19,8 @@ import { startTestHerald, type TestHerald } from './helpers/herald.js'
 import { launchBrowser, type TestBrowser } from './helpers/browser.js'
 import { PROJECT_ROOT } from './helpers/root.js'
 import { sendPush, waitForDelivery } from './helpers/sdk.js'
+import { installTarball, packPackage, typeCheck } from './helpers/pack.js'
 
-const run = promisify(execFile)
 const root = PROJECT_ROOT
 const sdk = path.join(root, 'sdk/js')
 
@@ -46,32 +45,15 @@ after(async () => {
 })
 
 test('npm pack builds the package with its browser bundle, types and README', async () => {
-  // packed from a copy, so the build output never lands in the working tree
-  const copy = path.join(tmp, 'pkg')
-  await mkdir(copy)
-  for (const entry of ['package.json', 'tsconfig.json', 'build.mjs', 'README.md', 'src']) {
-    await cp(path.join(sdk, entry), path.join(copy, entry), { recursive: true })
-  }
-  await symlink(path.join(root, 'node_modules'), path.join(copy, 'node_modules'))
-  const env = {
-    ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false'
-  }
-  const packed = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: copy, env })
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as
-    Array<{ filename: string, files: Array<{ path: string }> }>
-  const files = info!.files.map(f => f.path)
+  const { tarball, files } = await packPackage('js', ['package.json', 'tsconfig.json', 'build.mjs', 'README.md', 'src'],
+    tmp)
   for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/browser/herald.js']) {
     assert.ok(files.includes(f), `the tarball holds ${f}: ${files.join(', ')}`)
   }
   assert.ok(!files.some(f => f.startsWith('node_modules/') || f === 'build.mjs'), files.join(', '))
 
-  const app = path.join(tmp, 'app')
-  installed = path.join(app, 'node_modules/@herald-push/client')
-  await mkdir(installed, { recursive: true })
-  await run('tar', ['-xzf', path.join(tmp, info!.filename), '-C', installed, '--strip-components=1'])
   // npm would install the dependency beside it
-  await symlink(path.join(root, 'node_modules/mqtt'), path.join(app, 'node_modules/mqtt'))
-  await writeFile(path.join(app, 'package.json'), JSON.stringify({ type: 'module', private: true }))
+  installed = await installTarball(tarball, path.join(tmp, 'app'), '@herald-push/client', ['mqtt'])
   pkg = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8'))
   const bundle = await readFile(path.join(installed, pkg.exports['.']!.browser!))
   assert.doesNotMatch(bundle.toString(), /from\s*["'](node:|mqtt["'])/, 'the browser bundle imports nothing')
@@ -129,21 +111,8 @@ herald.on('message', message => {
 await herald.whenConnected()
 console.log('connected')
 `)
-    await writeFile(path.join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        module: 'nodenext',
-        target: 'es2022',
-        strict: true,
-        noEmit: true,
-        allowJs: true,
-        checkJs: true,
-        typeRoots: [path.join(root, 'node_modules/@types')],
-        types: ['node']
-      },
-      files: ['device.js']
-    }))
-    const checked = run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', app], { cwd: app })
-      .catch((err: { stdout?: string }) => assert.fail(`the example does not type-check:\n${err.stdout}`))
+    // checked while the device runs: tsc takes a few seconds
+    const checked = typeCheck(app, ['device.js'])
 
     const child = execFile(process.execPath, ['device.js'], {
       cwd: app, env: { ...process.env, HERALD_WS_URL: h.wsUrl, HERALD_TOKEN: await h.token('nils') }
