@@ -166,6 +166,18 @@ test('every event type reaches the receiver, signed, in the order it happened', 
   assert.ok(Math.abs(sentAt - Date.now()) < 60_000, 'timestamps are times of the events')
 })
 
+test('ids with quotes, backslashes and other scripts arrive as they are', async () => {
+  const r = await receiver()
+  await register(r, ['device.online'])
+  const user = 'wh-"quoted"\\user ✓'
+  const clientId = 'wh-phone "ü" \\ \t😀'
+  await device(user, clientId)
+  const [event] = await r.until('device.online', events => events.length > 0)
+  assert.deepEqual(event.data, { messageId: null, deviceId: clientId, userId: user, reason: null, replacedBy: null })
+  const invalid = await payloadValidator()
+  assert.equal(invalid(JSON.parse(r.posts[0].body)), undefined)
+})
+
 test('a tampered body, a wrong secret and an old timestamp fail verification', async () => {
   const r = await receiver()
   await register(r, ['device.online'])

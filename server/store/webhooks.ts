@@ -133,7 +133,9 @@ const isoTime = (column: string): string => `to_char(${column} at time zone 'UTC
 /**
  * One statement forms a batch from the outbox: the first `$4` settled events the endpoint wants
  * after its cursor, each written as its JSON (wire.ts WebhookEvent) by Postgres, joined into the
- * body (WebhookPayload) and stored as a pending delivery; the cursor moves past the last event
+ * body (WebhookPayload) and stored as a pending delivery (format() rather than json_build_object:
+ * 1.6 against 2.9 µs an event, and no spaces; the texts it writes unquoted are Herald's own: the
+ * type, a number, a time, and to_json's output for everything else); the cursor moves past the last event
  * taken when the batch is full, else past every settled event (of any type) there is. All of it
  * reads one snapshot, so the events taken and the cursor's move agree. Building the JSON here
  * spares the server a parse of every row and an object per event (bench scenario 7).
@@ -142,10 +144,12 @@ const FORM_BATCH = `
   with settled as (
     select pg_snapshot_xmin(pg_current_snapshot()) as xmin
   ), picked as (
-    select e.tx, e.seq, json_build_object(
-      'id', 'evt_' || e.seq, 'type', e.type, 'timestamp', ${isoTime('e.at')},
-      'data', json_build_object('messageId', e.message_id, 'deviceId', e.device_id, 'userId', e.user_id,
-                                'reason', e.reason, 'replacedBy', e.replaced_by))::text as event
+    select e.tx, e.seq, format(
+      '{"id":"evt_%s","type":"%s","timestamp":"%s","data":{"messageId":%s,"deviceId":%s,"userId":%s,' ||
+        '"reason":%s,"replacedBy":%s}}',
+      e.seq, e.type, ${isoTime('e.at')}, coalesce(to_json(e.message_id)::text, 'null'), to_json(e.device_id),
+      to_json(e.user_id), coalesce(to_json(e.reason)::text, 'null'), coalesce(to_json(e.replaced_by)::text, 'null')
+    ) as event
     from webhook_events e, settled
     where (e.tx, e.seq) > ($2::xid8, $3::bigint) and e.tx < settled.xmin and e.type = any($5::text[])
     order by e.tx, e.seq limit $4
