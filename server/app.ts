@@ -53,6 +53,8 @@ export interface HeraldDeps {
   httpTimeouts?: HttpTimeouts
   /** tests shorten it to see a silent device dropped (hooks.ts MAX_KEEPALIVE_S) */
   maxKeepaliveSeconds?: number
+  /** tests make the admin password's hash cheaper (auth/secrets.ts PASSWORD_HASH_COST) */
+  passwordHashCost?: number
   /** tests shorten the webhook retries and timeouts to watch them act */
   webhooks?: Partial<WebhookSenderOptions>
 }
@@ -125,7 +127,7 @@ export async function createHerald (config: Readonly<Config>, deps: HeraldDeps):
   if (applied.length > 0) log.info({ applied }, 'migrations applied')
   const firstStart: FirstStart = {}
   const tokens = await deviceTokens(config, pool)
-  const adminPasswordHash = await adminPassword(config, pool, firstStart)
+  const adminPasswordHash = await adminPassword(config, pool, firstStart, deps.passwordHashCost)
   const nodeInfo = (connections: number): NodeInfo =>
     ({ version: HERALD_VERSION, hostname: hostname(), pid: process.pid, connections })
   await registerNode(pool, nodeId, nodeInfo(0), log)
@@ -447,12 +449,13 @@ async function deviceTokens (config: Readonly<Config>, pool: Pool): Promise<Devi
   return new DeviceTokens({ kind: 'secret', secret })
 }
 
-async function adminPassword (config: Readonly<Config>, pool: Pool, firstStart: FirstStart): Promise<string> {
-  if (config.adminPassword) return hashPassword(config.adminPassword)
+async function adminPassword (config: Readonly<Config>, pool: Pool, firstStart: FirstStart,
+  cost?: number): Promise<string> {
+  if (config.adminPassword) return hashPassword(config.adminPassword, cost)
   let generated: string | undefined
   const { value, created } = await getOrCreateSetting(pool, 'admin_password_hash', async () => {
     generated = generatePassword()
-    return hashPassword(generated)
+    return hashPassword(generated, cost)
   })
   if (created) firstStart.adminPassword = generated
   return value

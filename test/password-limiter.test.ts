@@ -5,6 +5,7 @@ import { metricSample } from './helpers/metrics.js'
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, ADMIN_PASSWORD, type TestHerald } from './helpers/herald.js'
+import { PASSWORD_HASH_COST } from '../server/auth/secrets.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { sleep } from './helpers/probe.js'
 import { ensureWebBuild, launchBrowser } from './helpers/browser.js'
@@ -21,7 +22,10 @@ const cleanup: Array<() => Promise<void>> = []
 after(async () => { for (const c of cleanup.reverse()) await c() })
 
 async function herald (opts: Parameters<typeof startTestHerald>[0] = {}): Promise<TestHerald> {
-  const h = await startTestHerald({ ...opts, env: { METRICS_TOKEN, ...opts.env } })
+  // the real hash cost: how many checks run at once depends on how long each takes
+  const h = await startTestHerald({
+    ...opts, env: { METRICS_TOKEN, ...opts.env }, deps: { passwordHashCost: PASSWORD_HASH_COST, ...opts.deps }
+  })
   cleanup.push(() => h.stop())
   return h
 }

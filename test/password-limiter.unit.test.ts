@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 import { createLogger } from '../server/log.js'
-import { hashPassword } from '../server/auth/secrets.js'
+import { hashPassword, verifyPassword } from '../server/auth/secrets.js'
 import { PasswordLimiter, type PasswordPolicy, type PasswordVerdict } from '../server/auth/passwordLimiter.js'
 import { reserveLoginAttempt } from '../server/store/loginAttempts.js'
 
@@ -169,4 +169,18 @@ test('a process hashes maxConcurrentHashes at once, maxQueuedHashes wait, the re
     'select address from login_attempts where address = any($1::text[]) order by address', [addresses])
   const hashed = addresses.filter((_, i) => verdicts[i].outcome === 'wrong').sort()
   assert.deepEqual(rows.map(r => r.address), hashed, 'a refused attempt gives its reservation back and leaves no row')
+})
+
+test('a password hash names a cost other than the default, and a check uses the cost it was made with', async () => {
+  assert.match(hash, /^scrypt\$[^$]+\$[^$]+$/)
+  const cheap = await hashPassword(PASSWORD, 1024)
+  assert.match(cheap, /^scrypt:1024\$[^$]+\$[^$]+$/)
+  assert.equal(await verifyPassword(PASSWORD, cheap), true)
+  assert.equal(await verifyPassword('wrong', cheap), false)
+  assert.equal(await verifyPassword(PASSWORD, hash), true)
+  // the same salt and hash under another cost do not match
+  assert.equal(await verifyPassword(PASSWORD, cheap.replace('scrypt:1024$', 'scrypt:2048$')), false)
+  assert.equal(await verifyPassword(PASSWORD, cheap.replace('scrypt:1024$', 'bcrypt$')), false)
+  assert.equal(await verifyPassword(PASSWORD, cheap.replace('scrypt:1024$', 'scrypt:x$')), false)
+  assert.equal(await verifyPassword(PASSWORD, cheap.replace('scrypt:1024$', 'scrypt:1000$')), false)
 })

@@ -40,7 +40,8 @@ export async function startTestHerald (
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env
   })
-  const herald = await startHerald(config, { log: createLogger(config.logLevel), ...deps })
+  // a cheap admin password hash: tests check it hundreds of times (the limiter's tests keep the real one)
+  const herald = await startHerald(config, { log: createLogger(config.logLevel), passwordHashCost: 1024, ...deps })
   const url = herald.url
   const { api, token } = apiClient(() => url)
   return {
