@@ -171,20 +171,26 @@ export async function reclaimDevices (pool: Pool, nodeId: string, connections: D
  */
 export async function markGoneNodes (pool: Pool, staleAfterSeconds: number,
   { alsoNode, settleSeconds = 15 }: { alsoNode?: string, settleSeconds?: number } = {}): Promise<number> {
-  const gone = await pool.query<{ id: string }>(
-    `update nodes n set gone_at = now()
-     where gone_at is null and (
-       heartbeat_at < now() - make_interval(secs => $1) or id = $2
-       or (started_at < now() - make_interval(secs => $3) and not exists (
-             select 1 from pg_stat_activity a where a.application_name = 'herald node ' || n.id)))
-     returning id`, [staleAfterSeconds, alsoNode ?? null, settleSeconds])
+  // one statement: nobody sees a node gone while its devices still read online (both updates
+  // commit together; the devices update sees the nodes as they were before, hence `gone`)
+  const { rows } = await pool.query<{ released: number }>(
+    `with gone as (
+       update nodes n set gone_at = now()
+       where gone_at is null and (
+         heartbeat_at < now() - make_interval(secs => $1) or id = $2
+         or (started_at < now() - make_interval(secs => $3) and not exists (
+               select 1 from pg_stat_activity a where a.application_name = 'herald node ' || n.id)))
+       returning id
+     ), released as (
+       update devices set connected_node = null
+       where connected_node is not null
+         and (connected_node in (select id from gone)
+              or connected_node not in (select id from nodes where gone_at is null))
+       returning 1
+     )
+     select count(*)::int as released from released`, [staleAfterSeconds, alsoNode ?? null, settleSeconds])
   await pool.query("delete from nodes where gone_at < now() - interval '1 day'")
-  const released = await pool.query(
-    `update devices set connected_node = null
-     where connected_node is not null
-       and (connected_node = any($1::text[]) or connected_node not in (select id from nodes where gone_at is null))`,
-    [gone.rows.map(r => r.id)])
-  return released.rowCount ?? 0
+  return rows[0].released
 }
 
 /**
