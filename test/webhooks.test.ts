@@ -10,7 +10,10 @@ import YAML from 'yaml'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import { expireDue } from '../server/store/deliveries.js'
-import { pruneWebhooks } from '../server/store/webhooks.js'
+import {
+  dueWebhookDelivery, formWebhookDelivery, insertWebhookEndpoint, pruneWebhooks, recordWebhookAttempt
+} from '../server/store/webhooks.js'
+import { createTestDatabase } from './helpers/db.js'
 import {
   ADMIN_PASSWORD, connectDevice, startTestHerald, type TestDevice, type TestHerald
 } from './helpers/herald.js'
@@ -298,3 +301,34 @@ test('events every endpoint has read are pruned; the others are kept', async () 
   assert.equal(await readByAll(), 0)
   assert.equal(await total(), before - pruned)
 })
+
+test('a batch whose first attempt was never recorded (its leader died mid-POST) goes out with the same body',
+  async () => {
+    // the store alone, on a database no server sends from
+    const db = await createTestDatabase()
+    try {
+      const endpoint = await insertWebhookEndpoint(db.pool,
+        { url: 'http://127.0.0.1:9/', description: null, events: ['message.delivered', 'device.online'], secret: 's' })
+      await db.pool.query(`insert into webhook_events (type, at, message_id, device_id, user_id)
+      select case when i % 3 = 0 then 'device.offline' else 'message.delivered' end, now(),
+             gen_random_uuid(), 'dev "' || i || '"', 'user-' || i from generate_series(1, 30) i`)
+      const formed = await formWebhookDelivery(db.pool, endpoint.id, 'whd_rebuilt', 1_000)
+      assert.ok(formed)
+      assert.equal(formed.events, 20, 'the types it wants, not device.offline')
+      const due = await dueWebhookDelivery(db.pool, endpoint.id)
+      assert.equal(due?.id, 'whd_rebuilt')
+      assert.equal(due.body, formed.body, 'written again from the outbox, byte for byte')
+      // pruning keeps the events such a batch is written from, though the cursor has passed them
+      await pruneWebhooks(db.pool, 3, 1_000)
+      assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, formed.body)
+      // once an attempt failed the body is stored, and the events can go
+      await recordWebhookAttempt(db.pool, endpoint.id, 'whd_rebuilt', formed.body, { ok: false, error: 'ECONNREFUSED' },
+        new Date(Date.now() - 1), 'failing')
+      await pruneWebhooks(db.pool, 3, 1_000)
+      const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events')
+      assert.equal(rows[0].n, 0)
+      assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, formed.body)
+    } finally {
+      await db.drop()
+    }
+  })

@@ -115,13 +115,23 @@ export async function endpointsWithWork (pool: Pool): Promise<EndpointTarget[]> 
   return rows
 }
 
-/** The endpoint's oldest pending batch that is due, if any. */
+/**
+ * The endpoint's oldest pending batch that is due, if any, with its body: the stored one, or,
+ * for a batch whose first attempt was never recorded (its leader died mid-POST), the same body
+ * written again from the outbox.
+ */
 export async function dueWebhookDelivery (pool: Pool, endpointId: string): Promise<DueBatch | undefined> {
   const { rows } = await pool.query<DueBatch>({
     name: 'herald_webhook_due_delivery',
-    text: `select id, body, event_count as events, failing_since as "failingSince", attempts from webhook_deliveries
-           where endpoint_id = $1 and status = 'pending' and next_attempt_at <= now()
-           order by created_at, id limit 1`,
+    text: `select d.id, coalesce(d.body, (
+             select ${payload('d.created_at', `string_agg(${EVENT_JSON}, ',' order by e.tx, e.seq)`)}
+             from webhook_events e join webhook_endpoints ep on ep.id = d.endpoint_id
+             where (e.tx, e.seq) >= (d.first_tx, d.first_seq) and (e.tx, e.seq) <= (d.last_tx, d.last_seq)
+               and e.type = any(ep.events)
+           )) as body, d.event_count as events, d.failing_since as "failingSince", d.attempts
+           from webhook_deliveries d
+           where d.endpoint_id = $1 and d.status = 'pending' and d.next_attempt_at <= now()
+           order by d.created_at, d.id limit 1`,
     values: [endpointId]
   })
   return rows[0]
@@ -131,28 +141,39 @@ export async function dueWebhookDelivery (pool: Pool, endpointId: string): Promi
 const isoTime = (column: string): string => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 /**
+ * An outbox row `e` as its JSON (wire.ts WebhookEvent), by Postgres: format() rather than
+ * json_build_object (1.6 against 2.9 µs an event, and no spaces); the texts it writes unquoted are
+ * Herald's own (the type, a number, a time) and to_json's output for everything else.
+ */
+const EVENT_JSON = `format(
+  '{"id":"evt_%s","type":"%s","timestamp":"%s","data":{"messageId":%s,"deviceId":%s,"userId":%s,' ||
+    '"reason":%s,"replacedBy":%s}}',
+  e.seq, e.type, ${isoTime('e.at')}, coalesce(to_json(e.message_id)::text, 'null'), to_json(e.device_id),
+  to_json(e.user_id), coalesce(to_json(e.reason)::text, 'null'), coalesce(to_json(e.replaced_by)::text, 'null'))`
+
+/** A batch's body (wire.ts WebhookPayload) from its time and its events' JSON joined with commas. */
+const payload = (at: string, events: string): string =>
+  `'{"timestamp":"' || ${isoTime(at)} || '","events":[' || ${events} || ']}'`
+
+/**
  * One statement forms a batch from the outbox: the first `$4` settled events the endpoint wants
- * after its cursor, each written as its JSON (wire.ts WebhookEvent) by Postgres, joined into the
- * body (WebhookPayload) and stored as a pending delivery (format() rather than json_build_object:
- * 1.6 against 2.9 µs an event, and no spaces; the texts it writes unquoted are Herald's own: the
- * type, a number, a time, and to_json's output for everything else); the cursor moves past the last event
- * taken when the batch is full, else past every settled event (of any type) there is. All of it
- * reads one snapshot, so the events taken and the cursor's move agree. Building the JSON here
- * spares the server a parse of every row and an object per event (bench scenario 7).
+ * after its cursor, in order, written as JSON and joined into the body, which is returned to be
+ * sent; the batch is recorded with the range of events it holds (its body is stored only once an
+ * attempt fails: migrations/0008). The cursor moves past the last event taken when the batch is
+ * full, else past every settled event (of any type) there is. All of it reads one snapshot, so
+ * the events taken and the cursor's move agree. Building the JSON here spares the server a parse
+ * of every row and an object per event (bench scenario 7).
  */
 const FORM_BATCH = `
   with settled as (
     select pg_snapshot_xmin(pg_current_snapshot()) as xmin
   ), picked as (
-    select e.tx, e.seq, format(
-      '{"id":"evt_%s","type":"%s","timestamp":"%s","data":{"messageId":%s,"deviceId":%s,"userId":%s,' ||
-        '"reason":%s,"replacedBy":%s}}',
-      e.seq, e.type, ${isoTime('e.at')}, coalesce(to_json(e.message_id)::text, 'null'), to_json(e.device_id),
-      to_json(e.user_id), coalesce(to_json(e.reason)::text, 'null'), coalesce(to_json(e.replaced_by)::text, 'null')
-    ) as event
+    select e.tx, e.seq, ${EVENT_JSON} as event
     from webhook_events e, settled
     where (e.tx, e.seq) > ($2::xid8, $3::bigint) and e.tx < settled.xmin and e.type = any($5::text[])
     order by e.tx, e.seq limit $4
+  ), first_picked as (
+    select tx, seq from picked order by tx, seq limit 1
   ), last_picked as (
     select tx, seq from picked order by tx desc, seq desc limit 1
   ), last_settled as (
@@ -165,16 +186,17 @@ const FORM_BATCH = `
     select * from last_settled where (select count(*) from picked) < $4
   ), moved as (
     update webhook_endpoints ep set cursor_tx = c.tx, cursor_seq = c.seq from cursor_to c where ep.id = $1
+  ), joined as (
+    select clock_timestamp() as at, count(*)::int as n, string_agg(event, ',' order by tx, seq) as events
+    from picked
   ), formed as (
-    insert into webhook_deliveries (id, endpoint_id, event_count, body, status)
-    select $6, $1, count(*),
-           '{"timestamp":"' || ${isoTime('clock_timestamp()')} || '","events":[' ||
-           string_agg(event, ',' order by tx, seq) || ']}',
-           'pending'
-    from picked having count(*) > 0
-    returning id, body, event_count
+    insert into webhook_deliveries
+      (id, endpoint_id, created_at, event_count, first_tx, first_seq, last_tx, last_seq, status)
+    select $6, $1, j.at, j.n, f.tx, f.seq, l.tx, l.seq, 'pending'
+    from joined j, first_picked f, last_picked l where j.n > 0
+    returning id
   )
-  select id, body, event_count as events from formed`
+  select f.id, ${payload('j.at', 'j.events')} as body, j.n as events from formed f, joined j`
 
 /**
  * Forms the endpoint's next batch from the outbox (FORM_BATCH): up to `maxEvents` settled events
@@ -210,11 +232,11 @@ export interface AttemptOutcome {
 }
 
 /**
- * Records an attempt. A success delivers the batch. A failure schedules the next attempt at
- * `retryAt`; with no `retryAt` (the retry window is over) the batch fails and its endpoint is
- * disabled with `disableReason`.
+ * Records an attempt. A success delivers the batch. A failure stores its `body` (if not stored
+ * yet) and schedules the next attempt at `retryAt`; with no `retryAt` (the retry window is over)
+ * the batch fails and its endpoint is disabled with `disableReason`.
  */
-export async function recordWebhookAttempt (pool: Pool, endpointId: string, deliveryId: string,
+export async function recordWebhookAttempt (pool: Pool, endpointId: string, deliveryId: string, body: string,
   outcome: AttemptOutcome, retryAt: Date | undefined, disableReason: string): Promise<void> {
   const status = outcome.ok ? 'delivered' : retryAt ? 'pending' : 'failed'
   await inTransaction(pool, async client => {
@@ -224,10 +246,11 @@ export async function recordWebhookAttempt (pool: Pool, endpointId: string, deli
                last_status = $4, last_error = $5, last_response = $6,
                next_attempt_at = coalesce($7, next_attempt_at),
                failing_since = case when $3 = 'delivered' then null else coalesce(failing_since, now()) end,
-               delivered_at = case when $3 = 'delivered' then now() end
+               delivered_at = case when $3 = 'delivered' then now() end,
+               body = case when $3 = 'delivered' then body else coalesce(body, $8) end
              where endpoint_id = $1 and id = $2`,
       values: [endpointId, deliveryId, status, outcome.status ?? null, outcome.error ?? null,
-        outcome.response ?? null, retryAt ?? null]
+        outcome.response ?? null, retryAt ?? null, body]
     })
     if (status === 'failed') {
       await client.query(
@@ -239,7 +262,8 @@ export async function recordWebhookAttempt (pool: Pool, endpointId: string, deli
 
 /**
  * Drops what no endpoint needs: events every endpoint has read (all settled events when there
- * is no endpoint) or older than `keepDays`, and delivered batches older than `keepDays`.
+ * is no endpoint) or older than `keepDays`, except those of a pending batch whose body is not
+ * stored (it is written from them), and delivered batches older than `keepDays`.
  */
 export async function pruneWebhooks (pool: Pool, keepDays: number, limit: number): Promise<number> {
   const { rowCount } = await pool.query(
@@ -250,6 +274,8 @@ export async function pruneWebhooks (pool: Pool, keepDays: number, limit: number
          or (e.tx, e.seq) <= (select cursor_tx, cursor_seq from webhook_endpoints
                               order by cursor_tx, cursor_seq limit 1)
          or e.at < now() - make_interval(days => $1))
+         and not exists (select 1 from webhook_deliveries d
+                         where d.status = 'pending' and d.body is null and (e.tx, e.seq) >= (d.first_tx, d.first_seq))
        order by e.tx, e.seq limit $2))`, [keepDays, limit])
   await pool.query(
     'delete from webhook_deliveries where status = \'delivered\' and delivered_at < now() - make_interval(days => $1)',
