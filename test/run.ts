@@ -99,9 +99,11 @@ async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string |
   const output: Buffer[] = []
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk))
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk))
+  // SIGTERM first, so the file can stop the servers it started (test/helpers/process.ts)
   const timer = setTimeout(() => {
     output.push(Buffer.from(`\n✖ ${file} still running after ${FILE_TIMEOUT_MS / 1000} s: stopped\n`))
-    child.kill('SIGKILL')
+    child.kill('SIGTERM')
+    setTimeout(() => child.kill('SIGKILL'), 5_000).unref()
   }, FILE_TIMEOUT_MS)
   const code = await new Promise<number>(resolve => {
     child.once('error', err => { output.push(Buffer.from(`${err.stack ?? err}\n`)); resolve(1) })

@@ -50,11 +50,20 @@ export interface ServerProcess {
 
 const running = new Set<ServerProcess>()
 
-process.on('exit', () => {
+const killRunning = (): void => {
   for (const p of running) {
     try { process.kill(-p.pid, 'SIGKILL') } catch {}
   }
-})
+}
+process.on('exit', killRunning)
+// the test runner stops a file that runs too long with SIGTERM (an interrupted run too): node
+// would end without 'exit', and the servers, in process groups of their own, would outlive it
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killRunning()
+    process.exit(signal === 'SIGTERM' ? 143 : 130)
+  })
+}
 
 /** Kills every server process spawned by this file that is still running. */
 export async function killAllServers (): Promise<void> {
