@@ -322,8 +322,8 @@ test('a batch whose first attempt was never recorded (its leader died mid-POST) 
       await pruneWebhooks(db.pool, 3, 1_000)
       assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, formed.body)
       // once an attempt failed the body is stored, and the events can go
-      await recordWebhookAttempt(db.pool, endpoint.id, 'whd_rebuilt', formed.body, { ok: false, error: 'ECONNREFUSED' },
-        new Date(Date.now() - 1), 'failing')
+      await recordWebhookAttempt(db.pool, endpoint.id, 'whd_rebuilt', { ok: false, error: 'ECONNREFUSED' },
+        new Date(Date.now() - 1), 'failing', formed.body)
       await pruneWebhooks(db.pool, 3, 1_000)
       const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events')
       assert.equal(rows[0].n, 0)

@@ -232,12 +232,12 @@ export interface AttemptOutcome {
 }
 
 /**
- * Records an attempt. A success delivers the batch. A failure stores its `body` (if not stored
- * yet) and schedules the next attempt at `retryAt`; with no `retryAt` (the retry window is over)
- * the batch fails and its endpoint is disabled with `disableReason`.
+ * Records an attempt. A success delivers the batch. A failure stores `failedBody`, the body sent,
+ * if none is stored yet, and schedules the next attempt at `retryAt`; with no `retryAt` (the retry
+ * window is over) the batch fails and its endpoint is disabled with `disableReason`.
  */
-export async function recordWebhookAttempt (pool: Pool, endpointId: string, deliveryId: string, body: string,
-  outcome: AttemptOutcome, retryAt: Date | undefined, disableReason: string): Promise<void> {
+export async function recordWebhookAttempt (pool: Pool, endpointId: string, deliveryId: string,
+  outcome: AttemptOutcome, retryAt: Date | undefined, disableReason: string, failedBody?: string): Promise<void> {
   const status = outcome.ok ? 'delivered' : retryAt ? 'pending' : 'failed'
   await inTransaction(pool, async client => {
     await client.query({
@@ -247,10 +247,10 @@ export async function recordWebhookAttempt (pool: Pool, endpointId: string, deli
                next_attempt_at = coalesce($7, next_attempt_at),
                failing_since = case when $3 = 'delivered' then null else coalesce(failing_since, now()) end,
                delivered_at = case when $3 = 'delivered' then now() end,
-               body = case when $3 = 'delivered' then body else coalesce(body, $8) end
+               body = coalesce(body, $8)
              where endpoint_id = $1 and id = $2`,
       values: [endpointId, deliveryId, status, outcome.status ?? null, outcome.error ?? null,
-        outcome.response ?? null, retryAt ?? null, body]
+        outcome.response ?? null, retryAt ?? null, failedBody ?? null]
     })
     if (status === 'failed') {
       await client.query(

@@ -126,8 +126,10 @@ export class WebhookSender {
       const outcome = await this.#post(endpoint, batch)
       if (this.#stop.signal.aborted) return
       const retryAt = outcome.ok ? undefined : this.#retryAt(batch)
-      await recordWebhookAttempt(pool, endpoint.id, batch.id, batch.body, outcome, retryAt,
-        disableReason(outcome, this.#options))
+      // the body goes back to Postgres only when it must be kept for a retry: a delivered batch
+      // (nearly all of them) never stores its few hundred KB
+      await recordWebhookAttempt(pool, endpoint.id, batch.id, outcome, retryAt, disableReason(outcome, this.#options),
+        outcome.ok ? undefined : batch.body)
       this.deps.metrics?.webhookPosts.inc({ result: outcome.ok ? 'delivered' : retryAt ? 'retry' : 'failed' })
       if (!outcome.ok) {
         this.deps.log.info({ endpoint: endpoint.id, delivery: batch.id, status: outcome.status, error: outcome.error },
