@@ -7,6 +7,10 @@ import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from
 import { createTestDatabase, testServerUrl, type TestDatabase } from './helpers/db.js'
 import { startTcpProxy, type TcpProxy } from './helpers/tcpProxy.js'
 import { connectRefused, sleep } from './helpers/probe.js'
+import { createPool } from '../server/db/pool.js'
+import { createLogger } from '../server/log.js'
+import { Cluster } from '../server/services/cluster.js'
+import type { DeliveryEngine } from '../server/delivery/engine.js'
 
 let db: TestDatabase
 let proxy: TcpProxy
@@ -159,4 +163,35 @@ test('a network partition: a send answers 503 within the query timeout', async (
   await send // answered once the partition heals
   await until('readyz after the partition heals', readyz, r => r.status === 200)
   assert.equal(status, 503)
+})
+
+test('a process stopped while its listener reconnects after an outage stops, leaving no connection open', async () => {
+  // the cluster part alone, on a pool of its own: its stop must not depend on when the
+  // reconnection it started ends (a leaked connection made the pool's end() wait forever)
+  const server = new URL(testServerUrl())
+  const ownProxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) })
+  const viaProxy = new URL(db.url)
+  viaProxy.hostname = '127.0.0.1'
+  viaProxy.port = String(ownProxy.port)
+  const pool = createPool({ connectionString: viaProxy.toString(), max: 2 })
+  const nodeId = `stop-${process.pid}`
+  // nothing is queued on this node: a reconnect has no device to wake
+  const engine = { wakeAll () {} } as unknown as DeliveryEngine
+  const cluster = new Cluster({ pool, nodeId, log: createLogger('silent'), engine, forgetApiKeys () {} })
+  try {
+    await cluster.start()
+    ownProxy.stall()
+    // the listener noticed and is connecting again, held by the stalled database
+    await until('the reconnection held', async () => ownProxy.held, n => n >= 1, 5_000)
+    await cluster.stop()
+    ownProxy.restore()
+    const ended = await Promise.race([pool.end().then(() => 'ended'), sleep(10_000).then(() => 'still waiting')])
+    assert.equal(ended, 'ended', 'the pool ended: every connection it handed out came back')
+    const { rowCount } = await db.pool.query('select 1 from pg_stat_activity where application_name = $1',
+      [`herald node ${nodeId}`])
+    assert.equal(rowCount, 0, 'no listener of the stopped process is left on the database')
+  } finally {
+    ownProxy.restore()
+    await ownProxy.close()
+  }
 })

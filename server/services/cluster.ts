@@ -86,6 +86,12 @@ export class Cluster {
       client.release(true)
       throw err
     }
+    // stop() ran while this connection was being made (a reconnect after an outage): nobody would
+    // ever release it, and the pool's end() waits for every connection it handed out
+    if (this.#stopped) {
+      client.release(true)
+      return
+    }
     client.on('notification', message => this.#received(message))
     const lost = (err?: Error): void => {
       if (this.#listener !== client) return
@@ -105,6 +111,7 @@ export class Cluster {
   #reconnect (delayMs: number): void {
     this.#reconnectTimer = setTimeout(() => {
       this.#listen().then(() => {
+        if (this.#stopped) return
         this.deps.log.info('cluster listener reconnected; every device here reads its queue again')
         this.deps.engine.wakeAll()
         this.deps.forgetApiKeys()

@@ -5,7 +5,8 @@ import net from 'node:net'
  * `cut()` destroys every open connection and refuses new ones (each is closed at once) until
  * `restore()`. `blackhole()` is a network partition instead: connections stay open but nothing
  * passes either way, and new ones are accepted and never answered, until `restore()` lets the
- * held bytes through.
+ * held bytes through. `stall()` is a database slow to take connections: the open ones are
+ * closed, new ones are held unanswered, and `restore()` passes them on.
  */
 export interface TcpProxy {
   port: number
@@ -13,6 +14,9 @@ export interface TcpProxy {
   readonly connections: number
   cut: () => void
   blackhole: () => void
+  stall: () => void
+  /** connections held unanswered by blackhole() or stall() */
+  readonly held: number
   restore: () => void
   close: () => Promise<void>
 }
@@ -21,18 +25,22 @@ export async function startTcpProxy (target: { host: string, port: number }): Pr
   const pairs = new Set<{ client: net.Socket, upstream: net.Socket }>()
   let isCut = false
   let isHole = false
+  let isStalled = false
   const held = new Set<net.Socket>()
   const server = net.createServer(client => {
     if (isCut) {
       client.destroy()
       return
     }
-    if (isHole) {
+    if (isHole || isStalled) {
       client.pause()
       client.on('error', () => {})
       held.add(client)
       return
     }
+    forward(client)
+  })
+  const forward = (client: net.Socket): void => {
     const upstream = net.connect(target.port, target.host)
     const pair = { client, upstream }
     pairs.add(pair)
@@ -47,7 +55,7 @@ export async function startTcpProxy (target: { host: string, port: number }): Pr
     upstream.on('close', drop)
     client.pipe(upstream)
     upstream.pipe(client)
-  })
+  }
   const pauseAll = (pause: boolean): void => {
     for (const { client, upstream } of pairs) {
       if (pause) {
@@ -72,6 +80,7 @@ export async function startTcpProxy (target: { host: string, port: number }): Pr
   return {
     port,
     get connections () { return pairs.size },
+    get held () { return held.size },
     cut: () => {
       isCut = true
       destroyAll()
@@ -80,8 +89,17 @@ export async function startTcpProxy (target: { host: string, port: number }): Pr
       isHole = true
       pauseAll(true)
     },
+    stall: () => {
+      isStalled = true
+      destroyAll()
+    },
     restore: () => {
       isCut = false
+      if (isStalled) {
+        isStalled = false
+        for (const s of held) if (!s.destroyed) forward(s)
+        held.clear()
+      }
       if (isHole) {
         isHole = false
         pauseAll(false)
