@@ -81,7 +81,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-interface FileResult { file: string, code: number, ms: number }
+interface FileResult { file: string, code: number, ms: number, output: Buffer }
+
+// A failed file's output is printed again after the summary, cut to its last lines (where node's
+// spec reporter lists the failing tests with their errors): a CI log that keeps only its end
+// still says why.
+const FAILED_TAIL_LINES = 150
 
 /** Runs one test file in its own process; its output is printed whole once it ends. */
 async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string | undefined): Promise<FileResult> {
@@ -114,7 +119,7 @@ async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string |
   const ms = performance.now() - started
   process.stdout.write(`\n${code === 0 ? '✔' : '✖'} ${file} (${(ms / 1000).toFixed(1)} s)\n`)
   process.stdout.write(Buffer.concat(output))
-  return { file, code, ms }
+  return { file, code, ms, output: Buffer.concat(output) }
 }
 
 async function runAll (env: NodeJS.ProcessEnv, compiled: string | undefined): Promise<FileResult[]> {
@@ -136,6 +141,13 @@ function report (results: FileResult[], ms: number): void {
     .map(r => `${r.code === 0 ? '  ' : '✖ '}${(r.ms / 1000).toFixed(1).padStart(6)} s  ${r.file}`)
   const failed = results.filter(r => r.code !== 0)
   console.log(`\n${files.length} files, ${concurrency} at a time, in ${(ms / 1000).toFixed(1)} s:\n${lines.join('\n')}`)
+  for (const r of failed) {
+    const outputLines = r.output.toString().trimEnd().split('\n')
+    const cut = outputLines.length > FAILED_TAIL_LINES
+      ? `(its last ${FAILED_TAIL_LINES} of ${outputLines.length} lines) `
+      : ''
+    console.log(`\n── ${r.file} failed ${cut}──\n${outputLines.slice(-FAILED_TAIL_LINES).join('\n')}`)
+  }
   if (failed.length > 0) console.log(`\nfailed:\n${failed.map(r => `  ${r.file}`).join('\n')}`)
   const skipped = files.length - results.length
   if (skipped > 0) console.log(`\n${skipped} files not run (interrupted)`)
