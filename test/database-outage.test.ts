@@ -11,6 +11,7 @@ import { createPool } from '../server/db/pool.js'
 import { createLogger } from '../server/log.js'
 import { Cluster } from '../server/services/cluster.js'
 import type { DeliveryEngine } from '../server/delivery/engine.js'
+import { ACCEPT_LOCK } from '../server/store/accept.js'
 
 let db: TestDatabase
 let proxy: TcpProxy
@@ -163,6 +164,42 @@ test('a network partition: a send answers 503 within the query timeout', async (
   await send // answered once the partition heals
   await until('readyz after the partition heals', readyz, r => r.status === 200)
   assert.equal(status, 503)
+})
+
+test('a device whose queue cannot be read (the database does not answer) stays connected and is served ' +
+  'once it answers', async () => {
+  // a message waits for rita's phone while it is away
+  const away = await connectDevice(h.wsUrl, { clientId: 'unread-phone', password: await h.token('rita'), clean: false })
+  await away.close()
+  const sent = await h.api('/v1/messages', { body: { to: { user: 'rita' }, title: 'read me later' } })
+  assert.equal(sent.status, 202, JSON.stringify(sent.body))
+  // A connect's first read of its queue waits for sends in progress (the accept lock, shared):
+  // holding that lock makes the read time out, as a database that stopped answering would.
+  const locker = await db.pool.connect()
+  const waitingReads = async (): Promise<number> => (await db.pool.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+     where datname = current_database() and wait_event_type = 'Lock' and query like '%advisory_xact_lock_shared%'`
+  )).rows[0].n
+  let d: TestDevice | undefined
+  let closes = 0
+  try {
+    await locker.query('begin')
+    await locker.query('select pg_advisory_xact_lock($1)', [ACCEPT_LOCK])
+    d = await connectDevice(h.wsUrl, { clientId: 'unread-phone', password: await h.token('rita'), clean: false })
+    d.client.on('close', () => { closes++ })
+    // the first read timed out (its backend still waits: the client gave up on it) and a second is waiting
+    await until('the read tried again', waitingReads, n => n >= 2, 15_000)
+  } finally {
+    await locker.query('commit')
+    locker.release()
+  }
+  try {
+    const [got] = await d.waitFor(1)
+    assert.equal(got.payload.id, sent.body.id)
+    assert.equal(closes, 0, 'the connection stayed')
+  } finally {
+    await d.close()
+  }
 })
 
 test('a process stopped while its listener reconnects after an outage stops, leaving no connection open', async () => {

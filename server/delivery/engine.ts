@@ -22,8 +22,12 @@ const PREFETCH_BELOW = PAGE_SIZE / 2
  * stops reading costs at most this much however long its queue grows.
  */
 const MAX_QUEUED_IN_MEMORY = PAGE_SIZE + PREFETCH_BELOW
-/** After a failed claim (database unreachable) the channel tries again this much later. */
-const CLAIM_RETRY_MS = 1_000
+/**
+ * After a failed claim or read of its queue (database unreachable) the channel tries again this
+ * much later. The connection stays: the device is served as soon as the database answers again,
+ * instead of every device reconnecting at once when it does.
+ */
+const DATABASE_RETRY_MS = 1_000
 
 /** One read of a device's queue: up to `limit` rows after `afterSeq`. */
 interface PageRequest { deviceId: string, afterSeq: number, limit: number }
@@ -293,6 +297,8 @@ class DeviceChannel {
   private lastProgressAt = 0
   private stallTimer: NodeJS.Timeout | undefined
   private claimRetry: NodeJS.Timeout | undefined
+  /** set while a failed read of the queue waits to be tried again */
+  private readRetry: NodeJS.Timeout | undefined
 
   constructor (readonly client: Client, private readonly engine: DeliveryEngine) {}
 
@@ -368,6 +374,7 @@ class DeviceChannel {
     this.closed = true
     this.stopWaitingForDrain()
     clearTimeout(this.claimRetry)
+    clearTimeout(this.readRetry)
     clearTimeout(this.stallTimer)
     const { writer, log } = this.engine.internals
     if (this.client.clean) {
@@ -390,16 +397,22 @@ class DeviceChannel {
     this.loading = true
     const { log } = this.engine.internals
     let rows: PendingDelivery[]
-    const first = this.pagesRead++ === 0
+    // the first read stays the first (taken under the accept lock: DeliveryEngine.loadPage) until it succeeds
+    const first = this.pagesRead === 0
     const limit = first ? FIRST_PAGE_SIZE : PAGE_SIZE
     try {
       rows = await this.engine.loadPage(this.client.id, this.lastSeq, limit, first)
     } catch (err) {
       this.loading = false
-      log.warn({ err, deviceId: this.client.id }, 'reading device queue failed; disconnecting so the device retries')
-      this.client.close()
+      if (this.closed) return
+      log.warn({ err, deviceId: this.client.id }, 'reading device queue failed; retrying')
+      this.readRetry = setTimeout(() => {
+        this.readRetry = undefined
+        void this.loadNextPage()
+      }, DATABASE_RETRY_MS).unref()
       return
     }
+    this.pagesRead++
     this.loading = false
     if (this.closed) return
     for (const row of rows) {
@@ -430,7 +443,9 @@ class DeviceChannel {
       else batch.push(entry)
     }
     if (batch.length > 0) this.claim(batch)
-    if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading) void this.loadNextPage()
+    if (this.queue.length < PREFETCH_BELOW && this.moreInDb && !this.loading && this.readRetry === undefined) {
+      void this.loadNextPage()
+    }
   }
 
   private claim (batch: Entry[]): void {
@@ -494,7 +509,7 @@ class DeviceChannel {
     this.queue.unshift(...given.flatMap(c => c.batch))
     this.engine.internals.log.warn({ err, deviceId: this.client.id }, 'claiming deliveries failed; retrying')
     clearTimeout(this.claimRetry)
-    this.claimRetry = setTimeout(() => this.pump(), CLAIM_RETRY_MS).unref()
+    this.claimRetry = setTimeout(() => this.pump(), DATABASE_RETRY_MS).unref()
   }
 
   /** The socket buffer is full: write nothing more until it drains, so a slow device cannot hoard memory. */
