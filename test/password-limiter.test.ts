@@ -2,7 +2,7 @@
 // form, in Postgres (across restarts and processes), counting checks in flight, with a backoff that
 // doubles; TRUST_PROXY picks the client address; wrong API keys are counted, never limited.
 import { metricSample } from './helpers/metrics.js'
-import { test, after } from 'node:test'
+import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, ADMIN_PASSWORD, type TestHerald } from './helpers/herald.js'
 import { PASSWORD_HASH_COST } from '../server/auth/secrets.js'
@@ -19,7 +19,9 @@ const IN_FLIGHT = DEFAULT_PASSWORD_POLICY.maxInFlight
 const LONG_BACKOFF: Partial<PasswordPolicy> = { firstBackoffSeconds: 600 }
 
 const cleanup: Array<() => Promise<void>> = []
-after(async () => { for (const c of cleanup.reverse()) await c() })
+// each test's servers and databases go when it ends: kept to the end of the file, they held ~50
+// of the test Postgres' 100 connections while other files needed theirs
+afterEach(async () => { for (const c of cleanup.splice(0).reverse()) await c() })
 
 async function herald (opts: Parameters<typeof startTestHerald>[0] = {}): Promise<TestHerald> {
   // the real hash cost: how many checks run at once depends on how long each takes
