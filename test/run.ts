@@ -10,6 +10,9 @@
 // The project is compiled to JavaScript once first (test/helpers/compiledTree.ts) and each file
 // runs on plain node; `--tsx` runs the sources through tsx instead (slower: each process compiles
 // what it imports). `--test-concurrency=<n>` sets how many files run at once (default below);
+// `--copies=<k>` runs each file k times, the copies side by side: load and copies of itself find
+// races and timing assumptions that a lone run passes (files that build or pack into the project
+// tree, `build` and the `*-pack`/`sdk-package` ones, share it and are not for copies);
 // every other flag (`--test-name-pattern=…`, `--test-only`, `--test-reporter=…`) goes to each
 // file's process.
 // The benchmark's smoke test is apart: `npm run test:bench`.
@@ -52,8 +55,14 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error(`${concurrencyFlag} must be a whole number of files, 1 or more`)
   process.exit(1)
 }
+const copiesFlag = args.find(a => a.startsWith('--copies='))
+const copies = copiesFlag ? Number(copiesFlag.split('=')[1]) : 1
+if (!Number.isInteger(copies) || copies < 1) {
+  console.error(`${copiesFlag} must be a whole number of copies, 1 or more`)
+  process.exit(1)
+}
 const fromSources = args.includes('--tsx')
-const nodeFlags = args.filter(a => a.startsWith('-') && a !== concurrencyFlag && a !== '--tsx')
+const nodeFlags = args.filter(a => a.startsWith('-') && a !== concurrencyFlag && a !== copiesFlag && a !== '--tsx')
 const filters = args.filter(a => !a.startsWith('-'))
 // node's default for output that is not a terminal is TAP; spec reads better, unless asked otherwise
 const reporterFlags = nodeFlags.some(a => a.startsWith('--test-reporter')) ? [] : ['--test-reporter=spec']
@@ -81,7 +90,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-interface FileResult { file: string, code: number, ms: number, output: Buffer }
+/** A file, and which of its copies when it runs more than once (`--copies`). */
+interface Run { file: string, copy: number }
+const nameOf = ({ file, copy }: Run): string => copies === 1 ? file : `${file} (copy ${copy})`
+
+interface FileResult { run: Run, code: number, ms: number, output: Buffer }
 
 // A failed file's output is printed again after the summary, cut to its last lines (where node's
 // spec reporter lists the failing tests with their errors): a CI log that keeps only its end
@@ -89,7 +102,8 @@ interface FileResult { file: string, code: number, ms: number, output: Buffer }
 const FAILED_TAIL_LINES = 150
 
 /** Runs one test file in its own process; its output is printed whole once it ends. */
-async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string | undefined): Promise<FileResult> {
+async function runFile (run: Run, env: NodeJS.ProcessEnv, compiled: string | undefined): Promise<FileResult> {
+  const { file } = run
   const started = performance.now()
   const entry = compiled === undefined
     ? ['--import', 'tsx', file]
@@ -106,7 +120,7 @@ async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string |
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk))
   // SIGTERM first, so the file can stop the servers it started (test/helpers/process.ts)
   const timer = setTimeout(() => {
-    output.push(Buffer.from(`\n✖ ${file} still running after ${FILE_TIMEOUT_MS / 1000} s: stopped\n`))
+    output.push(Buffer.from(`\n✖ ${nameOf(run)} still running after ${FILE_TIMEOUT_MS / 1000} s: stopped\n`))
     child.kill('SIGTERM')
     setTimeout(() => child.kill('SIGKILL'), 5_000).unref()
   }, FILE_TIMEOUT_MS)
@@ -117,40 +131,42 @@ async function runFile (file: string, env: NodeJS.ProcessEnv, compiled: string |
   clearTimeout(timer)
   running.delete(child)
   const ms = performance.now() - started
-  process.stdout.write(`\n${code === 0 ? '✔' : '✖'} ${file} (${(ms / 1000).toFixed(1)} s)\n`)
+  process.stdout.write(`\n${code === 0 ? '✔' : '✖'} ${nameOf(run)} (${(ms / 1000).toFixed(1)} s)\n`)
   process.stdout.write(Buffer.concat(output))
-  return { file, code, ms, output: Buffer.concat(output) }
+  return { run, code, ms, output: Buffer.concat(output) }
 }
 
 async function runAll (env: NodeJS.ProcessEnv, compiled: string | undefined): Promise<FileResult[]> {
-  const queue = [...files]
+  // a file's copies next to each other, so that they run side by side
+  const queue: Run[] = files.flatMap(file => Array.from({ length: copies }, (_, i) => ({ file, copy: i + 1 })))
   const results: FileResult[] = []
   const worker = async (): Promise<void> => {
     // an interrupt (a signal handler sets `interrupted`) starts no further file
-    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    for (let run = queue.shift(); run !== undefined; run = queue.shift()) {
       if (interrupted) return
-      results.push(await runFile(file, env, compiled))
+      results.push(await runFile(run, env, compiled))
     }
   }
-  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker))
+  await Promise.all(Array.from({ length: Math.min(concurrency, files.length * copies) }, worker))
   return results
 }
 
 function report (results: FileResult[], ms: number): void {
   const lines = [...results].sort((a, b) => b.ms - a.ms)
-    .map(r => `${r.code === 0 ? '  ' : '✖ '}${(r.ms / 1000).toFixed(1).padStart(6)} s  ${r.file}`)
+    .map(r => `${r.code === 0 ? '  ' : '✖ '}${(r.ms / 1000).toFixed(1).padStart(6)} s  ${nameOf(r.run)}`)
   const failed = results.filter(r => r.code !== 0)
-  console.log(`\n${files.length} files, ${concurrency} at a time, in ${(ms / 1000).toFixed(1)} s:\n${lines.join('\n')}`)
+  const runs = copies === 1 ? `${files.length} files` : `${files.length} files × ${copies} copies`
+  console.log(`\n${runs}, ${concurrency} at a time, in ${(ms / 1000).toFixed(1)} s:\n${lines.join('\n')}`)
   for (const r of failed) {
     const outputLines = r.output.toString().trimEnd().split('\n')
     const cut = outputLines.length > FAILED_TAIL_LINES
       ? `(its last ${FAILED_TAIL_LINES} of ${outputLines.length} lines) `
       : ''
-    console.log(`\n── ${r.file} failed ${cut}──\n${outputLines.slice(-FAILED_TAIL_LINES).join('\n')}`)
+    console.log(`\n── ${nameOf(r.run)} failed ${cut}──\n${outputLines.slice(-FAILED_TAIL_LINES).join('\n')}`)
   }
-  if (failed.length > 0) console.log(`\nfailed:\n${failed.map(r => `  ${r.file}`).join('\n')}`)
-  const skipped = files.length - results.length
-  if (skipped > 0) console.log(`\n${skipped} files not run (interrupted)`)
+  if (failed.length > 0) console.log(`\nfailed:\n${failed.map(r => `  ${nameOf(r.run)}`).join('\n')}`)
+  const skipped = files.length * copies - results.length
+  if (skipped > 0) console.log(`\n${skipped} ${copies === 1 ? 'files' : 'copies'} not run (interrupted)`)
 }
 
 let embedded: EmbeddedPostgresHandle | undefined
