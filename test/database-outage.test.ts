@@ -4,8 +4,8 @@
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestHerald, connectDevice, type TestHerald, type TestDevice } from './helpers/herald.js'
-import { createTestDatabase, testServerUrl, type TestDatabase } from './helpers/db.js'
-import { startTcpProxy, type TcpProxy } from './helpers/tcpProxy.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { proxyDatabase, type TcpProxy } from './helpers/tcpProxy.js'
 import { connectRefused, sleep } from './helpers/probe.js'
 import { createPool } from '../server/db/pool.js'
 import { createLogger } from '../server/log.js'
@@ -20,12 +20,9 @@ let online: TestDevice | undefined
 
 before(async () => {
   db = await createTestDatabase()
-  const server = new URL(testServerUrl())
-  proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) })
-  const viaProxy = new URL(db.url)
-  viaProxy.hostname = '127.0.0.1'
-  viaProxy.port = String(proxy.port)
-  h = await startTestHerald({ db, env: { DATABASE_URL: viaProxy.toString() } })
+  const proxied = await proxyDatabase(db.url)
+  proxy = proxied.proxy
+  h = await startTestHerald({ db, env: { DATABASE_URL: proxied.url } })
 })
 
 after(async () => {
@@ -205,12 +202,8 @@ test('a device whose queue cannot be read (the database does not answer) stays c
 test('a process stopped while its listener reconnects after an outage stops, leaving no connection open', async () => {
   // the cluster part alone, on a pool of its own: its stop must not depend on when the
   // reconnection it started ends (a leaked connection made the pool's end() wait forever)
-  const server = new URL(testServerUrl())
-  const ownProxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) })
-  const viaProxy = new URL(db.url)
-  viaProxy.hostname = '127.0.0.1'
-  viaProxy.port = String(ownProxy.port)
-  const pool = createPool({ connectionString: viaProxy.toString(), max: 2 })
+  const { proxy: ownProxy, url: viaProxy } = await proxyDatabase(db.url)
+  const pool = createPool({ connectionString: viaProxy, max: 2 })
   const nodeId = `stop-${process.pid}`
   // nothing is queued on this node: a reconnect has no device to wake
   const engine = { wakeAll () {} } as unknown as DeliveryEngine

@@ -5,13 +5,13 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
-import net from 'node:net'
 import YAML from 'yaml'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import { PROBLEMS, PROBLEM_TYPE_BASE } from '../server/errors.js'
 import { DEFAULT_PASSWORD_POLICY } from '../server/auth/passwordLimiter.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { proxyDatabase } from './helpers/tcpProxy.js'
 import {
   ADMIN_PASSWORD, API_KEY, connectDevice, startTestHerald, type TestDevice, type TestHerald
 } from './helpers/herald.js'
@@ -846,51 +846,16 @@ test('GET /healthz and GET /readyz answer without credentials', async () => {
 // ---------------------------------------------------------------------------------------------
 // a second server: verifies tokens with a public key only, and loses its database on demand
 
-/** A TCP pass-through to Postgres that can be cut, as a database outage. */
-async function startProxy (
-  target: URL
-): Promise<{ url: string, setDown: (down: boolean) => void, close: () => Promise<void> }> {
-  let down = false
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer(client => {
-    if (down) return client.destroy()
-    const upstream = net.connect(Number(target.port || 5432), target.hostname)
-    sockets.add(client)
-    sockets.add(upstream)
-    const end = (): void => {
-      client.destroy()
-      upstream.destroy()
-      sockets.delete(client)
-      sockets.delete(upstream)
-    }
-    client.on('error', end).on('close', end)
-    upstream.on('error', end).on('close', end)
-    client.pipe(upstream).pipe(client)
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const url = new URL(target)
-  url.hostname = '127.0.0.1'
-  url.port = String((server.address() as net.AddressInfo).port)
-  return {
-    url: url.toString(),
-    setDown: value => {
-      down = value
-      if (value) for (const s of sockets) s.destroy()
-    },
-    close: () => new Promise<void>(resolve => server.close(() => resolve()))
-  }
-}
-
 test('a server without a signing key, during a database outage, and under admin brute force', async () => {
   const db: TestDatabase = await createTestDatabase()
-  const proxy = await startProxy(new URL(db.url))
+  const { proxy, url: viaProxy } = await proxyDatabase(db.url)
   const { publicKey } = generateKeyPairSync('ec', {
     namedCurve: 'P-256',
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
   })
   const h2 = await startTestHerald({
-    db: { ...db, url: proxy.url },
+    db: { ...db, url: viaProxy },
     env: { JWT_SECRET: '', JWT_PUBLIC_KEY: publicKey },
     deps: { passwordPolicy: { firstBackoffSeconds: 60 } }
   })
@@ -898,7 +863,7 @@ test('a server without a signing key, during a database outage, and under admin 
     assertProblem(await call('createDeviceToken', { server: h2, body: { user: 'a' } }), 501,
       'token-signing-unavailable')
 
-    proxy.setDown(true)
+    proxy.cut()
     await new Promise(resolve => setTimeout(resolve, 200))
     const notReady = await call('ready', { server: h2 })
     assert.equal(notReady.status, 503, notReady.text)
@@ -928,7 +893,7 @@ test('a server without a signing key, during a database outage, and under admin 
       'database-unavailable')
     assert.equal((await call('health', { server: h2 })).status, 200, 'alive while the database is away')
 
-    proxy.setDown(false)
+    proxy.restore()
     let ready: Answer | undefined
     for (let i = 0; i < 50; i++) {
       ready = await call('ready', { server: h2 })
@@ -948,7 +913,7 @@ test('a server without a signing key, during a database outage, and under admin 
     assertProblem(await call('createApiKey', { server: h2, body: { name: 'n' } }), 429, 'too-many-requests')
     assertProblem(await call('revokeApiKey', { server: h2, params: { id } }), 429, 'too-many-requests')
   } finally {
-    proxy.setDown(false)
+    proxy.restore()
     await h2.stop()
     await db.drop()
     await proxy.close()

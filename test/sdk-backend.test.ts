@@ -10,8 +10,8 @@ import {
   Herald, HeraldConnectionError, HeraldError, type HeraldOptions, type RetryInfo
 } from '../sdk/backend/src/index.js'
 import { ADMIN_PASSWORD, API_KEY, connectDevice, startTestHerald, type TestHerald } from './helpers/herald.js'
-import { createTestDatabase, testServerUrl, type TestDatabase } from './helpers/db.js'
-import { startTcpProxy, type TcpProxy } from './helpers/tcpProxy.js'
+import { createTestDatabase, type TestDatabase } from './helpers/db.js'
+import { proxyDatabase, type TcpProxy } from './helpers/tcpProxy.js'
 import { offlineDevice, waitUntil } from './helpers/delivery.js'
 import { createPool, type Pool } from '../server/db/pool.js'
 
@@ -23,13 +23,10 @@ let lossy: AnswerDropper
 
 before(async () => {
   db = await createTestDatabase()
-  const server = new URL(testServerUrl())
-  dbProxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) })
-  const viaProxy = new URL(db.url)
-  viaProxy.hostname = '127.0.0.1'
-  viaProxy.port = String(dbProxy.port)
-  pool = createPool({ connectionString: viaProxy.toString() })
-  h = await startTestHerald({ db, env: { DATABASE_URL: viaProxy.toString() }, deps: { pool } })
+  const proxied = await proxyDatabase(db.url)
+  dbProxy = proxied.proxy
+  pool = createPool({ connectionString: proxied.url })
+  h = await startTestHerald({ db, env: { DATABASE_URL: proxied.url }, deps: { pool } })
   lossy = await startAnswerDropper(Number(new URL(h.url).port))
 })
 

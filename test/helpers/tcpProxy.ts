@@ -116,3 +116,13 @@ export async function startTcpProxy (target: { host: string, port: number }): Pr
     }
   }
 }
+
+/** A proxy in front of the Postgres of `databaseUrl`, and that URL through it. */
+export async function proxyDatabase (databaseUrl: string): Promise<{ proxy: TcpProxy, url: string }> {
+  const target = new URL(databaseUrl)
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
+  const url = new URL(databaseUrl)
+  url.hostname = '127.0.0.1'
+  url.port = String(proxy.port)
+  return { proxy, url: url.toString() }
+}
