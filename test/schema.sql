@@ -178,16 +178,18 @@ create table webhook_endpoints (
   cursor_tx xid8 default pg_snapshot_xmin(pg_current_snapshot()) not null,
   cursor_seq bigint default 0 not null
 );
-create table webhook_events (
+create table webhook_outbox (
   seq bigint generated always as identity not null,
   tx xid8 default pg_current_xact_id() not null,
+  recorded_at timestamp with time zone default now() not null,
   type text not null,
-  at timestamp with time zone not null,
-  message_id uuid,
-  device_id text not null,
-  user_id text not null,
-  reason text,
-  replaced_by uuid
+  events integer not null,
+  at_ms bigint[] not null,
+  message_ids uuid[],
+  device_ids text[] not null,
+  user_ids text[] not null,
+  reasons text[],
+  replaced_by uuid[]
 );
 alter table admin_sessions add constraint admin_sessions_pkey PRIMARY KEY (id_hash);
 alter table api_keys add constraint api_keys_key_hash_key UNIQUE (key_hash);
@@ -222,6 +224,7 @@ alter table webhook_deliveries add constraint webhook_deliveries_endpoint_id_fke
 alter table webhook_deliveries add constraint webhook_deliveries_pkey PRIMARY KEY (id);
 alter table webhook_deliveries add constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])));
 alter table webhook_endpoints add constraint webhook_endpoints_pkey PRIMARY KEY (id);
+alter table webhook_outbox add constraint webhook_outbox_events_check CHECK ((events > 0));
 CREATE INDEX admin_sessions_expires ON public.admin_sessions USING btree (expires_at);
 CREATE INDEX deliveries_delivered_at ON public.deliveries USING btree (delivered_at) WHERE (delivered_at IS NOT NULL);
 CREATE INDEX deliveries_expired ON public.deliveries USING btree (expires_at) WHERE (status = 'expired'::text);
@@ -244,7 +247,14 @@ CREATE INDEX mqtt_subscriptions_topic ON public.mqtt_subscriptions USING btree (
 CREATE INDEX mqtt_wills_broker ON public.mqtt_wills USING btree (broker_id);
 CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_endpoint ON public.webhook_deliveries USING btree (endpoint_id, created_at DESC);
-CREATE INDEX webhook_events_order ON public.webhook_events USING btree (tx, seq);
+CREATE INDEX webhook_outbox_order ON public.webhook_outbox USING btree (tx, seq);
+CREATE OR REPLACE FUNCTION public.herald_epoch_ms(t timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select floor(extract(epoch from t) * 1000)::bigint
+$function$;
 CREATE OR REPLACE FUNCTION public.herald_webhook_delivery_events()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -260,32 +270,40 @@ begin
        or n.displayed_at is not null or n.opened_at is not null or n.dismissed_at is not null) then
     return null;
   end if;
-  -- One branch per kind of event, each filtering the new rows before it joins the old ones: a
-  -- statement of deliveries reads only its own branch's rows. (One pass over the rows with four
-  -- candidate events each cost 10 µs a row in Postgres 18.) Within a statement the status events
-  -- come first, so a delivery's `delivered` precedes its receipts.
-  insert into webhook_events (type, at, message_id, device_id, user_id, reason, replaced_by)
-  select 'message.' || n.status,
-         case n.status
-           when 'delivered' then n.delivered_at
-           when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
-           else now() end,
-         n.message_id, n.device_id, n.user_id, n.reason, n.replaced_by
-  from new_rows n join old_rows o on o.seq = n.seq
-  where n.status in ('delivered', 'expired', 'replaced', 'revoked') and n.status <> o.status
-    and 'message.' || n.status = any(wanted)
-  union all
-  select 'message.displayed', n.displayed_at, n.message_id, n.device_id, n.user_id, null, null
-  from new_rows n join old_rows o on o.seq = n.seq
-  where n.displayed_at is not null and o.displayed_at is null and 'message.displayed' = any(wanted)
-  union all
-  select 'message.opened', n.opened_at, n.message_id, n.device_id, n.user_id, null, null
-  from new_rows n join old_rows o on o.seq = n.seq
-  where n.opened_at is not null and o.opened_at is null and 'message.opened' = any(wanted)
-  union all
-  select 'message.dismissed', n.dismissed_at, n.message_id, n.device_id, n.user_id, null, null
-  from new_rows n join old_rows o on o.seq = n.seq
-  where n.dismissed_at is not null and o.dismissed_at is null and 'message.dismissed' = any(wanted);
+  -- Rows go in by rank, so within a statement the status events come first and a delivery's
+  -- `delivered` precedes its receipts; within a row, events are in no particular order.
+  insert into webhook_outbox (type, events, at_ms, message_ids, device_ids, user_ids, reasons, replaced_by)
+  select e.type, count(*), array_agg(herald_epoch_ms(e.at)), array_agg(e.message_id), array_agg(e.device_id),
+         array_agg(e.user_id),
+         case when count(e.reason) > 0 then array_agg(e.reason) end,
+         case when count(e.replaced_by) > 0 then array_agg(e.replaced_by) end
+  from (
+    select b.*, row_number() over () as i from (
+      select 1 as rank, 'message.' || n.status as type,
+             case n.status
+               when 'delivered' then n.delivered_at
+               when 'expired' then case when n.reason = 'ttl-ended' then n.expires_at else now() end
+               else now() end as at,
+             n.message_id, n.device_id, n.user_id, n.reason, n.replaced_by
+      from new_rows n join old_rows o on o.seq = n.seq
+      where n.status in ('delivered', 'expired', 'replaced', 'revoked') and n.status <> o.status
+        and 'message.' || n.status = any(wanted)
+      union all
+      select 2, 'message.displayed', n.displayed_at, n.message_id, n.device_id, n.user_id, null, null
+      from new_rows n join old_rows o on o.seq = n.seq
+      where n.displayed_at is not null and o.displayed_at is null and 'message.displayed' = any(wanted)
+      union all
+      select 3, 'message.opened', n.opened_at, n.message_id, n.device_id, n.user_id, null, null
+      from new_rows n join old_rows o on o.seq = n.seq
+      where n.opened_at is not null and o.opened_at is null and 'message.opened' = any(wanted)
+      union all
+      select 4, 'message.dismissed', n.dismissed_at, n.message_id, n.device_id, n.user_id, null, null
+      from new_rows n join old_rows o on o.seq = n.seq
+      where n.dismissed_at is not null and o.dismissed_at is null and 'message.dismissed' = any(wanted)
+    ) b
+  ) e
+  group by e.rank, e.type, (e.i - 1) / herald_webhook_row_events()
+  order by e.rank, min(e.i);
   return null;
 end
 $function$;
@@ -297,12 +315,20 @@ declare
   type text := case when new.connected_node is null then 'device.offline' else 'device.online' end;
 begin
   if type = any(herald_webhook_types_wanted()) then
-    insert into webhook_events (type, at, device_id, user_id)
-    values (type, case when new.connected_node is null then now() else coalesce(new.connected_at, now()) end,
-            new.device_id, new.user_id);
+    insert into webhook_outbox (type, events, at_ms, device_ids, user_ids)
+    values (type, 1,
+            array[herald_epoch_ms(case when new.connected_node is null then now() else coalesce(new.connected_at, now()) end)],
+            array[new.device_id], array[new.user_id]);
   end if;
   return null;
 end
+$function$;
+CREATE OR REPLACE FUNCTION public.herald_webhook_row_events()
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select 500
 $function$;
 CREATE OR REPLACE FUNCTION public.herald_webhook_types_wanted()
  RETURNS text[]

@@ -4,16 +4,21 @@
 // can be replayed; slow and hostile receivers stall nothing; the routes refuse bad input.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
+import path from 'node:path'
 import { Webhook } from 'standardwebhooks'
 import YAML from 'yaml'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
+import { migrate } from '../server/db/migrate.js'
 import { expireDue } from '../server/store/deliveries.js'
 import {
-  dueWebhookDelivery, formWebhookDelivery, insertWebhookEndpoint, pruneWebhooks, recordWebhookAttempt
+  dueWebhookDelivery, formWebhookDelivery, insertWebhookEndpoint, pruneWebhooks, recordWebhookAttempt,
+  type DueBatch
 } from '../server/store/webhooks.js'
+import { writePayload } from '../server/webhooks/payload.js'
 import { createTestDatabase } from './helpers/db.js'
+import { ROOT } from './helpers/process.js'
 import {
   ADMIN_PASSWORD, connectDevice, startTestHerald, type TestDevice, type TestHerald
 } from './helpers/herald.js'
@@ -288,12 +293,12 @@ test('a receiver that never answers, or answers without end, stalls neither send
 
 test('events every endpoint has read are pruned; the others are kept', async () => {
   const readByAll = async (): Promise<number> => (await h.db.pool.query<{ n: number }>(
-    `select count(*)::int as n from webhook_events e
+    `select count(*)::int as n from webhook_outbox e
      where (e.tx, e.seq) <= (select cursor_tx, cursor_seq from webhook_endpoints
                              order by cursor_tx, cursor_seq limit 1)`
   )).rows[0].n
   const total = async (): Promise<number> =>
-    (await h.db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events')).rows[0].n
+    (await h.db.pool.query<{ n: number }>('select count(*)::int as n from webhook_outbox')).rows[0].n
   // the tests above left events behind every endpoint's cursor, and some still ahead of the slowest
   assert.ok(await readByAll() > 0)
   const before = await total()
@@ -309,9 +314,14 @@ test('a batch whose first attempt was never recorded (its leader died mid-POST) 
     try {
       const endpoint = await insertWebhookEndpoint(db.pool,
         { url: 'http://127.0.0.1:9/', description: null, events: ['message.delivered', 'device.online'], secret: 's' })
-      await db.pool.query(`insert into webhook_events (type, at, message_id, device_id, user_id)
-      select case when i % 3 = 0 then 'device.offline' else 'message.delivered' end, now(),
-             gen_random_uuid(), 'dev "' || i || '"', 'user-' || i from generate_series(1, 30) i`)
+      // ten outbox rows of three events each, as a trigger writes them (migrations/0009); every
+      // third row holds device.offline events, which this endpoint does not want
+      await db.pool.query(`insert into webhook_outbox (type, events, at_ms, message_ids, device_ids, user_ids)
+        select case when r % 3 = 0 then 'device.offline' else 'message.delivered' end, 3,
+               array[1764612803123, 1764612803124, 1764612803125]::bigint[],
+               case when r % 3 <> 0 then array[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()] end,
+               array['dev "' || r || '"', 'dev\\' || r, 'dév ' || r], array['user-' || r, 'user-' || r, 'user-' || r]
+        from generate_series(1, 10) r`)
       // events are read once every transaction older than theirs has ended, in any database of
       // the server (store/webhooks.ts): other test files' transactions can hold them back a while
       let formed = await formWebhookDelivery(db.pool, endpoint.id, 'whd_rebuilt', 1_000)
@@ -320,20 +330,148 @@ test('a batch whose first attempt was never recorded (its leader died mid-POST) 
         formed = await formWebhookDelivery(db.pool, endpoint.id, 'whd_rebuilt', 1_000)
       }
       assert.ok(formed, 'formed within 10 s')
-      assert.equal(formed.events, 20, 'the types it wants, not device.offline')
+      assert.equal(formed.events, 21, 'the types it wants, not device.offline')
+      assert.equal(formed.body, null)
+      const body = writePayload(formed.formedAtMs, formed.rows ?? [])
+      const sent = JSON.parse(body) as { events: Array<{ id: string, type: string, timestamp: string, data: { deviceId: string } }> }
+      assert.equal(sent.events.length, 21)
+      assert.equal(new Set(sent.events.map(e => e.id)).size, 21, 'every event has an id of its own')
+      assert.ok(sent.events.every(e => e.type === 'message.delivered'))
+      assert.deepEqual(sent.events.slice(0, 3).map(e => [e.timestamp, e.data.deviceId]),
+        [['2025-12-01T18:13:23.123Z', 'dev "1"'], ['2025-12-01T18:13:23.124Z', 'dev\\1'], ['2025-12-01T18:13:23.125Z', 'dév 1']],
+        'written as JSON, quotes and backslashes escaped')
       const due = await dueWebhookDelivery(db.pool, endpoint.id)
       assert.equal(due?.id, 'whd_rebuilt')
-      assert.equal(due.body, formed.body, 'written again from the outbox, byte for byte')
+      const rebuilt = (batch: DueBatch | undefined): string | undefined =>
+        batch && (batch.body ?? writePayload(batch.formedAtMs, batch.rows ?? []))
+      assert.equal(rebuilt(due), body, 'written again from the outbox, byte for byte')
       // pruning keeps the events such a batch is written from, though the cursor has passed them
       await pruneWebhooks(db.pool, 3, 1_000)
-      assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, formed.body)
+      assert.equal(rebuilt(await dueWebhookDelivery(db.pool, endpoint.id)), body)
       // once an attempt failed the body is stored, and the events can go
       await recordWebhookAttempt(db.pool, endpoint.id, 'whd_rebuilt', { ok: false, error: 'ECONNREFUSED' },
-        new Date(Date.now() - 1), 'failing', formed.body)
+        new Date(Date.now() - 1), 'failing', body)
       await pruneWebhooks(db.pool, 3, 1_000)
-      const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events')
+      const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_outbox')
       assert.equal(rows[0].n, 0)
-      assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, formed.body)
+      assert.equal((await dueWebhookDelivery(db.pool, endpoint.id))?.body, body)
+    } finally {
+      await db.drop()
+    }
+  })
+
+test('upgrading from one outbox row per event (0008): what a receiver got or may get again keeps its ids and body',
+  async () => {
+    const db = await createTestDatabase({ migrated: false })
+    try {
+      // the schema as 0008 left it, with migrate()'s own bookkeeping
+      const files = (await readdir(path.join(ROOT, 'migrations'))).filter(f => f.endsWith('.sql')).sort()
+      await db.pool.query('create table schema_migrations (name text primary key, applied_at timestamptz not null default now())')
+      for (const file of files.filter(f => f < '0009')) {
+        await db.pool.query(await readFile(path.join(ROOT, 'migrations', file), 'utf8'))
+        await db.pool.query('insert into schema_migrations (name) values ($1)', [file])
+      }
+      const endpoint = await insertWebhookEndpoint(db.pool,
+        { url: 'http://127.0.0.1:9/', description: null, events: ['message.delivered', 'message.expired'], secret: 's' })
+      type OldEvent = { seq: number, tx: string, type: string, at: Date, message_id: string, device_id: string,
+        user_id: string, reason: string | null }
+      const { rows: old } = await db.pool.query<OldEvent>(
+        `insert into webhook_events (type, at, message_id, device_id, user_id, reason)
+         select case when i = 2 then 'message.expired' else 'message.delivered' end,
+                '2026-12-01T10:00:00.041123Z'::timestamptz + i * interval '1 ms', gen_random_uuid(),
+                'dev "' || i || '"', 'user-' || i, case when i = 2 then 'ttl-ended' end
+         from generate_series(1, 5) i
+         returning seq, tx::text, type, at, message_id, device_id, user_id, reason`)
+      // ids up to evt_100000 were given out since, to another endpoint (those events pruned)
+      await db.pool.query("select setval('webhook_events_seq_seq', 100000)")
+      // a leader formed a batch of the first three and died mid-POST: its body was never stored,
+      // so 0008 would write it again from these rows; the other two were not read yet
+      const formedAt = new Date('2026-12-01T10:00:01.5Z')
+      await db.pool.query(
+        `insert into webhook_deliveries (id, endpoint_id, created_at, event_count, first_tx, first_seq, last_tx, last_seq, status)
+         values ('whd_before', $1, $2, 3, $3, $4, $5, $6, 'pending')`,
+        [endpoint.id, formedAt, old[0].tx, old[0].seq, old[2].tx, old[2].seq])
+      await db.pool.query('update webhook_endpoints set cursor_tx = $2, cursor_seq = $3 where id = $1',
+        [endpoint.id, old[2].tx, old[2].seq])
+
+      assert.deepEqual((await migrate(db.pool)).applied, files.filter(f => f >= '0009'))
+
+      const asSent = (e: OldEvent, id: string): object => ({
+        id,
+        type: e.type,
+        timestamp: e.at.toISOString(),
+        data: { messageId: e.message_id, deviceId: e.device_id, userId: e.user_id, reason: e.reason, replacedBy: null }
+      })
+      const due = await dueWebhookDelivery(db.pool, endpoint.id)
+      assert.equal(due?.id, 'whd_before')
+      assert.ok(due.body, 'its body is stored')
+      assert.deepEqual(JSON.parse(due.body),
+        { timestamp: formedAt.toISOString(), events: old.slice(0, 3).map(e => asSent(e, `evt_${e.seq}`)) },
+        'the body 0008 would have sent again, ids included')
+      await recordWebhookAttempt(db.pool, endpoint.id, 'whd_before', { ok: true, status: 204 }, undefined, '')
+
+      let next = await formWebhookDelivery(db.pool, endpoint.id, 'whd_after', 1_000)
+      for (const deadline = Date.now() + 10_000; next === undefined && Date.now() < deadline;) {
+        await new Promise(resolve => setTimeout(resolve, 50))
+        next = await formWebhookDelivery(db.pool, endpoint.id, 'whd_after', 1_000)
+      }
+      assert.ok(next, 'formed within 10 s')
+      const sent = JSON.parse(writePayload(next.formedAtMs, next.rows ?? [])) as { events: Array<{ id: string }> }
+      assert.deepEqual(sent.events.map(e => ({ ...e, id: '' })), old.slice(3).map(e => asSent(e, '')),
+        'the unread events follow, once each, in order')
+      // ids from 0008 were evt_<seq>: a receiver deduping by id must not take a new event for one it saw
+      assert.ok(sent.events.every(e => Number(e.id.slice('evt_'.length)) > 100_000), sent.events.map(e => e.id).join())
+    } finally {
+      await db.drop()
+    }
+  })
+
+test('a state change of 1,201 deliveries is three outbox rows, sent in whole rows of up to 1,000 events, each id once',
+  async () => {
+    const db = await createTestDatabase()
+    try {
+      const endpoint = await insertWebhookEndpoint(db.pool,
+        { url: 'http://127.0.0.1:9/', description: null, events: ['message.delivered', 'message.displayed'], secret: 's' })
+      const { rows: [{ id: messageId }] } = await db.pool.query<{ id: string }>(
+        `insert into messages (id, target_kind, target, priority, ttl, accepted_at, expires_at, payload, recipients)
+         values (gen_random_uuid(), 'users', '{}', 'normal', 3600, now(), now() + interval '1 h', '\\x7b7d', 1201)
+         returning id`)
+      await db.pool.query(
+        `insert into deliveries (message_id, device_id, user_id, status, expires_at, queued_at)
+         select $1, 'dev-' || i, 'user-' || i, 'sent', now() + interval '1 h', now() from generate_series(1, 1201) i`,
+        [messageId])
+      // one statement, as a state flush writes them: 1,201 deliveries, two of them displayed too
+      await db.pool.query(
+        `update deliveries set status = 'delivered', delivered_at = now(),
+                displayed_at = case when device_id in ('dev-7', 'dev-1200') then now() end
+         where message_id = $1`, [messageId])
+      const { rows: outbox } = await db.pool.query<{ type: string, events: number }>(
+        'select type, events from webhook_outbox order by tx, seq')
+      assert.deepEqual(outbox.map(r => r.type),
+        ['message.delivered', 'message.delivered', 'message.delivered', 'message.displayed'],
+        'a delivery is delivered before it is displayed')
+      assert.deepEqual(outbox.map(r => r.events).sort((a, b) => a - b), [2, 201, 500, 500])
+
+      const batches: Array<{ events: Array<{ id: string, type: string, data: { deviceId: string } }> }> = []
+      for (let n = 0; n < 2; n++) {
+        let formed = await formWebhookDelivery(db.pool, endpoint.id, `whd_${n}`, 1_000)
+        for (const deadline = Date.now() + 10_000; formed === undefined && Date.now() < deadline;) {
+          await new Promise(resolve => setTimeout(resolve, 50))
+          formed = await formWebhookDelivery(db.pool, endpoint.id, `whd_${n}`, 1_000)
+        }
+        assert.ok(formed, `batch ${n} formed within 10 s`)
+        batches.push(JSON.parse(writePayload(formed.formedAtMs, formed.rows ?? [])))
+        assert.equal(batches[n].events.length, formed.events)
+        await recordWebhookAttempt(db.pool, endpoint.id, `whd_${n}`, { ok: true, status: 204 }, undefined, '')
+      }
+      assert.equal(await formWebhookDelivery(db.pool, endpoint.id, 'whd_none', 1_000), undefined, 'nothing left')
+      assert.ok(batches.every(b => b.events.length <= 1_000))
+      const events = batches.flatMap(b => b.events)
+      assert.equal(new Set(events.map(e => e.id)).size, events.length, 'every event id once')
+      const delivered = events.filter(e => e.type === 'message.delivered').map(e => e.data.deviceId)
+      assert.equal(new Set(delivered).size, 1201, 'each delivery once')
+      assert.deepEqual(events.filter(e => e.type === 'message.displayed').map(e => e.data.deviceId).sort(),
+        ['dev-1200', 'dev-7'])
     } finally {
       await db.drop()
     }

@@ -7,6 +7,7 @@ import {
   dueWebhookDelivery, endpointsWithWork, formWebhookDelivery, pruneWebhooks, recordWebhookAttempt,
   type AttemptOutcome, type DueBatch, type EndpointTarget
 } from '../store/webhooks.js'
+import { writePayload } from './payload.js'
 import { signWebhook } from './signature.js'
 
 /** Events are kept this long for an endpoint that does not read them (disabled, or failing). */
@@ -45,7 +46,8 @@ export const WEBHOOK_DEFAULTS: WebhookSenderOptions = {
 /** What is kept of an answer's body for the admin's list of failed deliveries. */
 const RESPONSE_EXCERPT_CHARS = 1_000
 const PRUNE_MS = 60_000
-const PRUNE_BATCH = 50_000
+/** outbox rows deleted by one statement (each holds up to 500 events) */
+const PRUNE_BATCH = 5_000
 
 export interface WebhookSenderDeps {
   pool: Pool
@@ -123,13 +125,14 @@ export class WebhookSender {
         await formWebhookDelivery(pool, endpoint.id, `whd_${randomUUID().replaceAll('-', '')}`,
           this.#options.maxEventsPerPost)
       if (batch === undefined) return
-      const outcome = await this.#post(endpoint, batch)
+      const body = batch.body ?? writePayload(batch.formedAtMs, batch.rows ?? [])
+      const outcome = await this.#post(endpoint, batch.id, body)
       if (this.#stop.signal.aborted) return
       const retryAt = outcome.ok ? undefined : this.#retryAt(batch)
       // the body goes back to Postgres only when it must be kept for a retry: a delivered batch
       // (nearly all of them) never stores its few hundred KB
       await recordWebhookAttempt(pool, endpoint.id, batch.id, outcome, retryAt, disableReason(outcome, this.#options),
-        outcome.ok ? undefined : batch.body)
+        outcome.ok ? undefined : body)
       this.deps.metrics?.webhookPosts.inc({ result: outcome.ok ? 'delivered' : retryAt ? 'retry' : 'failed' })
       if (!outcome.ok) {
         this.deps.log.info({ endpoint: endpoint.id, delivery: batch.id, status: outcome.status, error: outcome.error },
@@ -152,7 +155,7 @@ export class WebhookSender {
     return new Date(Math.min(now + delay, since + this.#options.retryWindowMs))
   }
 
-  async #post (endpoint: EndpointTarget, batch: DueBatch): Promise<AttemptOutcome> {
+  async #post (endpoint: EndpointTarget, id: string, body: string): Promise<AttemptOutcome> {
     const { timeoutMs, maxResponseBytes } = this.#options
     const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)])
     try {
@@ -161,9 +164,9 @@ export class WebhookSender {
         headers: {
           'content-type': 'application/json',
           'user-agent': `Herald/${HERALD_VERSION}`,
-          ...signWebhook(endpoint.secret, batch.id, batch.body)
+          ...signWebhook(endpoint.secret, id, body)
         },
-        body: batch.body,
+        body,
         // a redirect is an answer, not a new place to send signed events to
         redirect: 'manual',
         signal

@@ -1,0 +1,29 @@
+import type { OutboxRow } from '../store/webhooks.js'
+
+/**
+ * A batch's body (wire.ts WebhookPayload, openapi WebhookPayload) from the time it was formed and
+ * the outbox rows it holds, written as JSON text directly: an object per event and a
+ * JSON.stringify of them all cost more than the send path can spare (bench scenario 7). The same
+ * input gives the same bytes, so a batch written again after a crash is the batch first sent.
+ *
+ * An event's id is `evt_<row seq × 1000 + its index in the row>`: unique, since a row holds at most
+ * 500 events (migrations/0009), and stable, since a row never changes.
+ */
+export function writePayload (formedAtMs: number, rows: readonly OutboxRow[]): string {
+  const events: string[] = []
+  for (const [seq, type, atMs, messageIds, deviceIds, userIds, reasons, replacedBy] of rows) {
+    for (let i = 0; i < atMs.length; i++) {
+      events.push(`{"id":"evt_${seq * ID_PER_ROW + i}","type":"${type}","timestamp":"${new Date(atMs[i]).toISOString()}",` +
+        `"data":{"messageId":${quoted(messageIds?.[i])},"deviceId":${JSON.stringify(deviceIds[i])},` +
+        `"userId":${JSON.stringify(userIds[i])},"reason":${reasons?.[i] == null ? 'null' : JSON.stringify(reasons[i])},` +
+        `"replacedBy":${quoted(replacedBy?.[i])}}}`)
+    }
+  }
+  return `{"timestamp":"${new Date(formedAtMs).toISOString()}","events":[${events.join(',')}]}`
+}
+
+/** Event ids a row spans: more than it can hold (migrations/0009 herald_webhook_row_events) */
+const ID_PER_ROW = 1000
+
+/** A uuid (nothing to escape) as a JSON string, or null. */
+const quoted = (text: string | null | undefined): string => text == null ? 'null' : `"${text}"`
