@@ -381,6 +381,9 @@ interface PostgresOutput {
 function postgresOutput (log: EmbeddedPostgresLog): PostgresOutput {
   const lines: string[] = []
   const debug = log.debug?.bind(log) ?? log.info.bind(log)
+  // a message's DETAIL, HINT, CONTEXT and STATEMENT lines (and a statement's further lines,
+  // indented) follow it: a deadlock's name the statements and locks, so they go where it went
+  let lastSeverity: string | undefined
   return {
     write (chunk) {
       for (const raw of chunk.split('\n')) {
@@ -388,7 +391,9 @@ function postgresOutput (log: EmbeddedPostgresLog): PostgresOutput {
         if (!line) continue
         lines.push(line)
         if (lines.length > OUTPUT_TAIL_LINES) lines.shift()
-        const severity = /\b(WARNING|ERROR|FATAL|PANIC):/.exec(line)?.[1]
+        const severity = /\b(WARNING|ERROR|FATAL|PANIC):/.exec(line)?.[1] ??
+          (/^\s|\b(DETAIL|HINT|CONTEXT|STATEMENT):/.test(line) ? lastSeverity : undefined)
+        lastSeverity = severity
         if (severity) log.warn({ component: 'postgres', severity }, line)
         else debug({ component: 'postgres' }, line)
       }
