@@ -61,7 +61,7 @@ where d.status = 'pending' and d.body is null;
 -- Events not yet read become rows of one event each, in the same order, numbered after every seq
 -- 0008 gave out: a row's events have ids from seq × 1000, which must not repeat an id of 0008
 -- (`evt_<seq>`) that a receiver has seen. The endpoints' cursors move to the new numbers.
-create temporary table herald_renumbered on commit drop as
+create temporary table herald_renumbered as
 select e.*, (select greatest(max(seq), (select last_value from webhook_events_seq_seq)) from webhook_events)
             + row_number() over (order by e.tx, e.seq) as new_seq
 from webhook_events e;
@@ -82,6 +82,7 @@ select setval(pg_get_serial_sequence('webhook_outbox', 'seq'),
 -- and those of its own keep their order under the new numbers.
 update webhook_endpoints ep set cursor_seq = coalesce(
   (select max(r.new_seq) from herald_renumbered r where r.tx = ep.cursor_tx and r.seq <= ep.cursor_seq), 0);
+drop table herald_renumbered;
 
 -- An event's time as the JSON has it: ms since the epoch, truncated (as the `.MS` of 0008's JSON)
 create function herald_epoch_ms(t timestamptz) returns bigint language sql immutable parallel safe as $$

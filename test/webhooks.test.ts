@@ -333,12 +333,17 @@ test('a batch whose first attempt was never recorded (its leader died mid-POST) 
       assert.equal(formed.events, 21, 'the types it wants, not device.offline')
       assert.equal(formed.body, null)
       const body = writePayload(formed.formedAtMs, formed.rows ?? [])
-      const sent = JSON.parse(body) as { events: Array<{ id: string, type: string, timestamp: string, data: { deviceId: string } }> }
+      type Sent = { events: Array<{ id: string, type: string, timestamp: string, data: { deviceId: string } }> }
+      const sent = JSON.parse(body) as Sent
       assert.equal(sent.events.length, 21)
       assert.equal(new Set(sent.events.map(e => e.id)).size, 21, 'every event has an id of its own')
       assert.ok(sent.events.every(e => e.type === 'message.delivered'))
       assert.deepEqual(sent.events.slice(0, 3).map(e => [e.timestamp, e.data.deviceId]),
-        [['2025-12-01T18:13:23.123Z', 'dev "1"'], ['2025-12-01T18:13:23.124Z', 'dev\\1'], ['2025-12-01T18:13:23.125Z', 'dév 1']],
+        [
+          ['2025-12-01T18:13:23.123Z', 'dev "1"'],
+          ['2025-12-01T18:13:23.124Z', 'dev\\1'],
+          ['2025-12-01T18:13:23.125Z', 'dév 1']
+        ],
         'written as JSON, quotes and backslashes escaped')
       const due = await dueWebhookDelivery(db.pool, endpoint.id)
       assert.equal(due?.id, 'whd_rebuilt')
@@ -366,15 +371,24 @@ test('upgrading from one outbox row per event (0008): what a receiver got or may
     try {
       // the schema as 0008 left it, with migrate()'s own bookkeeping
       const files = (await readdir(path.join(ROOT, 'migrations'))).filter(f => f.endsWith('.sql')).sort()
-      await db.pool.query('create table schema_migrations (name text primary key, applied_at timestamptz not null default now())')
+      await db.pool.query(
+        'create table schema_migrations (name text primary key, applied_at timestamptz not null default now())')
       for (const file of files.filter(f => f < '0009')) {
         await db.pool.query(await readFile(path.join(ROOT, 'migrations', file), 'utf8'))
         await db.pool.query('insert into schema_migrations (name) values ($1)', [file])
       }
       const endpoint = await insertWebhookEndpoint(db.pool,
         { url: 'http://127.0.0.1:9/', description: null, events: ['message.delivered', 'message.expired'], secret: 's' })
-      type OldEvent = { seq: number, tx: string, type: string, at: Date, message_id: string, device_id: string,
-        user_id: string, reason: string | null }
+      type OldEvent = {
+        seq: number,
+        tx: string,
+        type: string,
+        at: Date,
+        message_id: string,
+        device_id: string,
+        user_id: string,
+        reason: string | null
+      }
       const { rows: old } = await db.pool.query<OldEvent>(
         `insert into webhook_events (type, at, message_id, device_id, user_id, reason)
          select case when i = 2 then 'message.expired' else 'message.delivered' end,
@@ -388,7 +402,8 @@ test('upgrading from one outbox row per event (0008): what a receiver got or may
       // so 0008 would write it again from these rows; the other two were not read yet
       const formedAt = new Date('2026-12-01T10:00:01.5Z')
       await db.pool.query(
-        `insert into webhook_deliveries (id, endpoint_id, created_at, event_count, first_tx, first_seq, last_tx, last_seq, status)
+        `insert into webhook_deliveries
+           (id, endpoint_id, created_at, event_count, first_tx, first_seq, last_tx, last_seq, status)
          values ('whd_before', $1, $2, 3, $3, $4, $5, $6, 'pending')`,
         [endpoint.id, formedAt, old[0].tx, old[0].seq, old[2].tx, old[2].seq])
       await db.pool.query('update webhook_endpoints set cursor_tx = $2, cursor_seq = $3 where id = $1',

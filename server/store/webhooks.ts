@@ -187,7 +187,8 @@ const FORM_BATCH = `
     where (e.tx, e.seq) > ($2::xid8, $3::bigint) and e.tx < settled.xmin
     order by e.tx desc, e.seq desc limit 1
   ), more_wanted as (
-    select (select count(*) from candidates) = $4 or (select count(*) from picked) < (select count(*) from candidates) as yes
+    select (select count(*) from candidates) = $4
+        or (select count(*) from picked) < (select count(*) from candidates) as yes
   ), cursor_to as (
     select * from last_picked where (select yes from more_wanted)
     union all

@@ -13,9 +13,11 @@ export function writePayload (formedAtMs: number, rows: readonly OutboxRow[]): s
   const events: string[] = []
   for (const [seq, type, atMs, messageIds, deviceIds, userIds, reasons, replacedBy] of rows) {
     for (let i = 0; i < atMs.length; i++) {
-      events.push(`{"id":"evt_${seq * ID_PER_ROW + i}","type":"${type}","timestamp":"${new Date(atMs[i]).toISOString()}",` +
+      const reason = reasons?.[i]
+      events.push(`{"id":"evt_${seq * ID_PER_ROW + i}","type":"${type}",` +
+        `"timestamp":"${new Date(atMs[i]).toISOString()}",` +
         `"data":{"messageId":${quoted(messageIds?.[i])},"deviceId":${JSON.stringify(deviceIds[i])},` +
-        `"userId":${JSON.stringify(userIds[i])},"reason":${reasons?.[i] == null ? 'null' : JSON.stringify(reasons[i])},` +
+        `"userId":${JSON.stringify(userIds[i])},"reason":${reason == null ? 'null' : JSON.stringify(reason)},` +
         `"replacedBy":${quoted(replacedBy?.[i])}}}`)
     }
   }
