@@ -8,6 +8,10 @@ const TOPIC_LEVEL = /^(?!\$)[^/+#\u0000-\u001f\u007f\ud800-\udfff]{1,128}$/u
 
 export const MAX_ID_LENGTH = 128
 
+/** A UUID as Herald writes them (message and API key ids), in either case: always valid input for Postgres' uuid. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+export const isUuid = (value: string): boolean => UUID.test(value)
+
 export function isValidUserId (value: unknown): value is string {
   return typeof value === 'string' && TOPIC_LEVEL.test(value)
 }

@@ -5,7 +5,7 @@
 // prepared statement (the generic one) is forced, and auto_explain shows the plan it ran.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { applyDeliveryUpdates } from '../server/store/deliveries.js'
+import { applyDeliveryUpdates, recordReceipts } from '../server/store/deliveries.js'
 import { createPool } from '../server/db/pool.js'
 import { createTestDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -26,10 +26,10 @@ test('a state flush reads its rows by seq when ANALYZE last saw no pending rows'
     from messages where seq <= 20000`)
   await seed.query('vacuum analyze deliveries')
   // then 5,000 written to their devices and not yet acknowledged, as under load
-  const { rows: sent } = await seed.query<{ seq: number }>(
+  const { rows: sent } = await seed.query<{ seq: number, messageId: string, deviceId: string }>(
     `insert into deliveries (message_id, device_id, user_id, status, expires_at, queued_at, sent_at)
      select id, 'd' || seq % 10, 'u', 'sent', now() + interval '1 h', now(), now() from messages where seq > 20000
-     returning seq`)
+     returning seq, message_id as "messageId", device_id as "deviceId"`)
 
   // one connection, showing the plan of every statement it runs
   const pool = createPool({ connectionString: db.url, max: 1 })
@@ -49,6 +49,12 @@ test('a state flush reads its rows by seq when ANALYZE last saw no pending rows'
       assert.match(plan, /Index Scan using deliveries_pkey on deliveries d/, plan)
       assert.doesNotMatch(plan, /deliveries_expiring|Bitmap Heap Scan on deliveries|Seq Scan on deliveries/, plan)
     }
+    // receipts (the same flush) find each delivery by message and device, not every row of the device
+    const displayed = sent.slice(1000, 1100).map(r => ({ ...r, event: 'displayed' as const, at: new Date() }))
+    assert.equal(await recordReceipts(pool, displayed), 100)
+    const receipts = plans.find(p => p.includes('update deliveries d set\n       displayed_at'))
+    assert.ok(receipts, 'auto_explain showed the receipts statement\'s plan')
+    assert.match(receipts, /Index Scan using deliveries_message_id_device_id_key on deliveries d/, receipts)
   } finally {
     await pool.end()
   }

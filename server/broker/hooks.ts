@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { AedesOptions, Client, ConnectPacket } from 'aedes'
 import type { DeviceTokens } from '../auth/deviceTokens.js'
 import { TokenError } from '../auth/deviceTokens.js'
-import { BROADCAST_PREFIX, MAX_ID_LENGTH, inboxTopic, isValidTopicName, receiptsTopic } from '../ids.js'
+import { BROADCAST_PREFIX, MAX_ID_LENGTH, inboxTopic, isUuid, isValidTopicName, receiptsTopic } from '../ids.js'
 import type { Logger } from '../log.js'
 import type { ReceiptEvent } from '../store/deliveries.js'
 
@@ -211,7 +211,7 @@ function parseReceipt (payload: Buffer | string): { messageId: string, event: Re
   if (payload.length > 1024) return undefined
   try {
     const value = JSON.parse(payload.toString()) as { id?: unknown, event?: unknown }
-    if (typeof value?.id !== 'string' || !/^[0-9a-f-]{36}$/i.test(value.id)) return undefined
+    if (typeof value?.id !== 'string' || !isUuid(value.id)) return undefined
     if (typeof value.event !== 'string' || !RECEIPT_EVENTS.has(value.event)) return undefined
     return { messageId: value.id.toLowerCase(), event: value.event as ReceiptEvent }
   } catch {

@@ -1,7 +1,8 @@
 import type { Request } from 'express'
 import type { LogKey } from '../store/logOrder.js'
 import type { AdminLogFilter } from '../store/adminLog.js'
-import { Checker, QueryReader, isUuid } from './validate.js'
+import { isUuid } from '../ids.js'
+import { Checker, QueryReader } from './validate.js'
 
 /**
  * The one query-string parser of the two delivery logs: `GET /v1/messages` (a row per delivery)

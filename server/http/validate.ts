@@ -1,6 +1,6 @@
 import type { Request } from 'express'
 import { invalidFields, ProblemError, type FieldError } from '../errors.js'
-import { textProblem } from '../ids.js'
+import { isUuid, textProblem } from '../ids.js'
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveryStatus.js'
 
 // Checking request fields: every problem of a request is collected and reported at once, each
@@ -109,9 +109,6 @@ export function rejectUnknown (
     if (!allowed.includes(key)) check.fail(prefix + key, `unknown field; allowed: ${allowed.join(', ')}`)
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-export const isUuid = (value: string): boolean => UUID.test(value)
 
 export function requireUuid (value: string, what: string): string {
   if (!isUuid(value)) {

@@ -163,7 +163,9 @@ export async function applyDeliveryUpdates (pool: Pool, u: DeliveryUpdates): Pro
  * was lost is marked delivered too. A batch's receipts are folded into one row per delivery
  * first: an UPDATE … FROM updates a row once whatever the number of source rows joining it, so a
  * device's `displayed` and `opened` for one message in the same batch kept only one of them.
- * Returns how many deliveries of those devices were updated.
+ * Message ids are UUIDs (broker/hooks.ts parseReceipt checks them), compared as uuid so that each
+ * receipt is one probe of the (message_id, device_id) index; compared as text, a receipt read
+ * every delivery its device ever had. Returns how many deliveries of those devices were updated.
  */
 export async function recordReceipts (
   pool: Pool,
@@ -184,9 +186,9 @@ export async function recordReceipts (
                   min(at) filter (where event = 'displayed') as displayed_at,
                   min(at) filter (where event = 'opened') as opened_at,
                   min(at) filter (where event = 'dismissed') as dismissed_at
-           from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) as r(message_id, device_id, event, at)
+           from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) as r(message_id, device_id, event, at)
            group by message_id, device_id) t
-     where d.message_id::text = t.message_id and d.device_id = t.device_id`,
+     where d.message_id = t.message_id and d.device_id = t.device_id`,
     values: [receipts.map(r => r.messageId), receipts.map(r => r.deviceId), receipts.map(r => r.event),
       receipts.map(r => r.at)]
   })
