@@ -11,6 +11,7 @@ import YAML from 'yaml'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import { migrate } from '../server/db/migrate.js'
+import type { Pool } from '../server/db/pool.js'
 import { expireDue } from '../server/store/deliveries.js'
 import {
   dueWebhookDelivery, formWebhookDelivery, insertWebhookEndpoint, pruneWebhooks, recordWebhookAttempt,
@@ -307,6 +308,21 @@ test('events every endpoint has read are pruned; the others are kept', async () 
   assert.equal(await total(), before - pruned)
 })
 
+/**
+ * The endpoint's next batch, formed by the store alone. Events are read once every transaction
+ * older than theirs has ended, in any database of the server (store/webhooks.ts): other test
+ * files' transactions can hold them back a while, so this tries for up to 10 s.
+ */
+async function formOnceSettled (pool: Pool, endpointId: string, id: string): Promise<DueBatch> {
+  let formed = await formWebhookDelivery(pool, endpointId, id, 1_000)
+  for (const deadline = Date.now() + 10_000; formed === undefined && Date.now() < deadline;) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    formed = await formWebhookDelivery(pool, endpointId, id, 1_000)
+  }
+  assert.ok(formed, `batch ${id} formed within 10 s`)
+  return formed
+}
+
 test('a batch whose first attempt was never recorded (its leader died mid-POST) goes out with the same body',
   async () => {
     // the store alone, on a database no server sends from
@@ -322,14 +338,7 @@ test('a batch whose first attempt was never recorded (its leader died mid-POST) 
                case when r % 3 <> 0 then array[gen_random_uuid(), gen_random_uuid(), gen_random_uuid()] end,
                array['dev "' || r || '"', 'dev\\' || r, 'dév ' || r], array['user-' || r, 'user-' || r, 'user-' || r]
         from generate_series(1, 10) r`)
-      // events are read once every transaction older than theirs has ended, in any database of
-      // the server (store/webhooks.ts): other test files' transactions can hold them back a while
-      let formed = await formWebhookDelivery(db.pool, endpoint.id, 'whd_rebuilt', 1_000)
-      for (const deadline = Date.now() + 10_000; formed === undefined && Date.now() < deadline;) {
-        await new Promise(resolve => setTimeout(resolve, 50))
-        formed = await formWebhookDelivery(db.pool, endpoint.id, 'whd_rebuilt', 1_000)
-      }
-      assert.ok(formed, 'formed within 10 s')
+      const formed = await formOnceSettled(db.pool, endpoint.id, 'whd_rebuilt')
       assert.equal(formed.events, 21, 'the types it wants, not device.offline')
       assert.equal(formed.body, null)
       const body = writePayload(formed.formedAtMs, formed.rows ?? [])
@@ -425,12 +434,7 @@ test('upgrading from one outbox row per event (0008): what a receiver got or may
         'the body 0008 would have sent again, ids included')
       await recordWebhookAttempt(db.pool, endpoint.id, 'whd_before', { ok: true, status: 204 }, undefined, '')
 
-      let next = await formWebhookDelivery(db.pool, endpoint.id, 'whd_after', 1_000)
-      for (const deadline = Date.now() + 10_000; next === undefined && Date.now() < deadline;) {
-        await new Promise(resolve => setTimeout(resolve, 50))
-        next = await formWebhookDelivery(db.pool, endpoint.id, 'whd_after', 1_000)
-      }
-      assert.ok(next, 'formed within 10 s')
+      const next = await formOnceSettled(db.pool, endpoint.id, 'whd_after')
       const sent = JSON.parse(writePayload(next.formedAtMs, next.rows ?? [])) as { events: Array<{ id: string }> }
       assert.deepEqual(sent.events.map(e => ({ ...e, id: '' })), old.slice(3).map(e => asSent(e, '')),
         'the unread events follow, once each, in order')
@@ -469,12 +473,7 @@ test('a state change of 1,201 deliveries is three outbox rows, sent in whole row
 
       const batches: Array<{ events: Array<{ id: string, type: string, data: { deviceId: string } }> }> = []
       for (let n = 0; n < 2; n++) {
-        let formed = await formWebhookDelivery(db.pool, endpoint.id, `whd_${n}`, 1_000)
-        for (const deadline = Date.now() + 10_000; formed === undefined && Date.now() < deadline;) {
-          await new Promise(resolve => setTimeout(resolve, 50))
-          formed = await formWebhookDelivery(db.pool, endpoint.id, `whd_${n}`, 1_000)
-        }
-        assert.ok(formed, `batch ${n} formed within 10 s`)
+        const formed = await formOnceSettled(db.pool, endpoint.id, `whd_${n}`)
         batches.push(JSON.parse(writePayload(formed.formedAtMs, formed.rows ?? [])))
         assert.equal(batches[n].events.length, formed.events)
         await recordWebhookAttempt(db.pool, endpoint.id, `whd_${n}`, { ok: true, status: 204 }, undefined, '')
