@@ -41,6 +41,11 @@ alter table webhook_outbox
   alter column reasons set storage external,
   alter column replaced_by set storage external;
 
+-- An event's time as the JSON has it: ms since the epoch, truncated (as the `.MS` of 0008's JSON)
+create function herald_epoch_ms(t timestamptz) returns bigint language sql immutable parallel safe as $$
+  select floor(extract(epoch from t) * 1000)::bigint
+$$;
+
 -- A batch not yet attempted is written again from the outbox when it is retried; the event ids
 -- of 0008's rows were `evt_<seq>`, and a converted row's differ (below). So that a receiver sees
 -- the same ids and body again, such a batch gets its body stored now, written as 0008 wrote it.
@@ -69,7 +74,7 @@ from webhook_events e;
 insert into webhook_outbox
   (seq, tx, recorded_at, type, events, at_ms, message_ids, device_ids, user_ids, reasons, replaced_by)
 overriding system value
-select r.new_seq, r.tx, r.at, r.type, 1, array[floor(extract(epoch from r.at) * 1000)::bigint],
+select r.new_seq, r.tx, r.at, r.type, 1, array[herald_epoch_ms(r.at)],
        case when r.message_id is not null then array[r.message_id] end, array[r.device_id], array[r.user_id],
        case when r.reason is not null then array[r.reason] end,
        case when r.replaced_by is not null then array[r.replaced_by] end
@@ -83,11 +88,6 @@ select setval(pg_get_serial_sequence('webhook_outbox', 'seq'),
 update webhook_endpoints ep set cursor_seq = coalesce(
   (select max(r.new_seq) from herald_renumbered r where r.tx = ep.cursor_tx and r.seq <= ep.cursor_seq), 0);
 drop table herald_renumbered;
-
--- An event's time as the JSON has it: ms since the epoch, truncated (as the `.MS` of 0008's JSON)
-create function herald_epoch_ms(t timestamptz) returns bigint language sql immutable parallel safe as $$
-  select floor(extract(epoch from t) * 1000)::bigint
-$$;
 
 -- Most events come from state flushes of hundreds of deliveries; a row holds at most this many
 -- (a revoke of a topic message to 100,000 devices is one statement), so a batch of whole rows
